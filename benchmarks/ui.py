@@ -1,0 +1,114 @@
+"""UI soak and paint-rate benchmark: the door window over the shared clip (looping).
+
+    QT_QPA_PLATFORM=offscreen python benchmarks/ui.py [--frames 5000] [--out artifacts/bench_ui.json]
+
+Measures (1) resident memory (RSS) across `--frames` processed frames: the last reading must be
+within 10 % of the reading after warm-up; (2) the window's paint rate while inference runs: a
+60 Hz repaint timer stands in for a screen, and the video widget must manage >= 20 paints/s.
+Prints the numbers and writes JSON. With --doorcheck the lead's DoorCheck runs (needs models and
+a gallery); by default each frame goes through the real FacePipeline (detect + embed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--frames", type=int, default=5000)
+    ap.add_argument("--clip", default=str(REPO.parent / "shared/data/video/short_hamilton_clip.mp4"))
+    ap.add_argument("--provider", default="auto")
+    ap.add_argument("--doorcheck", action="store_true")
+    ap.add_argument("--out", default=str(REPO / "artifacts" / "bench_ui.json"))
+    args = ap.parse_args()
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from faceguard.camera import FrameSource
+    from faceguard.settings import Settings
+    from faceguard.ui.app import load_style
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    from faceguard.vision.pipeline import FacePipeline
+
+    app = QApplication.instance() or QApplication([])
+    load_style(app)
+    pipeline = FacePipeline.load(args.provider)
+    settings = Settings(camera=args.clip, loop_video=True)
+
+    class PipelineOnly:
+        def process(self, frame):
+            faces = [SimpleNamespace(box=r.box, landmarks=r.landmarks, name=None, distance=1.0, state="",
+                                     status="") for r in pipeline.process(frame.rgb)]
+            return SimpleNamespace(frame=frame, faces=faces, decisions=[], infer_ms=0.0)
+
+    make_check = None if args.doorcheck else PipelineOnly
+    gallery = None
+    if args.doorcheck:
+        from faceguard.gallery.store import Gallery
+        gallery = Gallery.open()
+    # Every frame of the file, as fast as inference allows (realtime=False): the soak covers
+    # `--frames` processed frames in the shortest time.
+    w = DoorWindow(settings, pipeline, gallery, make_check=make_check,
+                   open_source=lambda: FrameSource(args.clip, loop=True).open(),
+                   sounds=SoundPlayer(enabled=False), save=False)
+    w.resize(1280, 760)
+    w.show()
+    screen = QTimer(interval=16)              # a 60 Hz display asking for repaints
+    screen.timeout.connect(w.video.update)
+    screen.start()
+    w.start()
+
+    samples: list[tuple[int, float]] = []
+    paint_rates: list[float] = []
+    t0 = time.monotonic()
+    warm = 200
+    next_sample = warm
+    while w.worker is not None and w.worker.frames < args.frames:
+        app.processEvents()
+        time.sleep(0.002)
+        n = w.worker.frames
+        if n >= next_sample:
+            samples.append((n, rss_mb()))
+            paint_rates.append(w.video.paint_meter.rate)
+            next_sample += 200
+            print(f"frames {n:5d}  RSS {samples[-1][1]:7.1f} MB  paint {paint_rates[-1]:5.1f}/s", flush=True)
+    elapsed = time.monotonic() - t0
+    frames = w.worker.frames if w.worker else 0
+    w.stop()
+    base, last = samples[0][1], samples[-1][1]
+    growth = (last - base) / base
+    result = {
+        "frames": frames, "seconds": round(elapsed, 1), "inference_fps": round(frames / elapsed, 2),
+        "provider": pipeline.provider, "rss_mb_after_warmup": round(base, 1), "rss_mb_end": round(last, 1),
+        "rss_mb_max": round(max(s[1] for s in samples), 1), "rss_growth": round(growth, 4),
+        "paint_fps_min": round(min(paint_rates), 1), "paint_fps_median": round(sorted(paint_rates)[len(paint_rates) // 2], 1),
+        "rss_flat_within_10pct": abs(growth) <= 0.10, "paint_at_least_20fps": min(paint_rates) >= 20.0,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0 if result["rss_flat_within_10pct"] and result["paint_at_least_20fps"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

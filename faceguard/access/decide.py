@@ -1,0 +1,357 @@
+"""From per-frame matches to door decisions: multi-frame confirmation, strangers, cool-down.
+
+The frame loop calls ``Decider.update(t, observations)`` once per processed frame with one
+``(box, MatchResult)`` per face. Faces are tracked across frames (``IouTracker``) so that every
+person's frames are counted on their own track and two people side by side never lend each other
+votes. Per track:
+
+* identify mode: GRANTED for a person once they are the accepted match in at least N of the
+  track's last M frames; DENIED once the track has shown K frames of a stranger. One decision per
+  track until it leaves the picture, and a per-person cool-down: a second track of the same person
+  within ``cooldown_s`` of their last GRANTED makes no new event (one visit, one event).
+* verify mode: ``claim(employee_id)`` (typed, or a badge reader that types) binds to the largest
+  face; GRANTED when that face is within the threshold of the claimed person's embedding in N of
+  its last M frames, DENIED after K frames that are not, or when no matching face turns up within
+  ``claim_timeout_s``. The frame loop passes ``Matcher.verify(embedding, decider.claimed_id)``
+  results while a claim is open (an identify result counts only when its nearest person is the
+  claimed one).
+
+``statuses`` holds one ``TrackStatus`` per visible track after each update, for the UI to paint.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+from faceguard.access.track import IouTracker
+from faceguard.errors import SettingsError
+from faceguard.gallery.match import MatchResult
+
+GRANTED = "GRANTED"
+DENIED = "DENIED"
+MODES = ("identify", "verify")
+
+
+@dataclass(frozen=True)
+class Decision:
+    time: float
+    kind: str                           # GRANTED | DENIED
+    person_id: Hashable | None          # None for a stranger
+    name: str | None
+    distance: float                     # median over the frames used; inf when there was no one
+    threshold: float
+    frames_used: int
+    reason: str                         # one sentence, with distance and threshold
+    track_id: int
+    box: tuple[float, float, float, float]
+    mode: str = "identify"
+
+    def to_dict(self) -> dict:
+        """JSON-ready (inf becomes None)."""
+        return {
+            "time": self.time, "decision": self.kind, "mode": self.mode,
+            "person_id": self.person_id, "name": self.name,
+            "distance": self.distance if math.isfinite(self.distance) else None,
+            "threshold": self.threshold, "frames_used": self.frames_used,
+            "reason": self.reason, "track_id": self.track_id, "box": list(self.box),
+        }
+
+
+@dataclass(frozen=True)
+class TrackStatus:
+    """What the UI paints next to one face this frame."""
+
+    track_id: int
+    box: tuple[float, float, float, float]
+    state: str          # looking | recognising | stranger | granted | denied | cooldown | verifying
+    text: str           # e.g. "recognising Ana 2/3"
+    person_id: Hashable | None = None
+    name: str | None = None
+    distance: float = math.inf          # this frame's nearest distance
+
+
+@dataclass
+class _Vote:
+    person: Hashable | None             # accepted person, None = stranger frame
+    label: str | None                   # nearest entry's name (or id), for explanations
+    distance: float
+    score: float
+    claimed: bool = False               # verify: the distance is to the claimed person
+
+
+@dataclass
+class _TrackState:
+    window: deque
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    stranger: list[_Vote] = field(default_factory=list)   # every stranger frame of the track
+    settled: TrackStatus | None = None   # set once the track made (or skipped) its decision
+
+
+@dataclass
+class _Claim:
+    person_id: Hashable
+    name: str | None
+    since: float
+    track_id: int | None = None
+    window: deque = field(default_factory=deque)
+    misses: list[_Vote] = field(default_factory=list)
+    threshold: float = math.nan         # the last threshold applied, for a timeout's record
+    frames_seen: int = 0                # frames of any bound face, kept when a face leaves
+
+
+class Decider:
+    def __init__(
+        self,
+        threshold: float | None = None,
+        confirm_frames: int = 3,
+        window_frames: int = 5,
+        stranger_frames: int = 5,
+        cooldown_s: float = 10.0,
+        mode: str = "identify",
+        *,
+        claim_timeout_s: float = 10.0,
+        tracker: IouTracker | None = None,
+    ):
+        """``threshold`` None = trust each MatchResult's own ``accepted``/``threshold``; a value
+        re-judges each result's score against it (one threshold for the whole door)."""
+        if threshold is not None and not (0.0 < threshold < 4.0):
+            raise SettingsError("Setting 'threshold': must be a squared L2 distance between 0 and 4.")
+        if not 1 <= window_frames <= 60:
+            raise SettingsError("Setting 'window_frames': must be between 1 and 60.")
+        if not 1 <= confirm_frames <= window_frames:
+            raise SettingsError(f"Setting 'confirm_frames': must be between 1 and window_frames ({window_frames}).")
+        if stranger_frames < 1:
+            raise SettingsError("Setting 'stranger_frames': must be at least 1.")
+        if cooldown_s < 0:
+            raise SettingsError("Setting 'cooldown_s': must not be negative.")
+        if mode not in MODES:
+            raise SettingsError(f"Setting 'mode': must be one of {', '.join(MODES)}, not '{mode}'.")
+        self.threshold = threshold
+        self.confirm_frames = confirm_frames
+        self.window_frames = window_frames
+        self.stranger_frames = stranger_frames
+        self.cooldown_s = cooldown_s
+        self.mode = mode
+        self.claim_timeout_s = claim_timeout_s
+        self.tracker = tracker or IouTracker()
+        self.statuses: list[TrackStatus] = []
+        self._tracks: dict[int, _TrackState] = {}
+        self._last_granted: dict[Hashable, float] = {}
+        self._claim: _Claim | None = None
+
+    @classmethod
+    def from_settings(cls, settings, threshold: float | None = None, **kw) -> Decider:
+        """From a ``Settings``; ``threshold`` overrides ``settings.threshold`` (pass the model's
+        default when the setting is None)."""
+        return cls(
+            threshold=settings.threshold if threshold is None else threshold,
+            confirm_frames=settings.confirm_frames, window_frames=settings.window_frames,
+            stranger_frames=settings.stranger_frames, cooldown_s=settings.cooldown_s,
+            mode=settings.mode, **kw)
+
+    # -- verify mode -----------------------------------------------------------------------
+    def claim(self, person_id: Hashable, t: float, name: str | None = None) -> None:
+        """Start checking the face in front of the camera against ``person_id`` (verify mode).
+        A new claim replaces an open one."""
+        if self.mode != "verify":
+            raise SettingsError("Setting 'mode': an employee id can only be checked in verify mode.")
+        self._claim = _Claim(person_id, name, t, window=deque(maxlen=self.window_frames))
+
+    @property
+    def claimed_id(self) -> Hashable | None:
+        """The open claim's person id (the frame loop verifies against it), or None."""
+        return None if self._claim is None else self._claim.person_id
+
+    # -- the frame loop --------------------------------------------------------------------
+    def update(self, t: float, observations: Sequence[tuple[Sequence[float], MatchResult]]) -> list[Decision]:
+        """One processed frame at time ``t`` (seconds): every face's box and match."""
+        boxes = [tuple(float(v) for v in box) for box, _ in observations]
+        track_ids = self.tracker.update(boxes)
+        for tid in self.tracker.ended:
+            self._tracks.pop(tid, None)
+        decisions: list[Decision] = []
+        self.statuses = []
+        seen = []
+        for tid, box, (_, result) in zip(track_ids, boxes, observations, strict=True):
+            state = self._tracks.setdefault(tid, _TrackState(deque(maxlen=self.window_frames)))
+            state.box = box
+            seen.append((tid, state, result))
+        if self.mode == "identify":
+            for tid, state, result in seen:
+                decision = self._identify(t, tid, state, result)
+                if decision:
+                    decisions.append(decision)
+        else:
+            decision = self._verify(t, seen)
+            if decision:
+                decisions.append(decision)
+        return decisions
+
+    def reset(self) -> None:
+        """Forget every track, claim and cool-down (e.g. after the camera changes)."""
+        self.tracker.reset()
+        self._tracks.clear()
+        self._last_granted.clear()
+        self._claim = None
+        self.statuses = []
+
+    # -- identify --------------------------------------------------------------------------
+    def _accepts(self, result: MatchResult) -> bool:
+        if self.threshold is None:
+            return result.accepted
+        return result.index is not None and result.score <= self.threshold
+
+    def _threshold_of(self, result: MatchResult) -> float:
+        return result.threshold if self.threshold is None else self.threshold
+
+    def _identify(self, t: float, tid: int, state: _TrackState, result: MatchResult) -> Decision | None:
+        accepted = self._accepts(result)
+        label = None if result.index is None else result.label
+        vote = _Vote(result.id if accepted else None, label, result.distance, result.score)
+        state.window.append(vote)
+        if state.settled is not None:
+            self._show(state.settled, state.box, result.distance)
+            return None
+        threshold = self._threshold_of(result)
+        if accepted:
+            agree = [v for v in state.window if v.person == vote.person]
+            if len(agree) < self.confirm_frames:
+                self._show(TrackStatus(tid, state.box, "recognising",
+                                       f"recognising {label} {len(agree)}/{self.confirm_frames}",
+                                       vote.person, result.name), state.box, result.distance)
+                return None
+            last = self._last_granted.get(vote.person)
+            if last is not None and t - last < self.cooldown_s:
+                # Same visit (e.g. the face was lost for a moment and came back as a new track).
+                state.settled = TrackStatus(tid, state.box, "cooldown",
+                                            f"{label}: already let in {t - last:.0f} s ago",
+                                            vote.person, result.name)
+                self._show(state.settled, state.box, result.distance)
+                return None
+            self._last_granted[vote.person] = t
+            distance = statistics.median(v.distance for v in agree)
+            score = statistics.median(v.score for v in agree)
+            measure = (f"median distance {distance:.2f}" if result.rule != "margin"
+                       else f"median score {score:.2f}, median distance {distance:.2f}")
+            reason = (f"{label} recognised in {len(agree)} of the last {len(state.window)} frames "
+                      f"({measure} ≤ threshold {threshold:.2f})")
+            state.settled = TrackStatus(tid, state.box, "granted", f"{label}: granted",
+                                        vote.person, result.name)
+            self._show(state.settled, state.box, result.distance)
+            return Decision(t, GRANTED, vote.person, result.name, distance, threshold,
+                            len(agree), reason, tid, state.box)
+        state.stranger.append(vote)
+        if len(state.stranger) < self.stranger_frames:
+            self._show(TrackStatus(tid, state.box, "stranger",
+                                   f"unknown {len(state.stranger)}/{self.stranger_frames}"),
+                       state.box, result.distance)
+            return None
+        frames = state.stranger[-self.stranger_frames:]
+        nearest = [v for v in frames if v.label is not None]
+        if nearest:
+            distance = statistics.median(v.distance for v in nearest)
+            who = statistics.mode(v.label for v in nearest)
+            reason = (f"stranger: no one within threshold {threshold:.2f} in {len(frames)} frames "
+                      f"(nearest {who}, median distance {distance:.2f})")
+        else:
+            distance = math.inf
+            reason = f"stranger: the gallery is empty ({len(frames)} frames)"
+        state.settled = TrackStatus(tid, state.box, "denied", "stranger: denied")
+        self._show(state.settled, state.box, result.distance)
+        return Decision(t, DENIED, None, None, distance, threshold, len(frames), reason, tid, state.box)
+
+    # -- verify ----------------------------------------------------------------------------
+    def _verify(self, t: float, seen: list[tuple[int, _TrackState, MatchResult]]) -> Decision | None:
+        claim = self._claim
+        if claim is None:
+            for tid, state, result in seen:
+                self._show(TrackStatus(tid, state.box, "looking", "waiting for an employee id"),
+                           state.box, result.distance)
+            return None
+        label = claim.name or str(claim.person_id)
+        if claim.track_id is not None and claim.track_id not in self.tracker.tracks:
+            claim.track_id = None                     # that face left; take the next one
+            claim.window.clear()
+            claim.misses.clear()
+        if claim.track_id is None and seen:
+            # The claimant is the face nearest the camera, i.e. the largest box.
+            claim.track_id = max(seen, key=lambda s: _area(s[1].box))[0]
+        decision = None
+        for tid, state, result in seen:
+            if tid != claim.track_id:
+                self._show(TrackStatus(tid, state.box, "looking", "looking"), state.box, result.distance)
+                continue
+            threshold = claim.threshold = self._threshold_of(result)
+            is_claimed = result.index is not None and result.id == claim.person_id
+            vote = _Vote(claim.person_id if is_claimed and result.distance <= threshold else None,
+                         None if result.index is None else result.label, result.distance,
+                         result.score, claimed=is_claimed)
+            claim.window.append(vote)
+            claim.frames_seen += 1
+            hits = [v for v in claim.window if v.person is not None]
+            if vote.person is None:
+                claim.misses.append(vote)
+            if len(hits) >= self.confirm_frames:
+                distance = statistics.median(v.distance for v in hits)
+                reason = (f"{label} verified in {len(hits)} of the last {len(claim.window)} frames "
+                          f"(median distance {distance:.2f} ≤ threshold {threshold:.2f})")
+                decision = Decision(t, GRANTED, claim.person_id, claim.name or result.name, distance,
+                                    threshold, len(hits), reason, tid, state.box, mode="verify")
+                self._last_granted[claim.person_id] = t
+            elif len(claim.misses) >= self.stranger_frames:
+                decision = self._verify_denied(t, claim, label, threshold, tid, state.box)
+            else:
+                self._show(TrackStatus(tid, state.box, "verifying",
+                                       f"checking {label} {len(hits)}/{self.confirm_frames}",
+                                       claim.person_id, claim.name), state.box, result.distance)
+                continue
+            kind = "granted" if decision.kind == GRANTED else "denied"
+            self._show(TrackStatus(tid, state.box, kind, f"{label}: {kind}", claim.person_id, claim.name),
+                       state.box, result.distance)
+        if decision is None and t - claim.since > self.claim_timeout_s:
+            own = [v.distance for v in claim.misses if v.claimed]
+            distance = statistics.median(own) if own else math.inf
+            if not claim.frames_seen:
+                reason = f"no face seen within {self.claim_timeout_s:.0f} s of the claim for {label}"
+            elif own:
+                reason = (f"no face matched {label} within {self.claim_timeout_s:.0f} s of the claim "
+                          f"(median distance {distance:.2f} > threshold {claim.threshold:.2f})")
+            else:
+                reason = f"no face matched {label} within {self.claim_timeout_s:.0f} s of the claim"
+            box = self._tracks[claim.track_id].box if claim.track_id in self._tracks else (0.0,) * 4
+            decision = Decision(t, DENIED, claim.person_id, claim.name, distance, claim.threshold,
+                                len(claim.window), reason,
+                                -1 if claim.track_id is None else claim.track_id, box, mode="verify")
+        if decision is not None:
+            self._claim = None
+        return decision
+
+    def _verify_denied(self, t: float, claim: _Claim, label: str, threshold: float,
+                       tid: int, box: tuple) -> Decision:
+        misses = claim.misses[-self.stranger_frames:]
+        own = [v.distance for v in misses if v.claimed]
+        others = [v.label for v in misses if v.label is not None and not v.claimed]
+        if own:
+            distance = statistics.median(own)
+            reason = (f"not {label}: distance {distance:.2f} > threshold {threshold:.2f} "
+                      f"in {len(misses)} frames")
+        elif others:
+            distance = math.inf
+            reason = f"not {label}: the face looks nearer to {statistics.mode(others)} ({len(misses)} frames)"
+        else:
+            distance = math.inf
+            reason = f"not {label}: the face matches no one ({len(misses)} frames)"
+        return Decision(t, DENIED, claim.person_id, claim.name, distance, threshold, len(misses),
+                        reason, tid, box, mode="verify")
+
+    def _show(self, status: TrackStatus, box: tuple, distance: float) -> None:
+        self.statuses.append(TrackStatus(status.track_id, box, status.state, status.text,
+                                         status.person_id, status.name, distance))
+
+
+def _area(box: tuple[float, float, float, float]) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])

@@ -1,0 +1,111 @@
+"""IoU tracking of faces across frames, so each person's frames are counted separately.
+
+Every face box in a frame is given the id of the track it continues, or a new id. A track
+predicts where its box will be next from its recent motion (constant velocity), and detections
+are matched to those predictions by IoU, best pair first (greedy), never below ``min_iou``.
+Predicting the motion is what keeps two people apart when they walk past each other: at the
+moment their boxes overlap, each detection still lies nearer its own track's prediction.
+A track that has no detection for more than ``max_missed`` frames ends; its id is never reused.
+
+Boxes are [x1, y1, x2, y2] in pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# How much of the newest frame-to-frame motion enters the velocity estimate; the rest is the
+# previous estimate, which smooths detector jitter.
+_VELOCITY_GAIN = 0.6
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` [A, 4] with every box in ``b`` [B, 4]."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+@dataclass
+class Track:
+    id: int
+    box: np.ndarray                     # last detected box
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))  # px per frame, per edge
+    missed: int = 0                     # frames since the last detection
+    hits: int = 1                       # frames with a detection
+
+    def predicted(self) -> np.ndarray:
+        """Where the box should be in the next frame."""
+        return self.box + self.velocity * (self.missed + 1)
+
+
+class IouTracker:
+    def __init__(self, min_iou: float = 0.3, max_missed: int = 5):
+        if not 0.0 < min_iou <= 1.0:
+            raise ValueError("min_iou must be in (0, 1]")
+        if max_missed < 0:
+            raise ValueError("max_missed must be >= 0")
+        self.min_iou = min_iou
+        self.max_missed = max_missed
+        self.tracks: dict[int, Track] = {}
+        self.ended: list[int] = []          # ids of tracks that ended in the last update
+        self._next_id = 1
+
+    def update(self, boxes: Sequence[Sequence[float]] | np.ndarray) -> list[int]:
+        """Assign a track id to each box of this frame (same order as ``boxes``)."""
+        det = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        track_ids = list(self.tracks)
+        assigned: list[int | None] = [None] * len(det)
+        if track_ids and len(det):
+            predicted = np.stack([self.tracks[t].predicted() for t in track_ids])
+            ious = iou_matrix(predicted, det)
+            # Greedy: take the highest remaining IoU pair until none reaches min_iou.
+            used_tracks: set[int] = set()
+            for flat in np.argsort(-ious, axis=None, kind="stable"):
+                ti, di = np.unravel_index(flat, ious.shape)
+                if ious[ti, di] < self.min_iou:
+                    break
+                if assigned[di] is None and ti not in used_tracks:
+                    assigned[di] = track_ids[ti]
+                    used_tracks.add(int(ti))
+            for di, tid in enumerate(assigned):
+                if tid is not None:
+                    self._continue(self.tracks[tid], det[di])
+        self.ended = []
+        for tid in track_ids:
+            if tid not in assigned:
+                track = self.tracks[tid]
+                track.missed += 1
+                if track.missed > self.max_missed:
+                    del self.tracks[tid]
+                    self.ended.append(tid)
+        for di in range(len(det)):
+            if assigned[di] is None:
+                tid = self._next_id
+                self._next_id += 1
+                self.tracks[tid] = Track(tid, det[di].copy())
+                assigned[di] = tid
+        return [int(t) for t in assigned]
+
+    def reset(self) -> None:
+        self.ended = list(self.tracks)
+        self.tracks.clear()
+
+    @staticmethod
+    def _continue(track: Track, box: np.ndarray) -> None:
+        step = (box - track.box) / (track.missed + 1)
+        track.velocity = _VELOCITY_GAIN * step + (1 - _VELOCITY_GAIN) * track.velocity
+        track.box = box.copy()
+        track.missed = 0
+        track.hits += 1

@@ -1,0 +1,186 @@
+"""FrameSource: frames from a camera index, a stream URL or a video file, one interface.
+
+Live sources are read by a grabber thread that keeps only the newest frame: when inference is
+slower than the camera, old frames are dropped, never queued. Video files are read frame by
+frame (every frame, stamped with its position in the clip) unless `realtime` is asked for,
+in which case they behave like a camera running at the file's frame rate.
+A live source that stops delivering is reopened every `reconnect_s` seconds; `status` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from faceguard.errors import CameraError
+from faceguard.vision.image import to_rgb8
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    rgb: np.ndarray   # [H, W, 3] uint8 RGB
+    index: int        # frame number since the source was opened
+    t: float          # seconds: position in the clip for files, since open for live sources
+
+
+def parse_source(source: str | int) -> str | int:
+    """'0' → camera 0; anything else is a URL or a file path."""
+    text = str(source).strip()
+    return int(text) if text.isdigit() else text
+
+
+def list_cameras(max_index: int = 6) -> list[int]:
+    """Device indices that open and deliver a frame (slow-ish: call from a worker)."""
+    found = []
+    for i in range(max_index):
+        cap = cv2.VideoCapture(i)
+        try:
+            if cap.isOpened() and cap.read()[0]:
+                found.append(i)
+        finally:
+            cap.release()
+    return found
+
+
+class FrameSource:
+    def __init__(self, source: str | int, *, loop: bool = False, realtime: bool = False,
+                 reconnect_s: float = 2.0, open_capture=cv2.VideoCapture):
+        self.source = parse_source(source)
+        self.loop = loop
+        self.realtime = realtime
+        self.reconnect_s = reconnect_s
+        self._open_capture = open_capture  # injectable so tests can make a source fail
+        self._cap = None
+        self._lock = threading.Lock()
+        self._latest: Frame | None = None
+        self._fresh = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._index = 0
+        self._t0 = 0.0
+        self.fps = 0.0
+        self.status = "closed"   # closed | live | reconnecting | ended
+
+    @property
+    def is_file(self) -> bool:
+        return isinstance(self.source, str) and Path(self.source).is_file()
+
+    def describe(self) -> str:
+        return f"camera {self.source}" if isinstance(self.source, int) else str(self.source)
+
+    # -- opening -----------------------------------------------------------------------------
+    def _open(self):
+        if isinstance(self.source, str) and "://" not in self.source and not Path(self.source).exists():
+            raise CameraError(f"The video file {self.source} does not exist.")
+        cap = self._open_capture(self.source)
+        if not cap.isOpened():
+            cap.release()
+            raise CameraError(f"Cannot open {self.describe()}: no such camera, or it is in use "
+                              "by another program.")
+        return cap
+
+    def open(self) -> FrameSource:
+        self._cap = self._open()
+        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
+        self._t0 = time.monotonic()
+        self.status = "live"
+        if not self.is_file or self.realtime:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._grab_loop, name="frame-grabber", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self._fresh.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        if self.status != "ended":
+            self.status = "closed"
+
+    def __enter__(self) -> FrameSource:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------------------------
+    def _read_one(self) -> Frame | None:
+        ok, bgr = self._cap.read()
+        if not ok and self.is_file and self.loop:
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, bgr = self._cap.read()
+        if not ok or bgr is None:
+            return None
+        if self.is_file and not self.realtime:
+            t = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+        else:
+            t = time.monotonic() - self._t0
+        frame = Frame(to_rgb8(bgr), self._index, t)
+        self._index += 1
+        return frame
+
+    def _grab_loop(self) -> None:
+        period = 1.0 / self.fps if self.is_file else 0.0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            frame = self._read_one() if self._cap is not None else None
+            if frame is None:
+                if self.is_file and not self.loop:
+                    self.status = "ended"
+                    self._fresh.set()
+                    return
+                self._reconnect()
+                continue
+            with self._lock:
+                self._latest = frame
+            self.status = "live"
+            self._fresh.set()
+            if period:
+                time.sleep(max(0.0, period - (time.monotonic() - started)))
+
+    def _reconnect(self) -> None:
+        self.status = "reconnecting"
+        log.warning("%s stopped delivering frames; reconnecting", self.describe())
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        while not self._stop.wait(self.reconnect_s):
+            try:
+                self._cap = self._open()
+                log.info("%s reconnected", self.describe())
+                return
+            except CameraError:
+                continue
+
+    def read(self, timeout: float = 2.0) -> Frame | None:
+        """The next frame of a file, or the newest frame of a live source.
+
+        Returns None when a file has ended, or when a live source gave nothing new within
+        `timeout` (check `status`: 'reconnecting' means the camera vanished).
+        """
+        if self._cap is None and self._thread is None:
+            raise CameraError(f"{self.describe()} is not open.")
+        if self._thread is None:  # a file read frame by frame
+            frame = self._read_one()
+            if frame is None:
+                self.status = "ended"
+            return frame
+        if not self._fresh.wait(timeout):
+            return None
+        with self._lock:
+            frame, self._latest = self._latest, None
+            self._fresh.clear()
+        return frame

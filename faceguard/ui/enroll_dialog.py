@@ -1,0 +1,324 @@
+"""Enrolment: one good photo, a name, an employee id and the person's consent.
+
+The live preview runs the quality gate (vision/quality.py) on every frame in the worker thread
+and says what to do ("come closer", "too dark"…); Capture is enabled only while the gate
+passes. Auto-capture takes the best-scoring frame of the next second. "From photo file" runs
+the same gate on a picture. Saving goes through gallery.enrol, which refuses a second
+enrolment of someone already in the gallery unless the operator confirms.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from faceguard.errors import FaceGuardError
+from faceguard.ui.video import AMBER, GREEN, GREY, Overlay, VideoView, VideoWorker, rgb_to_qimage
+from faceguard.vision.image import load_image
+from faceguard.vision.quality import Quality, assess
+
+log = logging.getLogger(__name__)
+
+AUTO_CAPTURE_S = 1.0
+
+
+@dataclass
+class Checked:
+    """A frame (or photo) with the faces found in it and the gate's verdict."""
+    rgb: np.ndarray
+    faces: list
+    quality: Quality
+
+
+def redact_bystanders(rgb: np.ndarray, faces: list, keep: int) -> np.ndarray:
+    """A copy with every face but `keep` blurred beyond recognition.
+
+    The gate ignores small faces far behind the person (quality.main_faces); they must not be
+    stored in someone else's enrolment photo either, and blurring them also keeps the gallery's
+    one-face check from counting them.
+    """
+    out = rgb.copy()
+    h, w = rgb.shape[:2]
+    for i, f in enumerate(faces):
+        if i == keep:
+            continue
+        x1, y1, x2, y2 = (float(v) for v in f.box)
+        mx, my = 0.15 * (x2 - x1), 0.15 * (y2 - y1)
+        xa, xb = int(max(0, x1 - mx)), int(min(w, x2 + mx))
+        ya, yb = int(max(0, y1 - my)), int(min(h, y2 + my))
+        if xb - xa < 2 or yb - ya < 2:
+            continue
+        region = out[ya:yb, xa:xb]
+        k = max(3, (max(region.shape[:2]) // 3) | 1)
+        out[ya:yb, xa:xb] = cv2.GaussianBlur(region, (k, k), 0)
+    return out
+
+
+def is_duplicate_error(exc: BaseException) -> bool:
+    return type(exc).__name__ == "DuplicatePersonError"
+
+
+class EnrollDialog(QDialog):
+    def __init__(self, pipeline, gallery, settings, parent=None, *,
+                 open_source: Callable[[], object] | None = None, live: bool = True):
+        super().__init__(parent)
+        self.pipeline = pipeline
+        self.gallery = gallery
+        self.settings = settings
+        self._open_source = open_source or self._default_source
+        self.worker: VideoWorker | None = None
+        self.current: Checked | None = None     # newest checked live frame
+        self.captured: Checked | None = None    # the photo that will be enrolled
+        self.enrolled = None                    # what gallery.enrol returned
+        self._burst: list[Checked] = []
+        self._burst_until = 0.0
+
+        self.setWindowTitle("Enrol a person")
+        self.preview = VideoView(placeholder="Starting the camera…")
+        self.preview.setMinimumSize(480, 300)
+        self.feedback = QLabel("Look at the camera")
+        self.feedback.setObjectName("feedback")
+        self.feedback.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.capture_btn = QPushButton("Capture")
+        self.capture_btn.setEnabled(False)
+        self.auto = QCheckBox("Auto-capture (best of the next second)")
+        self.file_btn = QPushButton("From photo file…")
+        self.photo = QLabel("No photo yet")
+        self.photo.setObjectName("photoSlot")
+        self.photo.setFixedSize(180, 180)
+        self.photo.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.name = QLineEdit()
+        self.name.setPlaceholderText("First and last name")
+        self.employee_id = QLineEdit()
+        self.employee_id.setPlaceholderText("e.g. E-1042")
+        self.consent = QCheckBox("Consent given (required)")
+        self.consent.setToolTip("The person agrees that their face photo is stored to open the door.")
+        self.consent.setObjectName("consent")
+        self.consent.setMinimumWidth(260)
+        self.error = QLabel()
+        self.error.setObjectName("error")
+        self.error.setWordWrap(True)
+        self.enrol_btn = QPushButton("Enrol")
+        self.enrol_btn.setObjectName("primary")
+        self.enrol_btn.setDefault(True)
+        cancel = QPushButton("Cancel")
+
+        left = QVBoxLayout()
+        left.addWidget(self.preview, 1)
+        left.addWidget(self.feedback)
+        row = QHBoxLayout()
+        row.addWidget(self.capture_btn)
+        row.addWidget(self.auto)
+        row.addStretch(1)
+        row.addWidget(self.file_btn)
+        left.addLayout(row)
+
+        form = QFormLayout()
+        form.addRow("Name", self.name)
+        form.addRow("Employee id", self.employee_id)
+        right = QVBoxLayout()
+        right.addWidget(self.photo, 0, Qt.AlignmentFlag.AlignHCenter)
+        right.addLayout(form)
+        right.addWidget(self.consent)
+        right.addWidget(self.error)
+        right.addStretch(1)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(cancel)
+        buttons.addWidget(self.enrol_btn)
+        right.addLayout(buttons)
+
+        top = QHBoxLayout(self)
+        top.addLayout(left, 3)
+        top.addLayout(right, 2)
+
+        self.capture_btn.clicked.connect(self.capture)
+        self.file_btn.clicked.connect(self._pick_file)
+        self.enrol_btn.clicked.connect(self.save)
+        cancel.clicked.connect(self.reject)
+        for w in (self.name, self.employee_id):
+            w.textChanged.connect(self._update_enrol_button)
+        self.consent.toggled.connect(self._update_enrol_button)
+        self._update_enrol_button()
+        self.resize(980, 520)
+        if live:
+            self.start_camera()
+
+    # -- live preview -----------------------------------------------------------------------
+    def _default_source(self):
+        from faceguard.camera import FrameSource
+        return FrameSource(self.settings.camera, loop=self.settings.loop_video, realtime=True).open()
+
+    def check(self, rgb: np.ndarray) -> Checked:
+        faces = self.pipeline.detect(rgb)
+        return Checked(rgb, faces, assess(rgb, faces))
+
+    def start_camera(self) -> None:
+        self.worker = VideoWorker(self._open_source, lambda frame: self.check(frame.rgb), self)
+        self.worker.result_ready.connect(self._on_frame)
+        self.worker.failed.connect(self._on_camera_failed)
+        self.worker.start()
+
+    def stop_camera(self) -> None:
+        if self.worker is not None:
+            self.worker.result_ready.disconnect(self._on_frame)
+            self.worker.stop()
+            self.worker = None
+
+    def _on_camera_failed(self, message: str) -> None:
+        self.preview.set_placeholder("No camera picture.\nUse “From photo file…” instead.")
+        self.feedback.setText(message)
+
+    def _on_frame(self) -> None:
+        r = self.worker.take() if self.worker is not None else None
+        if r is None:
+            return
+        checked: Checked = r.result
+        self.current = checked
+        q = checked.quality
+        overlays = []
+        for i, f in enumerate(checked.faces):
+            judged = i == q.face_index
+            overlays.append(Overlay(tuple(float(v) for v in f.box), q.message if judged else "",
+                                    GREEN if judged and q.ok else AMBER, f.landmarks))
+        self.preview.set_frame(r.image, overlays)
+        self.show_quality(q)
+        if self._burst_until:
+            if q.ok:
+                self._burst.append(checked)
+            if time.monotonic() >= self._burst_until:
+                self._finish_burst()
+        elif q.ok and self.auto.isChecked() and self.captured is None:
+            self._burst_until = time.monotonic() + AUTO_CAPTURE_S
+            self._burst = [checked]
+
+    def _finish_burst(self) -> None:
+        self._burst_until = 0.0
+        if self._burst:
+            self.set_captured(max(self._burst, key=lambda c: c.quality.score))
+        self._burst = []
+
+    def show_quality(self, q: Quality) -> None:
+        self.feedback.setText(q.message)
+        self.feedback.setProperty("ok", q.ok)
+        self.feedback.style().unpolish(self.feedback)
+        self.feedback.style().polish(self.feedback)
+        self.capture_btn.setEnabled(q.ok)
+
+    def capture(self) -> None:
+        if self.current is not None and self.current.quality.ok:
+            self.set_captured(self.current)
+
+    # -- from a file ------------------------------------------------------------------------
+    def _pick_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a photo", str(Path.home()),
+                                              "Photos (*.jpg *.jpeg *.png *.bmp *.webp);;All files (*)")
+        if path:
+            self.load_photo(path)
+
+    def load_photo(self, path: str | Path) -> bool:
+        """Run the gate on a photo file; True when it passes and became the captured photo."""
+        try:
+            rgb = load_image(path)
+        except FaceGuardError as exc:
+            self.error.setText(str(exc))
+            return False
+        checked = self.check(rgb)
+        self.show_quality(checked.quality)
+        self.preview.set_frame(rgb_to_qimage(rgb), [
+            Overlay(tuple(float(v) for v in f.box), "",
+                    (GREEN if checked.quality.ok else AMBER) if i == checked.quality.face_index else GREY)
+            for i, f in enumerate(checked.faces)])
+        if not checked.quality.ok:
+            self.error.setText(f"This photo cannot be used: {checked.quality.message.lower()}.")
+            return False
+        self.stop_camera()   # the chosen photo stays on screen
+        self.set_captured(checked)
+        return True
+
+    # -- the photo, the form, saving --------------------------------------------------------
+    def set_captured(self, checked: Checked) -> None:
+        if len(checked.faces) > 1:
+            checked = Checked(redact_bystanders(checked.rgb, checked.faces, checked.quality.face_index),
+                              checked.faces, checked.quality)
+        self.captured = checked
+        f = checked.faces[checked.quality.face_index]
+        x1, y1, x2, y2 = (float(v) for v in f.box)
+        mx, my = 0.3 * (x2 - x1), 0.3 * (y2 - y1)
+        h, w = checked.rgb.shape[:2]
+        face = checked.rgb[int(max(0, y1 - my)):int(min(h, y2 + my)), int(max(0, x1 - mx)):int(min(w, x2 + mx))]
+        self.photo.setPixmap(QPixmap.fromImage(rgb_to_qimage(face)).scaled(
+            self.photo.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+        self.error.setText("")
+        self._update_enrol_button()
+
+    def missing(self) -> str | None:
+        """What still stops enrolment, as a sentence (None when ready)."""
+        if self.captured is None:
+            return "Take a photo first (Capture, or From photo file…)."
+        if not self.name.text().strip():
+            return "Type the person's name."
+        if not self.employee_id.text().strip():
+            return "Type the person's employee id."
+        if not self.consent.isChecked():
+            return "The person's consent is required."
+        return None
+
+    def _update_enrol_button(self) -> None:
+        why = self.missing()
+        self.enrol_btn.setEnabled(why is None)
+        self.enrol_btn.setToolTip(why or "")
+
+    def confirm_duplicate(self, message: str) -> bool:
+        """Asks whether to enrol anyway (tests replace this)."""
+        answer = QMessageBox.question(self, "Already enrolled?",
+                                      f"{message}\n\nEnrol this photo as a new person anyway?")
+        return answer == QMessageBox.StandardButton.Yes
+
+    def save(self) -> bool:
+        why = self.missing()
+        if why:
+            self.error.setText(why)
+            return False
+        from faceguard.gallery.enrol import enrol
+        threshold = self.settings.threshold or self.pipeline.default_threshold
+        kwargs = dict(name=self.name.text().strip(), employee_id=self.employee_id.text().strip(),
+                      consent=self.consent.isChecked(), threshold=threshold)
+        try:
+            try:
+                self.enrolled = enrol(self.gallery, self.pipeline, self.captured.rgb, **kwargs)
+            except FaceGuardError as exc:
+                if not is_duplicate_error(exc) or not self.confirm_duplicate(str(exc)):
+                    raise
+                self.enrolled = enrol(self.gallery, self.pipeline, self.captured.rgb,
+                                      override_duplicate=True, **kwargs)
+        except FaceGuardError as exc:
+            self.error.setText(str(exc))
+            return False
+        log.info("enrolled %s", kwargs["name"])
+        self.accept()
+        return True
+
+    def done(self, result: int) -> None:
+        self.stop_camera()
+        super().done(result)

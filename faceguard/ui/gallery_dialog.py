@@ -1,0 +1,332 @@
+"""The gallery: who is enrolled, with search, rename, replace photo, remove, export and import.
+
+A QTableView over a QAbstractTableModel of Person rows. Thumbnails are lazy: the model asks
+for a photo only when a row is painted, decodes a few per timer tick and keeps the most recent
+ones, so a gallery of 1,000 people opens at once and scrolls without stalls.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import cv2
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+)
+from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+)
+
+from faceguard.errors import FaceGuardError
+from faceguard.ui.video import rgb_to_qimage
+from faceguard.vision.image import load_image
+
+log = logging.getLogger(__name__)
+
+THUMB_PX = 48
+THUMB_CACHE = 400          # thumbnails kept in memory (a few screens' worth)
+THUMBS_PER_TICK = 6        # decoded per 10 ms timer tick: the UI never waits for more than that
+_ROOT = QModelIndex()     # the invisible root: a flat table has no parents
+COLUMNS = ("Photo", "Name", "Employee id", "Enrolled", "Last seen")
+
+
+def when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "never"
+
+
+class PeopleModel(QAbstractTableModel):
+    def __init__(self, gallery, parent=None):
+        super().__init__(parent)
+        self.gallery = gallery
+        self.people: list = []
+        self._thumbs: OrderedDict[str, QPixmap] = OrderedDict()
+        self._wanted: OrderedDict[str, None] = OrderedDict()
+        self._timer = QTimer(self, interval=10)
+        self._timer.timeout.connect(self._load_some)
+        self.thumbs_loaded = 0
+        self.reload()
+
+    def reload(self) -> None:
+        self.beginResetModel()
+        self.people = sorted(self.gallery.people(active_only=False), key=lambda p: p.name.lower())
+        self._thumbs.clear()
+        self._wanted.clear()
+        self.endResetModel()
+
+    def rowCount(self, parent=_ROOT) -> int:  # noqa: N802 (Qt name)
+        return 0 if parent.isValid() else len(self.people)
+
+    def columnCount(self, parent=_ROOT) -> int:  # noqa: N802 (Qt name)
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        p = self.people[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return ("", p.name, p.employee_id, when(p.created), when(p.last_seen))[col]
+        if role == Qt.ItemDataRole.DecorationRole and col == 0:
+            return self._thumb(p.employee_id)
+        if role == Qt.ItemDataRole.ForegroundRole and not p.active:
+            return QColor(150, 150, 150)
+        if role == Qt.ItemDataRole.UserRole:
+            return p
+        if role == Qt.ItemDataRole.SizeHintRole and col == 0:
+            return QSize(THUMB_PX + 8, THUMB_PX + 8)
+        return None
+
+    def _thumb(self, employee_id: str) -> QPixmap | None:
+        pix = self._thumbs.get(employee_id)
+        if pix is not None:
+            self._thumbs.move_to_end(employee_id)
+            return pix
+        self._wanted[employee_id] = None
+        if not self._timer.isActive():
+            self._timer.start()
+        return None
+
+    def _load_some(self) -> None:
+        for _ in range(THUMBS_PER_TICK):
+            if not self._wanted:
+                self._timer.stop()
+                return
+            employee_id, _ = self._wanted.popitem(last=True)   # newest request = visible now
+            try:
+                rgb = self.gallery.photo(employee_id)
+            except FaceGuardError as exc:
+                log.warning("no photo for %s: %s", employee_id, exc)
+                continue
+            h, w = rgb.shape[:2]
+            f = THUMB_PX / max(h, w)
+            small = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+            self._thumbs[employee_id] = QPixmap.fromImage(rgb_to_qimage(small))
+            self.thumbs_loaded += 1
+            while len(self._thumbs) > THUMB_CACHE:
+                self._thumbs.popitem(last=False)
+            row = next((i for i, p in enumerate(self.people) if p.employee_id == employee_id), None)
+            if row is not None:
+                idx = self.index(row, 0)
+                self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
+
+
+class GalleryDialog(QDialog):
+    def __init__(self, gallery, pipeline=None, settings=None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Gallery")
+        self.gallery = gallery
+        self.pipeline = pipeline
+        self.model = PeopleModel(gallery, self)
+        self.proxy = QSortFilterProxyModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(-1)
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search by name or employee id")
+        self.search.setClearButtonEnabled(True)
+        self.count = QLabel()
+        self.count.setObjectName("count")
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(1, Qt.SortOrder.AscendingOrder)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(THUMB_PX + 8)
+        self.table.setIconSize(QSize(THUMB_PX, THUMB_PX))
+        self.table.setAlternatingRowColors(True)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.resizeSection(0, THUMB_PX + 16)
+        hh.resizeSection(1, 220)
+        hh.resizeSection(2, 120)
+        hh.resizeSection(3, 140)
+        hh.setStretchLastSection(True)
+
+        self.rename_btn = QPushButton("Rename…")
+        self.replace_btn = QPushButton("Replace photo…")
+        self.remove_btn = QPushButton("Remove…")
+        self.remove_btn.setObjectName("danger")
+        self.export_btn = QPushButton("Export…")
+        self.import_btn = QPushButton("Import…")
+        close = QPushButton("Close")
+
+        top = QHBoxLayout()
+        top.addWidget(self.search, 1)
+        top.addWidget(self.count)
+        actions = QHBoxLayout()
+        for b in (self.rename_btn, self.replace_btn, self.remove_btn):
+            actions.addWidget(b)
+        actions.addStretch(1)
+        for b in (self.export_btn, self.import_btn, close):
+            actions.addWidget(b)
+        body = QVBoxLayout(self)
+        body.addLayout(top)
+        body.addWidget(self.table, 1)
+        body.addLayout(actions)
+
+        self.search.textChanged.connect(self._filter)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        self.rename_btn.clicked.connect(lambda: self.rename_selected())
+        self.replace_btn.clicked.connect(lambda: self.replace_selected())
+        self.remove_btn.clicked.connect(lambda: self.remove_selected())
+        self.export_btn.clicked.connect(lambda: self.export_to())
+        self.import_btn.clicked.connect(lambda: self.import_from())
+        close.clicked.connect(self.accept)
+        self._update_buttons()
+        self.resize(820, 560)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _filter(self, text: str) -> None:
+        self.proxy.setFilterFixedString(text.strip())
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        shown, total = self.proxy.rowCount(), self.model.rowCount()
+        self.count.setText(f"{total} people" if shown == total else f"{shown} of {total} people")
+        has = self.selected() is not None
+        for b in (self.rename_btn, self.replace_btn, self.remove_btn):
+            b.setEnabled(has)
+        self.export_btn.setEnabled(total > 0)
+
+    def selected(self):
+        rows = self.table.selectionModel().selectedRows()
+        return self.proxy.data(rows[0], Qt.ItemDataRole.UserRole) if rows else None
+
+    def select(self, employee_id: str) -> bool:
+        for r in range(self.proxy.rowCount()):
+            p = self.proxy.data(self.proxy.index(r, 0), Qt.ItemDataRole.UserRole)
+            if p.employee_id == employee_id:
+                self.table.selectRow(r)
+                return True
+        return False
+
+    def _refresh(self, keep: str | None = None) -> None:
+        self.model.reload()
+        if keep:
+            self.select(keep)
+        self._update_buttons()
+
+    def _fail(self, exc: FaceGuardError) -> None:
+        QMessageBox.warning(self, "Gallery", str(exc))
+
+    # prompts (tests replace these)
+    def ask_text(self, title: str, label: str, text: str = "") -> str | None:
+        value, ok = QInputDialog.getText(self, title, label, QLineEdit.EchoMode.Normal, text)
+        return value if ok else None
+
+    def confirm(self, question: str) -> bool:
+        return QMessageBox.question(self, "Gallery", question) == QMessageBox.StandardButton.Yes
+
+    def ask_open(self, title: str, filt: str) -> str | None:
+        path, _ = QFileDialog.getOpenFileName(self, title, str(Path.home()), filt)
+        return path or None
+
+    def ask_save(self, title: str, filt: str) -> str | None:
+        path, _ = QFileDialog.getSaveFileName(self, title, str(Path.home() / "faceguard-gallery.zip"), filt)
+        return path or None
+
+    # -- actions ----------------------------------------------------------------------------
+    def rename_selected(self, name: str | None = None) -> bool:
+        p = self.selected()
+        if p is None:
+            return False
+        name = name if name is not None else self.ask_text("Rename", f"New name for {p.name}:", p.name)
+        if not name or name.strip() == p.name:
+            return False
+        try:
+            self.gallery.rename(p.employee_id, name.strip())
+        except FaceGuardError as exc:
+            self._fail(exc)
+            return False
+        self._refresh(p.employee_id)
+        return True
+
+    def replace_selected(self, path: str | None = None) -> bool:
+        p = self.selected()
+        if p is None:
+            return False
+        path = path or self.ask_open(f"New photo for {p.name}", "Photos (*.jpg *.jpeg *.png *.bmp *.webp)")
+        if not path:
+            return False
+        from faceguard.gallery.enrol import replace_photo
+        try:
+            replace_photo(self.gallery, self.pipeline, p.employee_id, load_image(path))
+        except FaceGuardError as exc:
+            self._fail(exc)
+            return False
+        self._refresh(p.employee_id)
+        return True
+
+    def remove_selected(self, confirmed: bool | None = None) -> bool:
+        p = self.selected()
+        if p is None:
+            return False
+        if confirmed is None:
+            confirmed = self.confirm(f"Remove {p.name} ({p.employee_id}) from the gallery?\n"
+                                     "Their photo and face data are erased; this cannot be undone.")
+        if not confirmed:
+            return False
+        try:
+            self.gallery.remove(p.employee_id)
+        except FaceGuardError as exc:
+            self._fail(exc)
+            return False
+        self._refresh()
+        return True
+
+    def export_to(self, path: str | None = None) -> int | None:
+        path = path or self.ask_save("Export the gallery", "Zip files (*.zip)")
+        if not path:
+            return None
+        try:
+            n = self.gallery.export_zip(Path(path))
+        except FaceGuardError as exc:
+            self._fail(exc)
+            return None
+        QMessageBox.information(self, "Gallery", f"Exported {n} people to {path}.\n"
+                                "The file holds face photos: keep it safe.")
+        return n
+
+    def import_from(self, path: str | None = None):
+        path = path or self.ask_open("Import a gallery", "Zip files (*.zip)")
+        if not path:
+            return None
+        try:
+            report = self.gallery.import_zip(Path(path), self.pipeline)
+        except FaceGuardError as exc:
+            self._fail(exc)
+            return None
+        self._refresh()
+        lines = [f"Added {len(report.added)}, updated {len(report.updated)}."]
+        lines += [f"Not imported: {who}: {why}" for who, why in list(report.failed.items())[:10]]
+        QMessageBox.information(self, "Gallery", "\n".join(lines))
+        return report

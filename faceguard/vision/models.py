@@ -1,0 +1,119 @@
+"""The model manifest: which ONNX files make up FaceGuard's detector and embedders.
+
+models/manifest.json is written by `faceguard/train/convert.py` (and `faceguard export`) and
+read here. Every file is checked against its SHA-256 before onnxruntime sees it, so a corrupt
+or swapped file is named in a clear error instead of producing wrong distances.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from faceguard import paths
+from faceguard.errors import ModelError
+
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """How to feed one embedding network and how to read its output."""
+
+    id: str
+    file: Path
+    input_size: int                 # square chip side in pixels
+    mean: tuple[float, float, float]  # subtracted from RGB pixels (0..255) before the net
+    std: tuple[float, float, float]   # then divided by this
+    landmark_template: np.ndarray   # [5, 2] chip pixels: eyes, nose, mouth corners (image-left first)
+    embedding_size: int
+    default_threshold: float        # squared L2 between unit embeddings, in [0, 4]
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    id: str
+    pnet: Path
+    rnet: Path
+    onet: Path
+
+
+@dataclass(frozen=True)
+class Manifest:
+    root: Path
+    detector: DetectorSpec
+    embedders: dict[str, EmbedderSpec]
+    default_embedder: str
+    sha256: dict[str, str]
+
+    def embedder(self, model_id: str | None = None) -> EmbedderSpec:
+        key = model_id or self.default_embedder
+        if key not in self.embedders:
+            raise ModelError(
+                f"Unknown embedding model '{key}'; the manifest in {self.root} lists: "
+                f"{', '.join(sorted(self.embedders))}."
+            )
+        return self.embedders[key]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(root: Path | None = None) -> Manifest:
+    root = Path(root) if root else paths.models_dir()
+    path = root / MANIFEST_NAME
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        det = raw["detector"]
+        detector = DetectorSpec(det["id"], root / det["pnet"], root / det["rnet"], root / det["onet"])
+        embedders = {}
+        for model_id, e in raw["embedders"].items():
+            embedders[model_id] = EmbedderSpec(
+                id=model_id,
+                file=root / e["file"],
+                input_size=int(e["input_size"]),
+                mean=tuple(float(v) for v in e["mean"]),
+                std=tuple(float(v) for v in e["std"]),
+                landmark_template=np.asarray(e["landmark_template"], dtype=np.float32).reshape(5, 2),
+                embedding_size=int(e["embedding_size"]),
+                default_threshold=float(e["default_threshold"]),
+            )
+        return Manifest(root, detector, embedders, raw["default_embedder"], dict(raw["sha256"]))
+    except FileNotFoundError as exc:
+        raise ModelError(f"The model manifest {path} is missing; reinstall FaceGuard.") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"The model manifest {path} is damaged ({exc}); reinstall FaceGuard.") from exc
+
+
+@lru_cache(maxsize=32)
+def _verified(path: Path, size: int, mtime: float, expected: str) -> bool:
+    # Cached per (size, mtime) so that re-opening a pipeline does not re-hash 20 MB each time.
+    return sha256_of(path) == expected
+
+
+def verify_file(manifest: Manifest, path: Path) -> Path:
+    """Return `path` when it exists and matches its recorded SHA-256, else raise ModelError."""
+    name = Path(path).name
+    expected = manifest.sha256.get(name)
+    if expected is None:
+        raise ModelError(f"The model file {name} is not listed in {manifest.root / MANIFEST_NAME}.")
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError as exc:
+        raise ModelError(f"The model file {path} is missing; reinstall FaceGuard.") from exc
+    if not _verified(Path(path), st.st_size, st.st_mtime, expected):
+        raise ModelError(
+            f"The model file {path} is corrupt or was changed (SHA-256 does not match the "
+            "manifest); reinstall FaceGuard or rebuild the models with `faceguard/train/convert.py`."
+        )
+    return Path(path)

@@ -1,0 +1,131 @@
+"""FacePipeline: an RGB image → one FaceResult per face (box, landmarks, chip, embedding).
+
+The record flows one way: the detector fills box/landmarks/score, alignment adds the chip,
+the embedder adds the unit embedding. All chips of one image are embedded in one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from faceguard.vision.align import align_face
+from faceguard.vision.detect import Face, MtcnnDetector
+from faceguard.vision.embed import Embedder
+from faceguard.vision.image import shrink_to
+from faceguard.vision.models import Manifest, load_manifest, verify_file
+from faceguard.vision.runtime import create_session
+
+# Detection runs on at most this many pixels on the long side; a face that fills less than
+# min_face_size pixels there is too far away for a door check anyway.
+DETECT_MAX_SIDE = 1280
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    face: Face
+    chip: np.ndarray       # [S, S, 3] uint8 RGB, aligned
+    embedding: np.ndarray  # [D] float32, unit L2 norm
+
+    @property
+    def box(self) -> np.ndarray:
+        return self.face.box
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        return self.face.landmarks
+
+    @property
+    def score(self) -> float:
+        return self.face.score
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Squared L2 distance between two unit embeddings, in [0, 4]."""
+    d = np.asarray(a, np.float32) - np.asarray(b, np.float32)
+    return float(np.dot(d, d))
+
+
+class FacePipeline:
+    def __init__(self, detector: MtcnnDetector, embedder: Embedder, manifest: Manifest):
+        self.detector = detector
+        self.embedder = embedder
+        self.manifest = manifest
+
+    @classmethod
+    def load(
+        cls,
+        provider: str = "auto",
+        *,
+        model_id: str | None = None,
+        flip: bool = True,
+        models_dir: Path | None = None,
+        threads: int | None = None,
+    ) -> FacePipeline:
+        """Open the detector and embedder listed in the manifest, hashes checked first."""
+        manifest = load_manifest(models_dir)
+        det = manifest.detector
+        sessions = [create_session(verify_file(manifest, p), provider, threads)
+                    for p in (det.pnet, det.rnet, det.onet)]
+        spec = manifest.embedder(model_id)
+        emb_session = create_session(verify_file(manifest, spec.file), provider, threads)
+        return cls(MtcnnDetector(*sessions), Embedder(spec, emb_session, flip=flip), manifest)
+
+    # -- facts about what runs -------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        """The embedding id every stored vector is tagged with (network + flip mode)."""
+        return self.embedder.id
+
+    @property
+    def default_threshold(self) -> float:
+        return self.embedder.spec.default_threshold
+
+    @property
+    def provider(self) -> str:
+        """'CUDA' or 'CPU': what actually runs the embedding network."""
+        return self.embedder.provider
+
+    @property
+    def chip_size(self) -> int:
+        return self.embedder.spec.input_size
+
+    # -- the flow --------------------------------------------------------------------------
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        small = shrink_to(rgb, DETECT_MAX_SIDE)
+        faces = self.detector.detect(small)
+        if small is rgb:
+            return faces
+        f = rgb.shape[1] / small.shape[1]
+        return [Face(face.box * f, face.landmarks * f, face.score) for face in faces]
+
+    def align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
+        spec = self.embedder.spec
+        return align_face(rgb, face.landmarks, spec.landmark_template, spec.input_size)
+
+    def process(self, rgb: np.ndarray, max_faces: int | None = None) -> list[FaceResult]:
+        """Detect, align and embed every face (largest-score first, at most max_faces)."""
+        faces = self.detect(rgb)[:max_faces]
+        if not faces:
+            return []
+        chips = np.stack([self.align(rgb, f) for f in faces])
+        embeddings = self.embedder.embed(chips)
+        return [FaceResult(f, c, e) for f, c, e in zip(faces, chips, embeddings, strict=True)]
+
+    def embed_chips(self, chips: np.ndarray) -> np.ndarray:
+        return self.embedder.embed(chips)
+
+
+def central_face(faces: list, shape: tuple[int, ...]):
+    """The face whose box centre is nearest the image centre (None for no faces)."""
+    if not faces:
+        return None
+    cy, cx = shape[0] / 2, shape[1] / 2
+
+    def off(f) -> float:
+        box = f.box
+        return ((box[0] + box[2]) / 2 - cx) ** 2 + ((box[1] + box[3]) / 2 - cy) ** 2
+
+    return min(faces, key=off)

@@ -1,0 +1,251 @@
+"""The desktop widgets, driven by pytest-qt offscreen: camera loss and recovery, no camera,
+settings refusals, kiosk PIN, the exception hook, the gallery table, and a screenshot of each."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from faceguard.camera import FrameSource  # noqa: E402
+from faceguard.errors import CameraError  # noqa: E402
+from faceguard.settings import Settings  # noqa: E402
+
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+
+
+def screenshot(widget, name: str) -> np.ndarray:
+    """Save widget.grab() under artifacts/screenshots and fail if it is blank."""
+    from PySide6.QtGui import QImage
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    path = SHOTS / f"{name}.png"
+    assert img.save(str(path)), path
+    arr = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes()).reshape(img.height(), img.bytesPerLine())
+    arr = arr[:, : img.width() * 3].reshape(img.height(), img.width(), 3)
+    assert img.width() > 200 and img.height() > 150
+    assert float(arr.std()) > 10.0, f"{name} looks blank (pixel std {arr.std():.1f})"
+    return arr
+
+
+@pytest.fixture(autouse=True)
+def _styled(qapp):
+    from faceguard.ui.app import load_style
+    load_style(qapp)
+
+
+class FakeCapture:
+    """A camera that delivers gray frames until `plug['in']` is False, like a pulled USB cable."""
+
+    def __init__(self, plug):
+        self.plug = plug
+        self.opened = plug["in"]
+
+    def isOpened(self):  # noqa: N802 (OpenCV name)
+        return self.opened
+
+    def read(self):
+        if not self.plug["in"]:
+            return False, None
+        frame = np.zeros((120, 160, 3), np.uint8)
+        frame[:, :80] = 200
+        return True, frame
+
+    def get(self, prop):
+        return 30.0
+
+    def set(self, prop, value):
+        return True
+
+    def release(self):
+        self.opened = False
+
+
+class NoFaces:
+    """A door check that sees nobody (the camera tests need no models)."""
+
+    def process(self, frame):
+        return SimpleNamespace(frame=frame, faces=[], decisions=[], infer_ms=1.0)
+
+
+@pytest.fixture
+def plug():
+    return {"in": True}
+
+
+def fake_window(qtbot, plug, **kw):
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    opened = lambda: FrameSource("fake://door-camera", reconnect_s=0.05,  # noqa: E731
+                                 open_capture=lambda src: FakeCapture(plug)).open()
+    w = DoorWindow(Settings(camera="fake://door-camera"), SimpleNamespace(provider="CPU"), None,
+                   make_check=NoFaces, open_source=kw.pop("open_source", opened),
+                   sounds=SoundPlayer(enabled=False), save=False, **kw)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def test_camera_unplug_shows_disconnected_then_recovers(qtbot, plug):
+    from faceguard.ui.door_window import CAMERA_LOST_TEXT
+    w = fake_window(qtbot, plug)
+    w.start()
+    qtbot.waitUntil(lambda: w.camera_text.startswith("Camera: live") and w.video.image is not None, timeout=5000)
+    plug["in"] = False
+    qtbot.waitUntil(lambda: "disconnected, retrying" in w.camera_text, timeout=5000)
+    assert w.banner.title.text() == CAMERA_LOST_TEXT
+    assert w.video.image is None
+    plug["in"] = True
+    qtbot.waitUntil(lambda: w.camera_text.startswith("Camera: live") and w.video.image is not None, timeout=5000)
+    assert w.banner.state == "idle"
+    assert "fps" in w.fps_label.text()
+    w.stop()
+
+
+def test_no_camera_offers_choices_instead_of_crashing(qtbot, plug):
+    def no_camera():
+        raise CameraError("Cannot open camera 0: no such camera, or it is in use by another program.")
+    w = fake_window(qtbot, plug, open_source=no_camera)
+    w.start()
+    qtbot.waitUntil(lambda: w.pages.currentIndex() == 1, timeout=5000)
+    assert "Cannot open camera 0" in w.no_camera.reason.text()
+    assert w.no_camera.url_btn.isEnabled() and w.no_camera.file_btn.isEnabled()
+    # A URL without a scheme is refused with the reason; a video file is accepted and saved.
+    w.no_camera.url.setText("192.168.1.20")
+    w.no_camera.url_btn.click()
+    assert "rtsp://" in w.no_camera.hint.text()
+    assert "Cannot open camera 0" in w.no_camera.reason.text()
+    w.resize(1000, 640)
+    screenshot(w, "door_window_no_camera")
+    w.stop()
+
+
+def test_no_camera_page_switches_to_a_chosen_video(qtbot, plug, shared_data):
+    def no_camera():
+        raise CameraError("Cannot open camera 0.")
+    w = fake_window(qtbot, plug, open_source=no_camera)
+    w.start()
+    qtbot.waitUntil(lambda: w.pages.currentIndex() == 1, timeout=5000)
+    clip = str(shared_data / "video" / "short_hamilton_clip.mp4")
+    w.no_camera.chosen.emit(clip)
+    qtbot.waitUntil(lambda: w.pages.currentIndex() == 0 and w.video.image is not None, timeout=8000)
+    assert w.settings.camera == clip and w.settings.loop_video
+    assert w.video.image.width() == 640
+    w.stop()
+
+
+def test_settings_dialog_refuses_invalid_values_naming_the_key(qtbot):
+    from faceguard.ui.settings_dialog import SettingsDialog
+    d = SettingsDialog(Settings(), save=False, default_threshold=0.36)
+    qtbot.addWidget(d)
+    d.confirm_frames.setValue(9)        # more than window_frames (5)
+    d.accept()
+    assert d.result() == 0 and d.isVisible() is False or d.result() == 0
+    assert "confirm_frames" in d.error.text()
+    d.confirm_frames.setValue(3)
+    d.cooldown.setValue(7200)
+    d.accept()
+    assert "cooldown_s" in d.error.text()
+    d.cooldown.setValue(10)
+    d.door_kind.setCurrentIndex(d.door_kind.findData("webhook"))
+    d.door_url.setText("door.local/open")
+    d.accept()
+    assert "door.url" in d.error.text()
+    d.door_url.setText("http://door.local/open")
+    d.use_default_threshold.setChecked(False)
+    d.threshold.setValue(5.0)
+    d.accept()
+    assert "threshold" in d.error.text()
+    assert d.settings.threshold is None      # nothing refused was kept
+
+
+def test_settings_dialog_saves_valid_values_and_pin(qtbot):
+    from faceguard.settings import load_settings
+    from faceguard.ui.pin import verify_pin
+    from faceguard.ui.settings_dialog import SettingsDialog
+    d = SettingsDialog(Settings(), save=True)
+    qtbot.addWidget(d)
+    d.show()
+    d.pin.setText("2468")
+    d.pin_again.setText("2469")
+    d.accept()
+    assert "PINs differ" in d.error.text()
+    d.pin_again.setText("2468")
+    d.window_frames.setValue(7)
+    d.confirm_frames.setValue(4)
+    d.provider.setCurrentIndex(d.provider.findData("cpu"))
+    d.retention.setValue(90)
+    screenshot(d, "settings_dialog")
+    d.accept()
+    assert d.result() == 1, d.error.text()
+    saved = load_settings()
+    assert (saved.window_frames, saved.confirm_frames, saved.provider, saved.log_retention_days) == (7, 4, "cpu", 90)
+    assert verify_pin("2468", saved.admin_pin_hash) and not verify_pin("1234", saved.admin_pin_hash)
+    assert "2468" not in saved.admin_pin_hash
+
+
+def test_settings_test_door_runs_the_configured_command(qtbot, tmp_path):
+    from faceguard.ui.settings_dialog import SettingsDialog
+    marker = tmp_path / "opened.txt"
+    d = SettingsDialog(Settings(), save=False)
+    qtbot.addWidget(d)
+    d.door_kind.setCurrentIndex(d.door_kind.findData("command"))
+    d.door_command.setText(f"touch {marker}")
+    d.test_door()
+    assert marker.exists()
+    assert d.door_result.text().startswith("Door opened")
+
+
+def test_kiosk_escape_needs_the_admin_pin(qtbot, plug):
+    from PySide6.QtCore import Qt
+
+    from faceguard.ui.pin import hash_pin
+    w = fake_window(qtbot, plug)
+    w.settings.admin_pin_hash = hash_pin("1357")
+    w.set_kiosk(True)
+    answers = iter([None, "1357"])
+    w.ask_pin = lambda: next(answers)
+    qtbot.keyClick(w, Qt.Key.Key_Escape)       # cancelled: stays in kiosk mode
+    assert w.kiosk and w.menuBar().isHidden()
+    qtbot.keyClick(w, Qt.Key.Key_Escape)       # right PIN: leaves it
+    assert not w.kiosk and not w.menuBar().isHidden()
+
+
+def test_exception_hook_shows_a_message_and_keeps_running(qtbot, plug, monkeypatch):
+    from faceguard import paths
+    from faceguard.ui import app
+    shown = []
+    monkeypatch.setattr(app, "show_error", lambda message, parent=None: shown.append(message))
+    app.setup_logging()
+    w = fake_window(qtbot, plug)
+    try:
+        raise ZeroDivisionError("division by zero")
+    except ZeroDivisionError as exc:
+        app.exception_hook(type(exc), exc, exc.__traceback__)
+    assert shown == ["Something unexpected went wrong (ZeroDivisionError: division by zero)."]
+    assert w.isVisible()
+    # From another thread the dialog is posted to the UI thread.
+    t = threading.Thread(target=lambda: app.exception_hook(RuntimeError, RuntimeError("boom"), None))
+    t.start()
+    t.join()
+    qtbot.waitUntil(lambda: len(shown) == 2, timeout=2000)
+    assert "RuntimeError: boom" in shown[1]
+    for h in __import__("logging").getLogger().handlers:
+        h.flush()
+    assert "ZeroDivisionError" in paths.log_file().read_text()
+
+
+def test_pin_hash_round_trip_and_refusals():
+    from faceguard.errors import SettingsError
+    from faceguard.ui.pin import hash_pin, verify_pin
+    h = hash_pin("0000")
+    assert h.startswith("scrypt$") and verify_pin("0000", h)
+    assert not verify_pin("0001", h) and not verify_pin("0000", "garbage")
+    with pytest.raises(SettingsError, match="admin_pin_hash"):
+        hash_pin("12")
