@@ -11,8 +11,6 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from faceguard import __version__
 from faceguard.errors import FaceGuardError
 
@@ -72,7 +70,7 @@ def cmd_verify(args) -> int:
     from faceguard.vision.pipeline import distance
 
     pipeline = _pipeline(args)
-    threshold = args.threshold or load_settings().threshold or pipeline.default_threshold
+    threshold = pipeline.threshold_for(1, args.threshold or load_settings().threshold)
     (fa, na), (fb, nb) = _one_face(pipeline, args.a), _one_face(pipeline, args.b)
     d = distance(fa.embedding, fb.embedding)
     same = d <= threshold

@@ -37,10 +37,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def _threshold(pipeline) -> float:
+def _threshold(pipeline, gallery) -> float:
     from faceguard.settings import load_settings
 
-    return load_settings().threshold or pipeline.default_threshold
+    return pipeline.threshold_for(len(gallery), load_settings().threshold)
 
 
 def _pipeline(args):
@@ -89,7 +89,7 @@ def cmd_enroll(args) -> int:
     pipeline = _pipeline(args)
     with _open() as gallery:
         person = enrol(gallery, pipeline, rgb, args.name, args.id, consent=True,
-                       threshold=_threshold(pipeline), override_duplicate=args.override_duplicate)
+                       threshold=_threshold(pipeline, gallery), override_duplicate=args.override_duplicate)
     if args.json:
         print(json.dumps({"enrolled": person.to_dict()}))
     else:
@@ -123,9 +123,9 @@ def cmd_identify(args) -> int:
 
     rgb = load_image(args.image)
     pipeline = _pipeline(args)
-    threshold = _threshold(pipeline)
     with _open() as gallery:
         _bring_up_to_date(gallery, pipeline)
+        threshold = _threshold(pipeline, gallery)
         faces = identify_faces(gallery, pipeline, rgb, threshold)
         size = len(gallery.embeddings(pipeline.model_id)[0])
     if args.json:

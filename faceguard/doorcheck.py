@@ -70,8 +70,8 @@ class DoorCheck:
         self.pipeline = pipeline
         self.gallery = gallery
         self.settings = settings.validate()
-        self.threshold = settings.threshold or pipeline.default_threshold
-        self.decider = Decider.from_settings(settings, threshold=self.threshold)
+        self.threshold = pipeline.default_threshold
+        self.decider = Decider.from_settings(settings)
         self.events = EventLog(gallery) if log_events else None
         self.door = AsyncDoor(door or make_door(settings.door))
         self._pending: list[tuple[Decision, np.ndarray | None]] = []
@@ -86,6 +86,9 @@ class DoorCheck:
             for emp, problem in problems.items():
                 log.warning("re-embedding %s failed: %s", emp, problem)
         ids, matrix = self.gallery.embeddings(model_id)
+        # The threshold follows the gallery: more people, more chances for a stranger to match.
+        self.threshold = self.pipeline.threshold_for(len(ids), self.settings.threshold)
+        self.decider.threshold = self.threshold
         names = {p.employee_id: p.name for p in self.gallery.people()}
         return Matcher(ids, matrix, self.threshold, names=[names.get(i, i) for i in ids],
                        dim=self.pipeline.embedder.spec.embedding_size)

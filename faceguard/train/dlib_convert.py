@@ -43,15 +43,29 @@ CHIP_SIZE = 150
 # other order of the first convolution's filters is off by more than 0.1 per element.
 
 
+def face_recognition_models_file(name: str) -> Path:
+    """A file shipped in the PyPI package ``face_recognition_models`` (its models/ folder).
+
+    Found through importlib rather than by importing the package, whose ``__init__`` needs
+    ``pkg_resources`` (gone from setuptools 81 on, which torch pulls in).
+    """
+    import importlib.util
+
+    from faceguard.errors import ModelError
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("The package face_recognition_models is not installed: "
+                         "pip install face_recognition_models")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
+    if not path.is_file():
+        raise ModelError(f"{path} is missing from face_recognition_models; reinstall it.")
+    return path
+
+
 def default_dat_path() -> Path:
-    """Location of the model file shipped by the PyPI package ``face_recognition_models``."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the package imports the deprecated pkg_resources
-        import face_recognition_models
-
-    return Path(face_recognition_models.face_recognition_model_location())
+    """The dlib network file shipped by ``face_recognition_models``."""
+    return face_recognition_models_file("dlib_face_recognition_resnet_model_v1.dat")
 
 
 # ----------------------------------------------------------------------------------------------

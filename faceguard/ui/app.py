@@ -103,11 +103,6 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
     load_style(app)
-    # Dialogs without video still make Qt calls: refill the None bank every second (see qtfix).
-    from faceguard.ui.qtfix import ensure_none_refs
-    keeper = QTimer(app, interval=1000)
-    keeper.timeout.connect(ensure_none_refs)
-    keeper.start()
     return app
 
 

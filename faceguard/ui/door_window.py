@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 
 BANNER_HOLD_MS = 4000      # a decision stays on screen this long, then "look at the camera"
 MAX_EVENT_ROWS = 50
+MAX_DECISIONS_KEPT = 1000
 THUMB = 64
 
 IDLE_TEXT = "Look at the camera"
@@ -71,6 +74,24 @@ def name_of(obj) -> str | None:
     if name is None and getattr(obj, "person", None) is not None:
         name = getattr(obj.person, "name", None)
     return name
+
+
+def explanation_of(decision) -> str:
+    """Why the door decided this, with the numbers: the Decider's reason (e.g. "Ana recognised
+    in 3 of the last 5 frames (median distance 0.11 ≤ threshold 0.18)"); when a reason lacks
+    them, distance and threshold are added so no decision is shown without its evidence."""
+    reason = str(getattr(decision, "reason", "") or "").strip()
+    dist = float(getattr(decision, "distance", math.inf))
+    thr = float(getattr(decision, "threshold", math.nan))
+    if "threshold" in reason or not (math.isfinite(dist) or math.isfinite(thr)):
+        return reason or "no distance measured"
+    if math.isfinite(dist) and math.isfinite(thr):
+        numbers = f"distance {dist:.2f} {'≤' if dist <= thr else '>'} threshold {thr:.2f}"
+    elif math.isfinite(thr):
+        numbers = f"threshold {thr:.2f}"
+    else:
+        numbers = f"distance {dist:.2f}"
+    return f"{reason} ({numbers})" if reason else numbers
 
 
 def crop(rgb: np.ndarray, box, margin: float = 0.25) -> np.ndarray:
@@ -301,9 +322,12 @@ class DoorWindow(QMainWindow):
         self.sounds = sounds or SoundPlayer()
         self.worker: VideoWorker | None = None
         self.check = None
+        self._reload = threading.Event()    # set by the UI thread, served by the worker thread
         self.kiosk = False
         self._camera_state = "starting"
-        self.decisions: list = []           # every decision shown, oldest first (tests, audit)
+        # The latest decisions shown, oldest first (tests, audit); bounded: the door runs for months.
+        self.decisions: deque = deque(maxlen=MAX_DECISIONS_KEPT)
+        self.last_frame_index = -1          # the newest frame painted (its number in the source)
 
         self.setWindowTitle("FaceGuard · Door check")
         icon = paths.assets_dir() / "icon.png"
@@ -322,7 +346,8 @@ class DoorWindow(QMainWindow):
         self.events = QListWidget()
         self.events.setObjectName("events")
         self.events.setIconSize(QSize(THUMB, THUMB))
-        self.events.setUniformItemSizes(True)
+        self.events.setWordWrap(True)          # the row's explanation is longer than the panel
+        self.events.setTextElideMode(Qt.TextElideMode.ElideNone)
         events_title = QLabel("Recent events")
         events_title.setObjectName("sideTitle")
 
@@ -400,11 +425,24 @@ class DoorWindow(QMainWindow):
         self.video.set_placeholder("Starting the camera…")
         self.camera_label.setText("Camera: starting")
         self._camera_state = "starting"
-        self.worker = VideoWorker(self._open_source, self.check.process, self)
+        self._reload.clear()
+        self.worker = VideoWorker(self._open_source, self._processor(self.check), self)
         self.worker.result_ready.connect(self._on_result)
         self.worker.camera_status.connect(self._on_camera_status)
         self.worker.failed.connect(self._on_failed)
         self.worker.start()
+
+    def _processor(self, check) -> Callable[[object], object]:
+        """The worker's per-frame call. A gallery reload asked for by the UI runs here, in the
+        worker thread, between two frames, so the matcher never changes under a frame."""
+        reload = getattr(check, "reload_gallery", None)
+
+        def process(frame):
+            if reload is not None and self._reload.is_set():
+                self._reload.clear()
+                reload()
+            return check.process(frame)
+        return process
 
     def stop(self) -> None:
         if self.worker is not None:
@@ -467,6 +505,7 @@ class DoorWindow(QMainWindow):
         if self._camera_state == "reconnecting":
             return   # a frame grabbed just before the cable was pulled: keep the notice up
         report = r.result
+        self.last_frame_index = int(getattr(r.frame, "index", -1))
         faces = list(getattr(report, "faces", []) or [])
         self.video.set_frame(r.image, [face_overlay(f) for f in faces])
         infer = getattr(report, "infer_ms", None) or r.infer_ms
@@ -493,28 +532,28 @@ class DoorWindow(QMainWindow):
         kind = kind_of(decision)
         name = name_of(decision) or "unknown person"
         dist = getattr(decision, "distance", math.inf)
-        thr = getattr(decision, "threshold", math.nan)
-        dist_text = f"distance {dist:.2f} (threshold {thr:.2f})" if math.isfinite(dist) else ""
+        why = explanation_of(decision)
         snapshot = None
         box = getattr(decision, "box", None)
         if rgb is not None and box is not None:
             snapshot = rgb_to_qimage(crop(rgb, box))
         if kind == "GRANTED":
-            self.banner.show_granted(name, f"Welcome! {dist_text}", self._photo_of(decision, rgb))
+            self.banner.show_granted(name, f"Welcome! {why}", self._photo_of(decision, rgb))
             self.sounds.play("granted")
         else:
-            why = getattr(decision, "reason", "") or "Not recognised."
             self.banner.show_denied(why, snapshot)
             self.sounds.play("denied")
         self.banner_timer.start()
         self.decisions.append(decision)
+        log.info("%s %s: %s", kind, name, why)
         self._add_event_row(kind, name if kind == "GRANTED" else (name_of(decision) or "stranger"),
-                            dist, snapshot)
+                            dist, why, snapshot)
 
-    def _add_event_row(self, kind: str, who: str, dist: float, snapshot: QImage | None) -> None:
+    def _add_event_row(self, kind: str, who: str, dist: float, why: str, snapshot: QImage | None) -> None:
         when = time.strftime("%H:%M:%S")
         dist_text = f"  ·  {dist:.2f}" if math.isfinite(dist) else ""
-        item = QListWidgetItem(f"{kind}  {who}\n{when}{dist_text}")
+        item = QListWidgetItem(f"{kind}  {who}\n{when}{dist_text}\n{why}")
+        item.setToolTip(why)
         item.setData(Qt.ItemDataRole.UserRole, kind)
         item.setForeground(GREEN if kind == "GRANTED" else RED)
         if snapshot is not None:
@@ -588,14 +627,33 @@ class DoorWindow(QMainWindow):
         if not self.admin_ok():
             return
         from faceguard.ui.settings_dialog import SettingsDialog
-        dlg = SettingsDialog(self.settings, parent=self, save=self._save)
+        size, calibrated = self.calibrated_threshold()
+        dlg = SettingsDialog(self.settings, parent=self, save=self._save,
+                             default_threshold=calibrated, gallery_size=size)
         if dlg.exec():
             self.settings = dlg.settings
             self.start()
 
+    def calibrated_threshold(self) -> tuple[int | None, float | None]:
+        """(gallery size, the model's threshold calibrated for it); Nones when unknown."""
+        if self.pipeline is None or not hasattr(self.pipeline, "threshold_for"):
+            return None, None
+        try:
+            # Active people: the ones the door check matches against (and sizes its threshold by).
+            size = len(self.gallery.people()) if self.gallery is not None else 0
+            return size, float(self.pipeline.threshold_for(size, None))
+        except FaceGuardError as exc:
+            log.info("no calibrated threshold: %s", exc)
+            return None, None
+
     def _gallery_changed(self) -> None:
-        """The check caches the gallery's embeddings: rebuild it so new people count."""
-        if self.worker is not None:
+        """The check caches the gallery's embeddings (and the threshold follows the gallery's
+        size): the worker reloads them before its next frame so new people count."""
+        if self.worker is None:
+            return   # the next start() builds the check from the gallery as it is then
+        if hasattr(self.check, "reload_gallery"):
+            self._reload.set()
+        else:
             self.start()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
@@ -48,30 +47,6 @@ class Checked:
     rgb: np.ndarray
     faces: list
     quality: Quality
-
-
-def redact_bystanders(rgb: np.ndarray, faces: list, keep: int) -> np.ndarray:
-    """A copy with every face but `keep` blurred beyond recognition.
-
-    The gate ignores small faces far behind the person (quality.main_faces); they must not be
-    stored in someone else's enrolment photo either, and blurring them also keeps the gallery's
-    one-face check from counting them.
-    """
-    out = rgb.copy()
-    h, w = rgb.shape[:2]
-    for i, f in enumerate(faces):
-        if i == keep:
-            continue
-        x1, y1, x2, y2 = (float(v) for v in f.box)
-        mx, my = 0.15 * (x2 - x1), 0.15 * (y2 - y1)
-        xa, xb = int(max(0, x1 - mx)), int(min(w, x2 + mx))
-        ya, yb = int(max(0, y1 - my)), int(min(h, y2 + my))
-        if xb - xa < 2 or yb - ya < 2:
-            continue
-        region = out[ya:yb, xa:xb]
-        k = max(3, (max(region.shape[:2]) // 3) | 1)
-        out[ya:yb, xa:xb] = cv2.GaussianBlur(region, (k, k), 0)
-    return out
 
 
 def is_duplicate_error(exc: BaseException) -> bool:
@@ -258,9 +233,8 @@ class EnrollDialog(QDialog):
 
     # -- the photo, the form, saving --------------------------------------------------------
     def set_captured(self, checked: Checked) -> None:
-        if len(checked.faces) > 1:
-            checked = Checked(redact_bystanders(checked.rgb, checked.faces, checked.quality.face_index),
-                              checked.faces, checked.quality)
+        # Small bystanders far behind are left in the photo: enrol() ignores faces under 40 % of
+        # the main one (quality.main_faces), the same rule the gate applied here.
         self.captured = checked
         f = checked.faces[checked.quality.face_index]
         x1, y1, x2, y2 = (float(v) for v in f.box)
@@ -301,7 +275,7 @@ class EnrollDialog(QDialog):
             self.error.setText(why)
             return False
         from faceguard.gallery.enrol import enrol
-        threshold = self.settings.threshold or self.pipeline.default_threshold
+        threshold = self.pipeline.threshold_for(len(self.gallery) + 1, self.settings.threshold)
         kwargs = dict(name=self.name.text().strip(), employee_id=self.employee_id.text().strip(),
                       consent=self.consent.isChecked(), threshold=threshold)
         try:

@@ -59,7 +59,10 @@ def _dspin(lo: float, hi: float, value: float, decimals: int, step: float, suffi
 class SettingsDialog(QDialog):
     """Edits a copy of `settings`; after accept(), `self.settings` holds the saved values."""
 
-    def __init__(self, settings: Settings, parent=None, *, save: bool = True, default_threshold: float | None = None):
+    def __init__(self, settings: Settings, parent=None, *, save: bool = True,
+                 default_threshold: float | None = None, gallery_size: int | None = None):
+        """`default_threshold`: the model's threshold calibrated for the current gallery
+        (`pipeline.threshold_for(gallery_size)`), shown while "use calibrated" is on."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.original = settings
@@ -73,12 +76,16 @@ class SettingsDialog(QDialog):
         self.camera.setPlaceholderText("0 = first camera, rtsp://…, or a video file")
         self.loop_video = QCheckBox("Loop a video file")
         self.loop_video.setChecked(s.loop_video)
-        self.use_default_threshold = QCheckBox("Use the model's calibrated threshold"
-                                               + (f" ({default_threshold:.2f})" if default_threshold else ""))
+        self.default_threshold = default_threshold
+        calibrated = ""
+        if default_threshold:
+            people = "" if gallery_size is None else f" for {gallery_size} {'person' if gallery_size == 1 else 'people'}"
+            calibrated = f" ({default_threshold:.2f}{people})"
+        self.use_default_threshold = QCheckBox("Use the model's calibrated threshold" + calibrated)
         self.use_default_threshold.setChecked(s.threshold is None)
         self.threshold = _dspin(0.0, 10.0, s.threshold if s.threshold is not None else (default_threshold or 0.36), 3, 0.01)
         self.threshold.setEnabled(s.threshold is not None)
-        self.use_default_threshold.toggled.connect(lambda on: self.threshold.setEnabled(not on))
+        self.use_default_threshold.toggled.connect(self._use_calibrated)
         self.confirm_frames = _spin(0, 1000, s.confirm_frames)
         self.window_frames = _spin(0, 1000, s.window_frames)
         self.stranger_frames = _spin(0, 1000, s.stranger_frames)
@@ -173,6 +180,11 @@ class SettingsDialog(QDialog):
         g = QGroupBox(title)
         g.setLayout(layout)
         return g
+
+    def _use_calibrated(self, on: bool) -> None:
+        self.threshold.setEnabled(not on)
+        if on and self.default_threshold:
+            self.threshold.setValue(self.default_threshold)   # the field shows what will apply
 
     def _door_fields(self) -> None:
         kind = self.door_kind.currentData()

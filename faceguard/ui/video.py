@@ -22,7 +22,6 @@ from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from faceguard.errors import CameraError, FaceGuardError
-from faceguard.ui.qtfix import ensure_none_refs
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +104,6 @@ class VideoView(QWidget):
         return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        ensure_none_refs()
         self.paint_meter.tick()
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(24, 26, 30))
@@ -132,7 +130,7 @@ class VideoView(QWidget):
             x1, y1, x2, y2 = ov.box
             r = QRectF(target.x() + x1 * s, target.y() + y1 * s, (x2 - x1) * s, (y2 - y1) * s)
             p.setPen(QPen(ov.color, 3))
-            p.setBrush(QBrush())   # explicit objects: PySide6 6.12 mis-counts refs on enum overloads
+            p.setBrush(QBrush())   # no fill inside the box
             p.drawRoundedRect(r, 6, 6)
             if ov.landmarks is not None:
                 p.setPen(QPen(ov.color, 4))
@@ -141,7 +139,9 @@ class VideoView(QWidget):
             if ov.label:
                 tw, th = metrics.horizontalAdvance(ov.label) + 12, metrics.height() + 6
                 top = r.top() - th if r.top() - th >= target.top() else r.bottom()
-                tag = QRectF(r.left(), top, tw, th)
+                # A face near the right edge keeps its whole name in the picture.
+                left = max(target.left(), min(r.left(), target.right() - tw))
+                tag = QRectF(left, top, tw, th)
                 p.setPen(QPen(Qt.PenStyle.NoPen))
                 p.setBrush(QBrush(ov.color))
                 p.drawRoundedRect(tag, 4, 4)
@@ -190,7 +190,6 @@ class VideoWorker(QThread):
 
     def take(self) -> WorkerResult | None:
         """The newest result (None if already taken); the UI thread calls this."""
-        ensure_none_refs()
         with self._lock:
             r, self._latest, self._pending = self._latest, None, False
         return r

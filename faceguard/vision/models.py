@@ -33,6 +33,23 @@ class EmbedderSpec:
     landmark_template: np.ndarray   # [5, 2] chip pixels: eyes, nose, mouth corners (image-left first)
     embedding_size: int
     default_threshold: float        # squared L2 between unit embeddings, in [0, 4]
+    # (gallery size, threshold) pairs: the threshold that accepts ~1 % of strangers per frame
+    # for a gallery of that many people (more people = more chances for a stranger to match).
+    threshold_curve: tuple[tuple[int, float], ...] = ()
+
+    def threshold_for(self, gallery_size: int) -> float:
+        """The calibrated threshold for a gallery of this size (log-size interpolation)."""
+        curve = self.threshold_curve
+        if not curve:
+            return self.default_threshold
+        n = max(1, int(gallery_size))
+        if n <= curve[0][0]:
+            return curve[0][1]
+        for (n0, t0), (n1, t1) in zip(curve, curve[1:], strict=False):
+            if n <= n1:
+                w = (np.log(n) - np.log(n0)) / (np.log(n1) - np.log(n0))
+                return float(t0 + w * (t1 - t0))
+        return curve[-1][1]
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,7 @@ def load_manifest(root: Path | None = None) -> Manifest:
                 landmark_template=np.asarray(e["landmark_template"], dtype=np.float32).reshape(5, 2),
                 embedding_size=int(e["embedding_size"]),
                 default_threshold=float(e["default_threshold"]),
+                threshold_curve=tuple((int(n), float(t)) for n, t in e.get("threshold_curve", [])),
             )
         return Manifest(root, detector, embedders, raw["default_embedder"], dict(raw["sha256"]))
     except FileNotFoundError as exc:

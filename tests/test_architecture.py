@@ -1,0 +1,49 @@
+"""The layering rules of DESIGN.md and the lint, checked with every test run (and so in CI)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_import_contracts_are_kept():
+    exe = shutil.which("lint-imports")
+    if exe is None:
+        pytest.fail("import-linter is not installed: pip install -e '.[dev]'")
+    result = _run(exe)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 kept, 0 broken" in result.stdout
+
+
+def test_ruff_is_clean():
+    result = _run(sys.executable, "-m", "ruff", "check", "faceguard", "tests", "benchmarks")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_app_imports_without_torch():
+    """`faceguard` (CLI, gallery, door check, UI modules) must not need torch at run time."""
+    code = (
+        "import sys, builtins\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name == 'torch' or name.startswith('torch.'):\n"
+        "        raise ImportError('torch is not allowed here')\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "import faceguard.cli, faceguard.doorcheck, faceguard.ui.door_window\n"
+        "faceguard.cli.build_parser()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    result = _run(sys.executable, "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -1,0 +1,102 @@
+"""The whole door check on the shared video: camera → pipeline → match → decide → door → log.
+
+Done means (issue 3): Lin-Manuel Miranda, enrolled from one photo, is GRANTED within 1 s of clip
+time after his face first appears, and nobody else is ever GRANTED.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from faceguard import cli
+from faceguard.camera import FrameSource
+from faceguard.doorcheck import DoorCheck, face_crop
+from faceguard.gallery.enrol import enrol
+from faceguard.gallery.events import EventLog
+from faceguard.gallery.store import Gallery
+from faceguard.settings import DoorSettings, Settings, save_settings
+from faceguard.vision.image import load_image
+
+
+@pytest.fixture
+def lin_enrolled(shared_data, pipeline):
+    with Gallery.open() as gallery:
+        rgb = load_image(shared_data / "video" / "lin-manuel-miranda.png")
+        enrol(gallery, pipeline, rgb, "Lin-Manuel Miranda", "E001", consent=True,
+              threshold=pipeline.threshold_for(1))
+    return "E001"
+
+
+def test_headless_door_grants_lin_within_one_second_and_nobody_else(
+        shared_data, lin_enrolled, tmp_path, capsys, monkeypatch):
+    opened = tmp_path / "door-opened.txt"
+    # A real door output: a shell command that appends the employee id and distance to a file.
+    save_settings(Settings(door=DoorSettings(
+        kind="command",
+        command=f"{sys.executable} -c \"import sys; open(sys.argv[1], 'a').write(sys.argv[2] + ' ' + sys.argv[3] + '\\n')\" {opened} {{employee_id}} {{distance}}")))
+    video = shared_data / "video" / "short_hamilton_clip.mp4"
+
+    rc = cli.main(["door", "--camera", str(video), "--headless", "--provider", "cpu", "--timeline"])
+
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    granted = [r for r in rows if r["decision"] == "GRANTED"]
+    assert [r["person_id"] for r in granted] == ["E001"], rows
+    lin = granted[0]
+    # His face is on screen from the first frame: granted within 1 s of clip time.
+    assert lin["time"] <= 1.0
+    assert lin["distance"] <= lin["threshold"]
+    assert lin["frames_used"] >= 3
+    assert f"{lin['distance']:.2f}" in lin["reason"] and f"{lin['threshold']:.2f}" in lin["reason"]
+    assert lin["door"]["ok"] is True
+    # The door command ran once, with the placeholders filled in.
+    lines = opened.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("E001 0.")
+    # Everyone else in the clip is a stranger, and the log holds every decision.
+    denied = [r for r in rows if r["decision"] == "DENIED"]
+    assert denied and all(r["person_id"] is None for r in denied)
+    assert "GRANTED Lin-Manuel Miranda" in err
+    with Gallery.open() as gallery:
+        events = EventLog(gallery).events(limit=None)
+        assert sorted(e.decision for e in events) == sorted(r["decision"] for r in rows)
+        granted_events = [e for e in events if e.decision == "GRANTED"]
+        assert [e.employee_id for e in granted_events] == ["E001"]
+        assert granted_events[0].door_result.startswith("ok")
+        assert granted_events[0].has_snapshot
+        assert gallery.person("E001").last_seen is not None
+
+
+def test_door_check_reports_every_face_with_an_explanation(shared_data, pipeline, lin_enrolled):
+    with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        check = DoorCheck(pipeline, gallery, Settings())
+        reports = [check.process(src.read()) for _ in range(4)]
+        check.close()
+    assert check.threshold == pytest.approx(pipeline.threshold_for(1))
+    faces = [f for r in reports for f in r.faces]
+    assert faces, "the first frames of the clip show faces"
+    lin = [f for f in faces if f.employee_id == "E001"]
+    assert lin and all(f.distance <= f.threshold for f in lin)
+    assert all("Lin-Manuel Miranda" in f.explanation for f in lin)
+    assert all(r.infer_ms > 0 for r in reports)
+    strangers = [f for f in faces if f.employee_id is None]
+    assert all(f.distance > f.threshold for f in strangers)
+
+
+def test_an_empty_gallery_denies_everyone(shared_data, pipeline):
+    with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        check = DoorCheck(pipeline, gallery, Settings(stranger_frames=2), log_events=False)
+        decisions = [d for _ in range(3) for d in check.process(src.read()).decisions]
+        check.close()
+    assert decisions and {d.kind for d in decisions} == {"DENIED"}
+    assert all(d.person_id is None for d in decisions)
+
+
+def test_face_crop_keeps_a_margin_and_stays_inside_the_image():
+    rgb = np.zeros((100, 200, 3), np.uint8)
+    crop = face_crop(rgb, (150, 40, 190, 90))
+    assert crop.shape == (100 - 25, 200 - 138, 3)
