@@ -7,6 +7,7 @@ so the settings dialog can refuse it with the reason and the CLI can print it.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
@@ -18,6 +19,28 @@ from faceguard.errors import SettingsError
 PROVIDERS = ("auto", "cuda", "cpu")
 DOOR_KINDS = ("none", "command", "webhook", "serial")
 MODES = ("identify", "verify")
+
+
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _check_types(obj, prefix: str = "") -> None:
+    """A hand-edited file can hold "five" or true where a number belongs: refuse it naming the
+    key, instead of failing later with a bare TypeError/ValueError (or accepting true as 1)."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        expected = float if f.name == "threshold" else type(f.default)
+        if expected not in _TYPE_WORDS or (f.name == "threshold" and value is None):
+            continue  # the door group is checked on its own; None = the model default
+        if expected is float:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        elif expected is int:
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            raise SettingsError(f"Setting '{prefix}{f.name}': must be {_TYPE_WORDS[expected]}, "
+                                f"not {value!r}.")
 
 
 @dataclass
@@ -56,6 +79,10 @@ class Settings:
         def bad(key: str, why: str) -> SettingsError:
             return SettingsError(f"Setting '{key}': {why}")
 
+        _check_types(self)
+        if not isinstance(self.door, DoorSettings):
+            raise bad("door", "must be a group of door settings.")
+        _check_types(self.door, "door.")
         if self.provider not in PROVIDERS:
             raise bad("provider", f"must be one of {', '.join(PROVIDERS)}, not '{self.provider}'.")
         if self.mode not in MODES:
@@ -133,8 +160,11 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     """Validate, then replace the file atomically (a crash never leaves half a file)."""
     settings.validate()
     path = path or paths.settings_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".tmp")
+    except OSError as exc:  # e.g. the config folder is read-only or is a file
+        raise SettingsError(f"Settings could not be saved to {path} ({exc.strerror}).") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(settings.to_dict(), fh, indent=2)

@@ -76,7 +76,7 @@ def test_batch_and_single_embeddings_agree(results, pipeline):
 def test_threshold_for_gallery_size(pipeline):
     sizes = [1, 2, 5, 10, 20, 50, 100, 200]
     ts = [pipeline.threshold_for(n) for n in sizes]
-    assert all(t0 > t1 for t0, t1 in zip(ts, ts[1:])), ts  # more people, stricter threshold
+    assert all(t0 > t1 for t0, t1 in zip(ts, ts[1:], strict=False)), ts  # more people: stricter
     assert all(0 < t < 4 for t in ts)
     assert ts[0] > pipeline.threshold_for(3) > ts[2]  # interpolated between the curve points
     assert pipeline.threshold_for(10_000) <= ts[-1]

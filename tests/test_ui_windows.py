@@ -311,3 +311,18 @@ def test_every_decision_is_shown_with_its_distance_and_threshold(qtbot, plug):
     denied, granted = w.event_rows()
     assert denied.startswith("DENIED  stranger") and denied.endswith("distance 0.41 > threshold 0.18)")
     assert granted.startswith("GRANTED  Ana") and granted.endswith("≤ threshold 0.18)")
+
+
+def test_face_label_shows_name_distance_and_state_once():
+    from faceguard.ui.door_window import face_overlay
+    from faceguard.ui.video import GREEN, RED
+
+    def face(name, dist, state, status):
+        return SimpleNamespace(box=(1.0, 2.0, 41.0, 52.0), landmarks=None, name=name, distance=dist,
+                               state=state, status=status)
+    ana = face_overlay(face("Ana", 0.08, "granted", "Ana: granted"))
+    assert ana.label == "Ana  0.08 · granted" and ana.color == GREEN and ana.box == (1.0, 2.0, 41.0, 52.0)
+    stranger = face_overlay(face(None, 0.2, "stranger", "unknown 3/5"))
+    assert stranger.label == "unknown  0.20 · 3/5" and stranger.color == RED
+    assert face_overlay(face("Ana", 0.1, "recognising", "recognising Ana 2/3")).label == \
+        "Ana  0.10 · recognising Ana 2/3"

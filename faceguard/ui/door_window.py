@@ -135,6 +135,8 @@ def face_overlay(face) -> Overlay:
         color = GREY
     who = name or "unknown"
     label = f"{who}  {dist:.2f}" if math.isfinite(dist) else who
+    if text.startswith(who):   # "Ana: granted" → "Ana  0.08 · granted", the name once
+        text = text[len(who):].lstrip(" :·")
     if text and text not in label:
         label = f"{label} · {text}"
     return Overlay(tuple(float(v) for v in face.box), label, color,

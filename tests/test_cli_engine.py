@@ -1,0 +1,176 @@
+"""The engine commands of `faceguard` (embed, verify, eval, doctor), run in-process on real photos."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from faceguard.cli import main
+from faceguard.evaluate import EmbeddedSet
+from faceguard.vision.image import load_image
+from faceguard.vision.models import load_manifest
+from faceguard.vision.pipeline import distance
+
+ABEL_1 = "images/Abel_Pacheco/Abel_Pacheco_0001.jpg"
+ABEL_4 = "images/Abel_Pacheco/Abel_Pacheco_0004.jpg"
+AMBER_1 = "images/Amber_Tamblyn/Amber_Tamblyn_0001.jpg"
+REPO = Path(__file__).resolve().parents[1]
+
+PAIRS = """1\t4
+Abel_Pacheco\t1\t4
+Akhmed_Zakayev\t1\t3
+Akhmed_Zakayev\t2\t3
+Amber_Tamblyn\t1\t2
+Abdel_Madi_Shabneh\t1\tMikhail_Gorbachev\t1
+Abel_Pacheco\t1\tJong_Thae_Hwa\t2
+Akhmed_Zakayev\t2\tDonna_Morrissey\t1
+Alan_Dershowitz\t1\tBertrand_Bonello\t1
+"""
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main([*argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_verify_same_person(lfw, capsys):
+    rc, out, err = run(capsys, "verify", str(lfw / ABEL_1), str(lfw / ABEL_4), "--json",
+                       "--provider", "cpu")
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["same"] is True
+    assert r["distance"] < r["threshold"]
+    assert r["faces_in_a"] == r["faces_in_b"] == 1
+    assert r["model"].endswith("+flip")
+
+
+def test_verify_different_people(lfw, capsys, pipeline):
+    rc, out, err = run(capsys, "verify", str(lfw / ABEL_1), str(lfw / AMBER_1), "--json",
+                       "--provider", "cpu")
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["same"] is False
+    assert r["distance"] > r["threshold"]
+    # the CLI's distance is the pipeline's distance between the two photos' faces
+    a, b = (pipeline.process(load_image(lfw / p))[0].embedding for p in (ABEL_1, AMBER_1))
+    assert r["distance"] == pytest.approx(distance(a, b), abs=1e-4)
+
+
+def test_verify_threshold_option_decides(lfw, capsys):
+    rc, out, _ = run(capsys, "verify", str(lfw / ABEL_1), str(lfw / AMBER_1), "--threshold", "3.9",
+                     "--provider", "cpu")
+    assert rc == 0
+    assert out.startswith("same person: distance") and "threshold 3.900" in out
+
+
+def test_verify_bad_image_exits_2_with_one_line(lfw, tmp_path, capsys):
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("not a picture")
+    rc, out, err = run(capsys, "verify", str(lfw / ABEL_1), str(bad), "--provider", "cpu")
+    assert rc == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0] and lines[0].startswith("faceguard: ")
+    assert "Traceback" not in err
+
+
+def test_verify_no_face_exits_2(lfw, tmp_path, capsys):
+    grey = tmp_path / "grey.png"
+    cv2.imwrite(str(grey), np.full((200, 200, 3), 128, np.uint8))
+    rc, _, err = run(capsys, "verify", str(grey), str(lfw / ABEL_1), "--provider", "cpu")
+    assert rc == 2
+    assert err.strip() == f"faceguard: {grey}: no face found."
+
+
+def test_verify_subprocess_bad_image_has_no_traceback(tmp_path):
+    missing = tmp_path / "nobody.jpg"
+    proc = subprocess.run([sys.executable, "-m", "faceguard.cli", "verify", str(missing), str(missing),
+                           "--provider", "cpu"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip() == f"faceguard: {missing}: file not found."
+
+
+def test_embed_folder_to_npz(lfw, tmp_path, capsys, pipeline):
+    root = tmp_path / "photos"
+    for rel in (ABEL_1, ABEL_4, AMBER_1):
+        dst = root / Path(rel).relative_to("images")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lfw / rel, dst)
+    cv2.imwrite(str(root / "wall.png"), np.full((250, 250, 3), 128, np.uint8))
+    out_file = tmp_path / "emb.npz"
+
+    rc, out, err = run(capsys, "embed", str(root), "--out", str(out_file), "--provider", "cpu")
+    assert rc == 0, err
+    assert out.strip() == (f"4 images embedded to {out_file}; no face found in 1 "
+                           "(centre crop embedded instead)")
+    with np.load(out_file, allow_pickle=False) as z:
+        assert set(z.files) == {"paths", "emb", "found"}
+        paths, emb, found = z["paths"].tolist(), z["emb"], z["found"]
+    assert paths == ["Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0004.jpg",
+                     "Amber_Tamblyn/Amber_Tamblyn_0001.jpg", "wall.png"]
+    assert emb.shape == (4, 128) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert found.dtype == bool and found.tolist() == [True, True, True, False]
+    # the stored vectors are the pipeline's embeddings of the same photos
+    ref = pipeline.process(load_image(lfw / ABEL_1))[0].embedding
+    np.testing.assert_allclose(emb[0], ref, atol=1e-5)
+    assert distance(emb[0], emb[1]) < distance(emb[0], emb[2])
+    loaded = EmbeddedSet.load(out_file)
+    assert loaded.index()["wall.png"] == 3
+
+
+def test_embed_refuses_an_unreadable_image(lfw, tmp_path, capsys):
+    root = tmp_path / "photos"
+    root.mkdir()
+    shutil.copy(lfw / ABEL_1, root / "a.jpg")
+    (root / "b.jpg").write_bytes(b"")
+    out_file = tmp_path / "emb.npz"
+    rc, _, err = run(capsys, "embed", str(root), "--out", str(out_file), "--provider", "cpu")
+    assert rc == 2
+    assert err.strip().splitlines()[-1] == f"faceguard: {root / 'b.jpg'}: the file is empty (0 bytes)."
+    assert not out_file.exists()  # nothing half-written
+
+
+def test_embed_empty_folder(tmp_path, capsys):
+    rc, _, err = run(capsys, "embed", str(tmp_path), "--out", str(tmp_path / "x.npz"))
+    assert rc == 2 and "no .jpg or .png files" in err
+
+
+def test_doctor_lists_provider_and_model_files(capsys):
+    rc, out, err = run(capsys, "doctor", "--provider", "cpu")
+    assert rc == 0, err
+    assert "onnxruntime providers available: " in out and "CPUExecutionProvider" in out
+    assert "runs on: CPU" in out
+    for name in load_manifest().sha256:
+        assert f"  ok   {name}" in out.splitlines(), name
+    assert "BAD" not in out
+
+
+def test_eval_pairs_prints_accuracy(lfw, tmp_path, capsys):
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(PAIRS)
+    report = tmp_path / "r.json"
+    rc, out, err = run(capsys, "eval", "pairs", str(lfw), str(pairs), "--json", str(report),
+                       "--provider", "cpu")
+    assert rc == 0, err
+    assert out.startswith("pairs 8: accuracy 100.00 %")
+    r = json.loads(report.read_text())
+    assert r["pairs"] == 8 and r["accuracy"] == 1.0 and r["faces_found"] == 1.0
+    assert 0 < r["threshold"] < 4
+
+
+def test_eval_pairs_with_missing_image(tmp_path, capsys):
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(PAIRS)
+    rc, _, err = run(capsys, "eval", "pairs", str(tmp_path), str(pairs), "--provider", "cpu")
+    assert rc == 2
+    assert "missing under" in err and "Traceback" not in err

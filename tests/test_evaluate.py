@@ -1,0 +1,128 @@
+"""Accuracy arithmetic on hand-made examples with known answers, and the dev-set file readers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from faceguard import evaluate as ev
+from faceguard.errors import FaceGuardError
+
+
+def test_best_threshold_separable():
+    dist = np.array([0.8, 0.1, 0.6, 0.3, 0.2, 0.7])
+    same = np.array([False, True, False, True, True, False])
+    assert ev.best_threshold(dist, same) == pytest.approx(0.45)  # midway between 0.3 and 0.6
+
+
+def test_best_threshold_with_overlap_takes_the_first_best_cut():
+    # sorted: 0.1 S, 0.2 S, 0.4 D, 0.5 S, 0.7 D, 0.8 D -> cutting after 0.2 or after 0.5 both
+    # get 5 of 6 right; the first such cut is kept.
+    dist = np.array([0.1, 0.2, 0.5, 0.4, 0.7, 0.8])
+    same = np.array([True, True, True, False, False, False])
+    t = ev.best_threshold(dist, same)
+    assert t == pytest.approx(0.3)
+    assert np.mean((dist <= t) == same) == pytest.approx(5 / 6)
+
+
+def test_kfold_accuracy_known_answer():
+    # 10 genuine pairs at 0.10..0.19, 10 impostors at 0.60..0.69, and one genuine pair (index 0)
+    # moved to 0.9, beyond every impostor: only that pair can ever be wrong.
+    same_d = np.linspace(0.10, 0.19, 10)
+    diff_d = np.linspace(0.60, 0.69, 10)
+    dist = np.concatenate([same_d, diff_d])
+    same = np.array([True] * 10 + [False] * 10)
+    perfect = ev.kfold_accuracy(dist, same, k=10)
+    assert perfect["accuracy"] == 1.0 and perfect["folds"] == 10
+    assert 0.19 < perfect["threshold"] < 0.60
+    dist[0] = 0.9
+    r = ev.kfold_accuracy(dist, same, k=10)
+    # interleaved folds of 2 pairs: the fold holding the outlier scores 1/2, the other nine 2/2
+    assert r["accuracy"] == pytest.approx((9 * 1.0 + 0.5) / 10)
+    assert r["accuracy_std"] == pytest.approx(np.std([1.0] * 9 + [0.5]))
+    # explicit folds are honoured: two folds, each with the threshold learnt on the other
+    folds = np.array([0, 1] * 10)
+    r2 = ev.kfold_accuracy(dist, same, folds)
+    assert r2["folds"] == 2 and r2["accuracy"] == pytest.approx((1.0 + 9 / 10) / 2)
+
+
+def test_tar_at_far():
+    diff = np.linspace(0.5, 1.5, 1000)
+    same = np.array([0.4, 0.5, 0.505, 0.52, 2.0])
+    tar, t = ev.tar_at_far(same, diff, 0.01)
+    assert np.mean(diff <= t) == pytest.approx(0.01)  # exactly 10 of 1000 impostors accepted
+    assert diff[9] <= t < diff[10]
+    assert tar == pytest.approx(3 / 5)  # 0.4, 0.5, 0.505 are below diff[10] = 0.51001
+    tar0, t0 = ev.tar_at_far(same, diff, 1e-4)  # fewer than one impostor allowed: accept none
+    assert t0 < diff[0] and tar0 == pytest.approx(1 / 5)
+
+
+def test_read_pairs_dev(lfw):
+    pairs = ev.read_pairs(lfw / "pairs_dev.txt")
+    assert len(pairs) == 600
+    assert sum(p.same for p in pairs) == 300
+    assert pairs[0] == ev.Pair("images/Abel_Pacheco/Abel_Pacheco_0001.jpg",
+                               "images/Abel_Pacheco/Abel_Pacheco_0004.jpg", True, 0)
+    assert not pairs[300].same and pairs[300].a != pairs[300].b
+    assert {p.fold for p in pairs} == {0}
+    ev.require_images(lfw, sorted({p.a for p in pairs} | {p.b for p in pairs}))
+
+
+def test_read_pairs_bad_files(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("1\t2\nA\t1\t2\n")
+    with pytest.raises(FaceGuardError, match=f"{short}: header promises 4 pairs, found 1"):
+        ev.read_pairs(short)
+    junk = tmp_path / "junk.txt"
+    junk.write_text("1\t1\nA 1\n")
+    with pytest.raises(FaceGuardError, match=f"{junk}: not a pairs file.*line 2 has 2 fields"):
+        ev.read_pairs(junk)
+    with pytest.raises(FaceGuardError, match="not a pairs file"):
+        ev.read_pairs(tmp_path / "absent.txt")
+
+
+def test_require_images_names_a_missing_one(lfw):
+    with pytest.raises(FaceGuardError, match="1 image.*missing.*images/Nobody/Nobody_0001.jpg"):
+        ev.require_images(lfw, ["images/Abel_Pacheco/Abel_Pacheco_0001.jpg",
+                                "images/Nobody/Nobody_0001.jpg"])
+
+
+def test_threshold_curve_matches_the_formula():
+    impostor = np.linspace(0.0, 1.0, 100_001)  # uniform: the q-quantile is q itself
+    rng = np.random.default_rng(0)
+    curve = ev.threshold_curve(rng.permutation(impostor), fpir=0.01)
+    # 500 people need q = 2e-5 -> 2 pairs below: too few, so the curve stops at 200
+    assert [n for n, _ in curve] == [1, 2, 5, 10, 20, 50, 100, 200]
+    for n, t in curve:
+        assert t == pytest.approx(1 - 0.99 ** (1 / n), abs=6e-5), n
+    ts = [t for _, t in curve]
+    assert ts == sorted(ts, reverse=True)
+    assert curve[0][1] == pytest.approx(0.01, abs=1e-4)
+
+
+def test_read_split(lfw):
+    split = ev.read_split(lfw / "identification_split.tsv")
+    assert len(split.gallery_paths) == 159
+    assert len(split.probe_paths) == 350
+    assert len(split.stranger_paths) == 78
+    assert len(set(split.gallery_ids)) == 159  # one photo per person
+    assert set(split.probe_ids) <= set(split.gallery_ids)
+    assert not set(split.stranger_paths) & set(split.gallery_paths + split.probe_paths)
+    assert split.gallery_paths[0] == "images/Abel_Pacheco/Abel_Pacheco_0001.jpg"
+
+
+def test_top2_and_open_set_on_a_hand_made_gallery():
+    # three enrolled people on the axes; a probe near person b, a stranger far from everyone
+    gallery = np.eye(3, dtype=np.float32)
+    probe = np.array([[0.1, 0.99, 0.0]], np.float32)
+    probe /= np.linalg.norm(probe)
+    stranger = np.array([[-1.0, 0.0, 0.0]], np.float32)
+    best, d1, d2 = ev.top2(probe, gallery)
+    assert best.tolist() == [1]
+    assert d1[0] == pytest.approx(2 - 2 * probe[0, 1], abs=1e-6)
+    assert d2[0] == pytest.approx(2 - 2 * probe[0, 0], abs=1e-6)
+    r = ev.open_set(probe, ["b"], stranger, gallery, ["a", "b", "c"], threshold=0.5)
+    assert r["rank1"] == 1.0 and r["fnir"] == 0.0 and r["fpir"] == 0.0
+    r = ev.open_set(probe, ["b"], stranger, gallery, ["a", "b", "c"], threshold=0.001)
+    assert r["fnir"] == 1.0  # right person, but not within the threshold
+    assert ev.threshold_at_fpir(np.array([0.3, 0.1, 0.2, 0.4]), 0.25) == pytest.approx(0.2 - 1e-9)
