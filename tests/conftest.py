@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _runtime = Path(tempfile.mkdtemp(prefix="faceguard-xdg-runtime-"))
 _runtime.chmod(0o700)
+atexit.register(shutil.rmtree, _runtime, ignore_errors=True)
 os.environ["XDG_RUNTIME_DIR"] = str(_runtime)
 os.environ.setdefault("FACEGUARD_THREADS", "2")
 
