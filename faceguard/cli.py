@@ -129,9 +129,9 @@ def cmd_eval_identify(args) -> int:
     for size in args.gallery_size or []:
         o = ev.office_galleries(es, split, size, draws=args.draws, fpir=args.fpir)
         out[f"office_{size}"] = o
-        cells = ", ".join(f"{rule} hits {100 * o[rule]['hits_mean']:.1f} %"
-                          for rule in ("distance", "margin"))
-        print(f"gallery of {size} ({args.draws} draws): {cells}")
+        cells = ", ".join(f"{rule}: {100 * o[rule]['hits_mean']:.1f} % let in "
+                          f"(threshold {o[rule]['threshold']:.4f})" for rule in ("distance", "margin"))
+        print(f"gallery of {size} ({args.draws} draws, {100 * args.fpir:g} % strangers): {cells}")
     _write_json(args.json, out)
     return 0
 
@@ -156,6 +156,19 @@ def cmd_calibrate(args) -> int:
         s = load_settings()
         s.threshold = round(r["threshold"], 4)
         print(f"threshold saved to {save_settings(s)}")
+    if args.curve:
+        # The manifest's threshold curves for this model and data (models/README.md).
+        labels = {row["path"]: row["identity"] for row in ev.read_tsv(Path(args.split).with_name("labels.tsv"))}
+        r["threshold_curve"] = ev.threshold_curve(ev.impostor_distances(es, labels), args.fpir)
+        office = {n: ev.office_galleries(es, split, n, draws=200, fpir=args.fpir)
+                  for n in (20, 50, 100, 150, 200)}
+        r["office"] = office
+        r["margin_threshold_curve"] = [[n, round(o["margin"]["threshold"], 4)] for n, o in office.items()]
+        print(f"distance-rule curve (all impostor pairs): {r['threshold_curve']}")
+        for n, o in office.items():
+            print(f"  gallery {n:>3}: let in {100 * o['distance']['hits_mean']:.1f} % (distance, "
+                  f"{o['distance']['threshold']:.4f}) vs {100 * o['margin']['hits_mean']:.1f} % "
+                  f"(margin, {o['margin']['threshold']:.4f})")
     _write_json(args.json, {k: v for k, v in r.items() if not k.endswith("distances")})
     return 0
 
@@ -249,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fpir", type=float, default=0.01)
     p.add_argument("--plot", type=Path, help="PNG with the distance histograms")
     p.add_argument("--save", action="store_true", help="store the threshold in the settings")
+    p.add_argument("--curve", action="store_true",
+                   help="also the per-gallery-size thresholds of both scoring rules")
     p.add_argument("--json", type=Path)
     add_engine_options(p)
     p.set_defaults(func=cmd_calibrate)

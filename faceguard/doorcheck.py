@@ -70,7 +70,7 @@ class DoorCheck:
         self.pipeline = pipeline
         self.gallery = gallery
         self.settings = settings.validate()
-        self.threshold = pipeline.default_threshold
+        self.rule, self.threshold = "distance", pipeline.default_threshold
         self.decider = Decider.from_settings(settings)
         self.events = EventLog(gallery) if log_events else None
         self.door = AsyncDoor(door or make_door(settings.door))
@@ -86,11 +86,12 @@ class DoorCheck:
             for emp, problem in problems.items():
                 log.warning("re-embedding %s failed: %s", emp, problem)
         ids, matrix = self.gallery.embeddings(model_id)
-        # The threshold follows the gallery: more people, more chances for a stranger to match.
-        self.threshold = self.pipeline.threshold_for(len(ids), self.settings.threshold)
+        # The threshold follows the gallery: more people, more chances for a stranger to match;
+        # large galleries are scored by the runner-up margin rule (issue 6, models/README.md).
+        self.rule, self.threshold = self.pipeline.scoring_for(len(ids), self.settings.threshold)
         self.decider.threshold = self.threshold
         names = {p.employee_id: p.name for p in self.gallery.people()}
-        return Matcher(ids, matrix, self.threshold, names=[names.get(i, i) for i in ids],
+        return Matcher(ids, matrix, self.threshold, rule=self.rule, names=[names.get(i, i) for i in ids],
                        dim=self.pipeline.embedder.spec.embedding_size)
 
     def reload_gallery(self) -> None:

@@ -184,7 +184,7 @@ def test_real_lfw_embeddings_find_the_right_person(pipeline, lfw):
 
     gallery = np.stack([embed(by_person[p][0]) for p in people])
     probes = np.stack([embed(by_person[p][1]) for p in people])
-    m = Matcher(people, gallery, threshold=pipeline.default_threshold)
+    m = Matcher(people, gallery, threshold=pipeline.threshold_for(len(people)))
     results = m.search(probes)
     for who, r in zip(people, results, strict=True):
         assert r.id == who, r.explain()

@@ -36,10 +36,19 @@ class EmbedderSpec:
     # (gallery size, threshold) pairs: the threshold that accepts ~1 % of strangers per frame
     # for a gallery of that many people (more people = more chances for a stranger to match).
     threshold_curve: tuple[tuple[int, float], ...] = ()
+    # From this gallery size on, the runner-up margin rule scores better (0 = never), with its
+    # own thresholds: a threshold only means something for the rule it was calibrated with.
+    margin_from_gallery_size: int = 0
+    margin_threshold_curve: tuple[tuple[int, float], ...] = ()
 
-    def threshold_for(self, gallery_size: int) -> float:
+    def rule_for(self, gallery_size: int) -> str:
+        """'margin' for galleries large enough for it to help, else 'distance'."""
+        use_margin = self.margin_from_gallery_size and gallery_size >= self.margin_from_gallery_size
+        return "margin" if use_margin and self.margin_threshold_curve else "distance"
+
+    def threshold_for(self, gallery_size: int, rule: str = "distance") -> float:
         """The calibrated threshold for a gallery of this size (log-size interpolation)."""
-        curve = self.threshold_curve
+        curve = self.margin_threshold_curve if rule == "margin" else self.threshold_curve
         if not curve:
             return self.default_threshold
         n = max(1, int(gallery_size))
@@ -86,6 +95,10 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _curve(points) -> tuple[tuple[int, float], ...]:
+    return tuple((int(n), float(t)) for n, t in points)
+
+
 def load_manifest(root: Path | None = None) -> Manifest:
     root = Path(root) if root else paths.models_dir()
     path = root / MANIFEST_NAME
@@ -104,7 +117,9 @@ def load_manifest(root: Path | None = None) -> Manifest:
                 landmark_template=np.asarray(e["landmark_template"], dtype=np.float32).reshape(5, 2),
                 embedding_size=int(e["embedding_size"]),
                 default_threshold=float(e["default_threshold"]),
-                threshold_curve=tuple((int(n), float(t)) for n, t in e.get("threshold_curve", [])),
+                threshold_curve=_curve(e.get("threshold_curve", [])),
+                margin_from_gallery_size=int(e.get("margin_rule", {}).get("from_gallery_size", 0)),
+                margin_threshold_curve=_curve(e.get("margin_rule", {}).get("threshold_curve", [])),
             )
         return Manifest(root, detector, embedders, raw["default_embedder"], dict(raw["sha256"]))
     except FileNotFoundError as exc:

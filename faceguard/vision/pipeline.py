@@ -88,11 +88,20 @@ class FacePipeline:
         return self.embedder.spec.default_threshold
 
     def threshold_for(self, gallery_size: int, override: float | None = None) -> float:
-        """The threshold a decision uses: the user's setting when one is set (`override`), else
+        """The plain-distance threshold: the user's setting when one is set (`override`), else
         the one calibrated for a gallery of this many people (1 % of strangers per frame)."""
         if override:
             return float(override)
         return self.embedder.spec.threshold_for(gallery_size)
+
+    def scoring_for(self, gallery_size: int, override: float | None = None) -> tuple[str, float]:
+        """(rule, threshold) for the door: the runner-up margin rule with its own calibrated
+        threshold for large galleries, plain distance otherwise or when the user set one."""
+        if override:
+            return "distance", float(override)
+        spec = self.embedder.spec
+        rule = spec.rule_for(gallery_size)
+        return rule, spec.threshold_for(gallery_size, rule)
 
     @property
     def provider(self) -> str:
