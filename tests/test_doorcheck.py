@@ -100,3 +100,24 @@ def test_face_crop_keeps_a_margin_and_stays_inside_the_image():
     rgb = np.zeros((100, 200, 3), np.uint8)
     crop = face_crop(rgb, (150, 40, 190, 90))
     assert crop.shape == (100 - 25, 200 - 138, 3)
+
+
+def test_a_large_gallery_is_scored_by_the_margin_rule(shared_data, pipeline, lin_enrolled):
+    """From 100 people on, the door uses the runner-up margin rule with its own threshold, and
+    an enrolled person is still let in while everyone else stays a stranger."""
+    rng = np.random.default_rng(0)
+    photo = np.full((64, 64, 3), 128, np.uint8)
+    with Gallery.open() as gallery:
+        for i in range(120):
+            v = rng.normal(size=128).astype(np.float32)
+            gallery.add_person(f"Person {i}", f"X{i:03d}", photo, v / np.linalg.norm(v), pipeline.model_id)
+        with FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+            check = DoorCheck(pipeline, gallery, Settings(), log_events=False)
+            reports = [check.process(src.read()) for _ in range(6)]
+            check.close()
+    assert check.rule == "margin"
+    assert check.threshold == pytest.approx(pipeline.embedder.spec.threshold_for(121, "margin"))
+    granted = [d for r in reports for d in r.decisions if d.kind == "GRANTED"]
+    assert [d.person_id for d in granted] == ["E001"]
+    lin = [f for r in reports for f in r.faces if f.employee_id == "E001"]
+    assert lin and all("runner-up" in f.explanation for f in lin)

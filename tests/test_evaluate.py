@@ -126,3 +126,57 @@ def test_top2_and_open_set_on_a_hand_made_gallery():
     r = ev.open_set(probe, ["b"], stranger, gallery, ["a", "b", "c"], threshold=0.001)
     assert r["fnir"] == 1.0  # right person, but not within the threshold
     assert ev.threshold_at_fpir(np.array([0.3, 0.1, 0.2, 0.4]), 0.25) == pytest.approx(0.2 - 1e-9)
+
+
+def _synthetic_split(n_people=60, n_strangers=40, dim=16, noise=0.35, seed=0):
+    """Unit embeddings: one cluster per person (gallery photo + 2 probes), plus strangers."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_people + n_strangers, dim))
+    paths, emb = [], []
+
+    def add(path, centre):
+        v = centre + noise * rng.normal(size=dim)
+        paths.append(path)
+        emb.append(v / np.linalg.norm(v))
+
+    gallery, probes, probe_ids = [], [], []
+    for i in range(n_people):
+        add(f"p{i}/g.jpg", centres[i])
+        gallery.append(f"p{i}/g.jpg")
+        for k in range(2):
+            add(f"p{i}/q{k}.jpg", centres[i])
+            probes.append(f"p{i}/q{k}.jpg")
+            probe_ids.append(f"p{i}")
+    strangers = []
+    for j in range(n_strangers):
+        add(f"s{j}/x.jpg", centres[n_people + j])
+        strangers.append(f"s{j}/x.jpg")
+    es = ev.EmbeddedSet(np.array(paths), np.array(emb, np.float32), np.ones(len(paths), bool))
+    split = ev.IdentificationSet(gallery, [p.split("/")[0] for p in gallery], probes, probe_ids,
+                                 strangers, [s.split("/")[0] for s in strangers])
+    return es, split
+
+
+def test_office_galleries_calibrates_each_rule_to_the_stranger_rate():
+    es, split = _synthetic_split()
+    out = ev.office_galleries(es, split, size=30, draws=20, fpir=0.05)
+    assert out["gallery_size"] == 30 and out["draws"] == 20
+    for rule in ("distance", "margin"):
+        r = out[rule]
+        # the median per-draw threshold, applied to every draw, keeps strangers near the target
+        assert 0.0 <= r["fixed_threshold_fpir"] <= 0.10
+        assert 0.0 < r["hits_mean"] <= 1.0
+    # the margin score is never above the plain distance, so its threshold is the lower one
+    assert out["margin"]["threshold"] < out["distance"]["threshold"]
+
+
+def test_leave_one_out_strangers_never_search_their_own_photo():
+    es, split = _synthetic_split(n_people=10, n_strangers=5)
+    loo = ev.leave_one_out_strangers(es, split)
+    assert loo.shape == (len(split.probe_paths) + len(split.stranger_paths),)
+    idx = es.index()
+    g = es.emb[[idx[p] for p in split.gallery_paths]]
+    first = es.emb[idx[split.probe_paths[0]]]
+    own = 2 - 2 * float(first @ g[0])
+    others = (2 - 2 * (g[1:] @ first)).min()
+    assert loo[0] == pytest.approx(others, abs=1e-5) and loo[0] > own

@@ -118,3 +118,15 @@ def test_central_face_picks_the_face_nearest_the_centre(results):
     assert central_face([off, mid], (250, 250, 3)) is mid
     assert central_face([], (250, 250, 3)) is None
     assert central_face([face], (250, 250, 3)) is face
+
+
+def test_scoring_rule_follows_the_gallery_size(pipeline):
+    spec = pipeline.embedder.spec
+    assert spec.margin_from_gallery_size == 100
+    assert pipeline.scoring_for(20) == ("distance", pipeline.threshold_for(20))
+    rule, t = pipeline.scoring_for(150)
+    assert rule == "margin" and t == pytest.approx(spec.threshold_for(150, "margin"))
+    # the margin score d1 − a·(d2 − d1) is below d1, so its threshold is lower
+    assert t < pipeline.threshold_for(150)
+    # a threshold the user set is a plain distance, whatever the gallery size
+    assert pipeline.scoring_for(150, 0.2) == ("distance", 0.2)
