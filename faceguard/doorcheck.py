@@ -27,6 +27,7 @@ from faceguard.vision.pipeline import FacePipeline
 log = logging.getLogger(__name__)
 
 SNAPSHOT_MARGIN = 0.3  # face crop for the access log: box plus 30 % on every side
+RETENTION_EVERY_S = 24 * 3600  # old access-log entries are dropped at start and then daily
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,19 @@ class DoorCheck:
         self.events = EventLog(gallery) if log_events else None
         self.door = AsyncDoor(door or make_door(settings.door))
         self._pending: list[tuple[Decision, np.ndarray | None]] = []
+        self._retention_due = 0.0
+        self._enforce_retention()
         self.matcher = self._build_matcher()
+
+    def _enforce_retention(self) -> None:
+        now = time.monotonic()
+        if self.events is None or now < self._retention_due:
+            return
+        self._retention_due = now + RETENTION_EVERY_S
+        try:
+            self.events.enforce_retention(self.settings.log_retention_days)
+        except FaceGuardError as exc:
+            log.error("access-log retention not applied: %s", exc)
 
     # -- the gallery -----------------------------------------------------------------------
     def _build_matcher(self) -> Matcher:
@@ -131,6 +144,7 @@ class DoorCheck:
                 explanation=m.explain()))
         for d in decisions:
             self._act(d, frame.rgb)
+        self._enforce_retention()
         return FrameReport(frame, faces, decisions, infer_ms, self._finish_door())
 
     def _act(self, decision: Decision, rgb: np.ndarray) -> None:

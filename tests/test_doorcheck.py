@@ -121,3 +121,18 @@ def test_a_large_gallery_is_scored_by_the_margin_rule(shared_data, pipeline, lin
     assert [d.person_id for d in granted] == ["E001"]
     lin = [f for r in reports for f in r.faces if f.employee_id == "E001"]
     assert lin and all("runner-up" in f.explanation for f in lin)
+
+
+def test_starting_the_door_check_drops_log_entries_past_retention(pipeline):
+    import time
+
+    with Gallery.open() as gallery:
+        log = EventLog(gallery)
+        old = log.log_event("DENIED", reason="old", snapshot_rgb=np.zeros((40, 40, 3), np.uint8),
+                            when=time.time() - 40 * 86400)
+        recent = log.log_event("DENIED", reason="recent", when=time.time() - 2 * 86400)
+        snapshot_files = list(gallery.snapshots_dir.iterdir())
+        assert len(snapshot_files) == 1
+        DoorCheck(pipeline, gallery, Settings(log_retention_days=30)).close()
+        assert [e.id for e in log.events(limit=None)] == [recent.id]
+        assert old.id != recent.id and not any(p.exists() for p in snapshot_files)

@@ -629,24 +629,29 @@ class DoorWindow(QMainWindow):
         if not self.admin_ok():
             return
         from faceguard.ui.settings_dialog import SettingsDialog
-        size, calibrated = self.calibrated_threshold()
-        dlg = SettingsDialog(self.settings, parent=self, save=self._save,
-                             default_threshold=calibrated, gallery_size=size)
+        dlg = SettingsDialog(self.settings, parent=self, save=self._save, **self.calibrated_threshold())
         if dlg.exec():
             self.settings = dlg.settings
             self.start()
 
-    def calibrated_threshold(self) -> tuple[int | None, float | None]:
-        """(gallery size, the model's threshold calibrated for it); Nones when unknown."""
+    def calibrated_threshold(self) -> dict:
+        """What the model calibrated for the current gallery, as SettingsDialog arguments:
+        gallery_size, default_threshold (distance) and, when a gallery this large is scored by
+        the runner-up margin rule, margin_threshold. Empty when there is no pipeline."""
         if self.pipeline is None or not hasattr(self.pipeline, "threshold_for"):
-            return None, None
+            return {}
         try:
             # Active people: the ones the door check matches against (and sizes its threshold by).
             size = len(self.gallery.people()) if self.gallery is not None else 0
-            return size, float(self.pipeline.threshold_for(size, None))
+            found = {"gallery_size": size, "default_threshold": float(self.pipeline.threshold_for(size, None))}
+            if hasattr(self.pipeline, "scoring_for"):
+                rule, threshold = self.pipeline.scoring_for(size, None)
+                if rule == "margin":
+                    found["margin_threshold"] = float(threshold)
+            return found
         except FaceGuardError as exc:
             log.info("no calibrated threshold: %s", exc)
-            return None, None
+            return {}
 
     def _gallery_changed(self) -> None:
         """The check caches the gallery's embeddings (and the threshold follows the gallery's

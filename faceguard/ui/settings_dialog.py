@@ -60,9 +60,13 @@ class SettingsDialog(QDialog):
     """Edits a copy of `settings`; after accept(), `self.settings` holds the saved values."""
 
     def __init__(self, settings: Settings, parent=None, *, save: bool = True,
-                 default_threshold: float | None = None, gallery_size: int | None = None):
-        """`default_threshold`: the model's threshold calibrated for the current gallery
-        (`pipeline.threshold_for(gallery_size)`), shown while "use calibrated" is on."""
+                 default_threshold: float | None = None, gallery_size: int | None = None,
+                 margin_threshold: float | None = None):
+        """`default_threshold`: the model's distance threshold calibrated for the current
+        gallery (`pipeline.threshold_for(gallery_size)`), shown while "use calibrated" is on.
+        `margin_threshold`: set when a gallery this large is scored by the runner-up margin
+        rule instead (`pipeline.scoring_for`); its score is named, but the field keeps the
+        distance value because a threshold typed here is always a plain distance."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.original = settings
@@ -78,8 +82,10 @@ class SettingsDialog(QDialog):
         self.loop_video.setChecked(s.loop_video)
         self.default_threshold = default_threshold
         calibrated = ""
-        if default_threshold:
-            people = "" if gallery_size is None else f" for {gallery_size} {'person' if gallery_size == 1 else 'people'}"
+        people = "" if gallery_size is None else f" for {gallery_size} {'person' if gallery_size == 1 else 'people'}"
+        if margin_threshold:
+            calibrated = f" (runner-up margin rule, score ≤ {margin_threshold:.2f}{people})"
+        elif default_threshold:
             calibrated = f" ({default_threshold:.2f}{people})"
         self.use_default_threshold = QCheckBox("Use the model's calibrated threshold" + calibrated)
         self.use_default_threshold.setChecked(s.threshold is None)
