@@ -108,19 +108,19 @@ def cmd_eval_pairs(args) -> int:
     return 0
 
 
-def _split_set(args):
+def _split_set(args, pipeline):
     from faceguard import evaluate as ev
 
     split = ev.read_split(args.split)
     files = sorted(set(split.gallery_paths + split.probe_paths + split.stranger_paths))
     ev.require_images(args.root, files)
-    return split, ev.embed_files(_pipeline(args), args.root, files)
+    return split, ev.embed_files(pipeline, args.root, files)
 
 
 def cmd_eval_identify(args) -> int:
     from faceguard import evaluate as ev
 
-    split, es = _split_set(args)
+    split, es = _split_set(args, _pipeline(args))
     r = ev.evaluate_identification(es, split, fpir=args.fpir)
     print(f"one-shot: gallery {r['gallery']}, probes {r['probes']}, strangers {r['strangers']}: "
           f"rank-1 {100 * r['rank1']:.1f} %, FNIR {100 * r['fnir']:.1f} % at FPIR "
@@ -139,21 +139,28 @@ def cmd_eval_identify(args) -> int:
 def cmd_calibrate(args) -> int:
     from faceguard import evaluate as ev
 
-    split, es = _split_set(args)
-    r = ev.calibrate(es, split, fpir=args.fpir)
-    print(f"threshold {r['threshold']:.3f}: strangers accepted {100 * r['fpir']:.2f} % "
-          f"({r['strangers']} strangers × gallery of {r['gallery']}), enrolled people missed "
+    pipeline = _pipeline(args)
+    split, es = _split_set(args, pipeline)
+    # The same scoring rule the door would use for a gallery of this size.
+    rule = args.rule if args.rule != "auto" else pipeline.embedder.spec.rule_for(len(split.gallery_paths))
+    r = ev.calibrate(es, split, fpir=args.fpir, rule=rule)
+    print(f"{rule} rule, threshold {r['threshold']:.4f}: strangers accepted {100 * r['fpir']:.2f} % "
+          f"({r['strangers']} stranger searches of a gallery of {r['gallery']}; single-photo "
+          f"people alone {100 * r['single_photo_fpir']:.1f} %), enrolled people missed "
           f"{100 * r['fnir']:.1f} % per frame, rank-1 {100 * r['rank1']:.1f} %")
     if args.plot:
         from faceguard.plot import distance_histograms
 
-        distance_histograms(r["probe_best_distances"], r["stranger_best_distances"],
-                            r["threshold"], args.plot)
+        distance_histograms(r["probe_scores"], r["stranger_scores"], r["threshold"], args.plot,
+                            xlabel=f"{rule} score of the best gallery match (lower = more alike)")
         print(f"histograms written to {args.plot}")
     if args.save:
         from faceguard.settings import load_settings, save_settings
 
         s = load_settings()
+        if rule != "distance":
+            raise FaceGuardError("Only a plain-distance threshold can be saved as the setting: "
+                                 "run again with --rule distance --save.")
         s.threshold = round(r["threshold"], 4)
         print(f"threshold saved to {save_settings(s)}")
     if args.curve:
@@ -169,7 +176,7 @@ def cmd_calibrate(args) -> int:
             print(f"  gallery {n:>3}: let in {100 * o['distance']['hits_mean']:.1f} % (distance, "
                   f"{o['distance']['threshold']:.4f}) vs {100 * o['margin']['hits_mean']:.1f} % "
                   f"(margin, {o['margin']['threshold']:.4f})")
-    _write_json(args.json, {k: v for k, v in r.items() if not k.endswith("distances")})
+    _write_json(args.json, {k: v for k, v in r.items() if not k.endswith("scores")})
     return 0
 
 
@@ -262,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fpir", type=float, default=0.01)
     p.add_argument("--plot", type=Path, help="PNG with the distance histograms")
     p.add_argument("--save", action="store_true", help="store the threshold in the settings")
+    p.add_argument("--rule", choices=("auto", "distance", "margin"), default="auto",
+                   help="scoring rule (auto: the one the door uses for this gallery size)")
     p.add_argument("--curve", action="store_true",
                    help="also the per-gallery-size thresholds of both scoring rules")
     p.add_argument("--json", type=Path)

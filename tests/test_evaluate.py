@@ -180,3 +180,24 @@ def test_leave_one_out_strangers_never_search_their_own_photo():
     own = 2 - 2 * float(first @ g[0])
     others = (2 - 2 * (g[1:] @ first)).min()
     assert loo[0] == pytest.approx(others, abs=1e-5) and loo[0] > own
+
+
+@pytest.mark.parametrize("rule", ["distance", "margin"])
+def test_calibrate_meets_the_stranger_rate_with_leave_one_out_strangers(rule):
+    es, split = _synthetic_split(n_people=60, n_strangers=40)
+    r = ev.calibrate(es, split, fpir=0.05, rule=rule)
+    assert r["strangers"] == len(split.probe_paths) + len(split.stranger_paths)
+    assert r["fpir"] <= 0.05
+    scores = np.array(r["stranger_scores"])
+    assert np.mean(scores <= r["threshold"]) == pytest.approx(r["fpir"])
+    assert len(r["probe_scores"]) == len(split.probe_paths)
+
+
+def test_calibration_plot_is_written(tmp_path):
+    import cv2
+
+    from faceguard.plot import distance_histograms
+
+    out = distance_histograms([0.05, 0.06, 0.08], [0.15, 0.2, -0.01], 0.1, tmp_path / "h.png")
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape == (420, 900, 3) and img.std() > 5

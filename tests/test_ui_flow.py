@@ -130,6 +130,7 @@ def test_enrolled_person_is_granted_on_the_clip(qtbot, pipeline, gallery, shared
     row = next(r for r in w.event_rows() if r.startswith("GRANTED"))
     assert row.startswith(f"GRANTED  {NAME}\n") and why in row
     assert "granted" in sounds.played
+    assert w.calibrated_threshold() == {"gallery_size": 1, "default_threshold": pytest.approx(threshold)}
     assert w.provider_label.text() == f"Runs on: {pipeline.provider}"
     assert "ms" in w.infer_label.text() and "–" not in w.infer_label.text()
     screenshot(w, "door_window_granted")

@@ -177,13 +177,40 @@ def test_settings_dialog_shows_the_calibrated_threshold_for_the_gallery(qtbot):
     assert d.candidate().threshold == pytest.approx(0.3)
     d.use_default_threshold.setChecked(True)      # back to calibrated: the field shows it again
     assert d.threshold.value() == pytest.approx(0.18) and d.candidate().threshold is None
+    # A large gallery is scored by the runner-up margin rule: the label names it, the field keeps
+    # the distance value (a typed threshold is always a plain distance).
+    big = SettingsDialog(Settings(), save=False, default_threshold=0.117, gallery_size=150, margin_threshold=0.0892)
+    qtbot.addWidget(big)
+    assert "runner-up margin rule, score ≤ 0.09 for 150 people" in big.use_default_threshold.text()
+    assert big.threshold.value() == pytest.approx(0.117)
+
+
+def test_door_window_passes_the_calibration_for_its_gallery_size(qtbot, plug):
+    class Pipeline:
+        provider = "CPU"
+
+        def threshold_for(self, n, override=None):
+            return 0.2 - 0.0005 * n
+
+        def scoring_for(self, n, override=None):
+            return ("margin", 0.09) if n >= 100 else ("distance", self.threshold_for(n))
+
+    w = fake_window(qtbot, plug)
+    w.pipeline = Pipeline()
+    w.gallery = SimpleNamespace(people=lambda: [object()] * 4)
+    assert w.calibrated_threshold() == {"gallery_size": 4, "default_threshold": pytest.approx(0.198)}
+    w.gallery = SimpleNamespace(people=lambda: [object()] * 120)
+    assert w.calibrated_threshold() == {"gallery_size": 120, "default_threshold": pytest.approx(0.14),
+                                        "margin_threshold": 0.09}
+    w.pipeline = SimpleNamespace(provider="CPU")     # no models: nothing to show
+    assert w.calibrated_threshold() == {}
 
 
 def test_settings_dialog_saves_valid_values_and_pin(qtbot):
     from faceguard.settings import load_settings
     from faceguard.ui.pin import verify_pin
     from faceguard.ui.settings_dialog import SettingsDialog
-    d = SettingsDialog(Settings(), save=True)
+    d = SettingsDialog(Settings(), save=True, default_threshold=0.1767, gallery_size=1)
     qtbot.addWidget(d)
     d.show()
     d.pin.setText("2468")
