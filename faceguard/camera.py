@@ -66,6 +66,8 @@ class FrameSource:
         self._thread: threading.Thread | None = None
         self._index = 0
         self._t0 = 0.0
+        self._loop_offset = 0.0  # clip time of the loops already played (t keeps growing)
+        self._last_t = 0.0
         self.fps = 0.0
         self.status = "closed"   # closed | live | reconnecting | ended
 
@@ -121,13 +123,17 @@ class FrameSource:
         ok, bgr = self._cap.read()
         if not ok and self.is_file and self.loop:
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._loop_offset = self._last_t + 1.0 / self.fps
             ok, bgr = self._cap.read()
         if not ok or bgr is None:
             return None
         if self.is_file and not self.realtime:
-            t = float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+            # Clip position, plus the loops already played: time never runs backwards, or the
+            # per-person cool-down would never end on a looping video.
+            t = self._loop_offset + float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
         else:
             t = time.monotonic() - self._t0
+        self._last_t = t
         frame = Frame(to_rgb8(bgr), self._index, t)
         self._index += 1
         return frame

@@ -74,8 +74,10 @@ def test_looping_file_restarts(tmp_path):
         writer.write(np.full((32, 32, 3), v, np.uint8))
     writer.release()
     with FrameSource(str(path), loop=True) as src:
-        shades = [round(float(src.read().rgb.mean()), -1) for _ in range(7)]
-    assert shades == [30, 130, 230, 30, 130, 230, 30]
+        frames = [src.read() for _ in range(7)]
+    assert [round(float(f.rgb.mean()), -1) for f in frames] == [30, 130, 230, 30, 130, 230, 30]
+    # time keeps running across loops (a cool-down measured in clip time must end)
+    assert [f.t for f in frames] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], abs=0.011)
 
 
 def test_missing_file_is_a_camera_error(tmp_path):
