@@ -316,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     setup_logging(args.verbose)
-    if not getattr(args, "func", None):
-        args = ap.parse_args(["gui", *(argv or [])]) if argv else ap.parse_args(["gui"])
+    if not getattr(args, "func", None):  # plain `faceguard`: the door-check window
+        args.func, args.camera, args.fullscreen = cmd_gui, None, False
     try:
         return int(args.func(args) or 0)
     except FaceGuardError as exc:

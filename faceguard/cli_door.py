@@ -38,12 +38,10 @@ def cmd_door(args) -> int:
     settings = load_settings()
     if args.threshold is not None:
         settings.threshold = args.threshold
+    if args.claim:
+        settings.mode = "verify"
     camera = args.camera if args.camera is not None else settings.camera
     pipeline = _pipeline(args)
-    gallery = Gallery.open()
-    check = DoorCheck(pipeline, gallery, settings)
-    if args.claim:
-        check.claim(args.claim, 0.0)
     source = FrameSource(camera, loop=args.loop, realtime=False)
     first_face: float | None = None
     timeline: list[dict] = []
@@ -56,10 +54,16 @@ def cmd_door(args) -> int:
         timeline.append(row)
         print(json.dumps(row), flush=True)
 
+    gallery = Gallery.open()
     try:
+        check = DoorCheck(pipeline, gallery, settings)
+        if args.claim:
+            check.claim(args.claim, 0.0)
         with source:
             while True:
                 if args.max_seconds and time.monotonic() - started > args.max_seconds:
+                    break
+                if args.frames and frames >= args.frames:
                     break
                 frame = source.read()
                 if frame is None:
@@ -102,6 +106,7 @@ def register(sub) -> None:
     p.add_argument("--threshold", type=float, default=None, help="override the threshold")
     p.add_argument("--claim", metavar="EMPID", help="verify mode: check the face against this id")
     p.add_argument("--max-seconds", type=float, default=0, help="stop after this many seconds")
+    p.add_argument("--frames", type=int, default=0, help="stop after this many frames")
     p.add_argument("--timeline", action="store_true", help="summary of decisions on stderr")
     add_engine_options(p)
     p.set_defaults(func=cmd_door)

@@ -101,7 +101,11 @@ class DoorCheck:
         ids, matrix = self.gallery.embeddings(model_id)
         # The threshold follows the gallery: more people, more chances for a stranger to match;
         # large galleries are scored by the runner-up margin rule (issue 6, models/README.md).
-        self.rule, self.threshold = self.pipeline.scoring_for(len(ids), self.settings.threshold)
+        if self.settings.mode == "verify":
+            # One comparison with the claimed person, whatever the gallery size.
+            self.rule, self.threshold = "distance", self.pipeline.threshold_for(1, self.settings.threshold)
+        else:
+            self.rule, self.threshold = self.pipeline.scoring_for(len(ids), self.settings.threshold)
         self.decider.threshold = self.threshold
         names = {p.employee_id: p.name for p in self.gallery.people()}
         return Matcher(ids, matrix, self.threshold, rule=self.rule, names=[names.get(i, i) for i in ids],

@@ -136,3 +136,25 @@ def test_starting_the_door_check_drops_log_entries_past_retention(pipeline):
         DoorCheck(pipeline, gallery, Settings(log_retention_days=30)).close()
         assert [e.id for e in log.events(limit=None)] == [recent.id]
         assert old.id != recent.id and not any(p.exists() for p in snapshot_files)
+
+
+@pytest.mark.parametrize(("claim", "expected"), [("E001", "GRANTED"), ("E002", "DENIED")])
+def test_verify_mode_grants_only_the_claimed_person(shared_data, pipeline, lin_enrolled, lfw,
+                                                     capsys, claim, expected):
+    with Gallery.open() as gallery:
+        other = load_image(lfw / "images" / "Abel_Pacheco" / "Abel_Pacheco_0001.jpg")
+        enrol(gallery, pipeline, other, "Abel Pacheco", "E002", consent=True,
+              threshold=pipeline.threshold_for(2))
+    video = shared_data / "video" / "short_hamilton_clip.mp4"
+    rc = cli.main(["door", "--camera", str(video), "--headless", "--claim", claim, "--frames", "30"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert rows and rows[0]["mode"] == "verify" and rows[0]["decision"] == expected
+    assert [r for r in rows if r["decision"] == "GRANTED"] == ([rows[0]] if expected == "GRANTED" else [])
+    # a claim is one comparison: the one-person threshold, whatever the gallery size
+    assert rows[0]["threshold"] == pytest.approx(pipeline.threshold_for(1))
+    if expected == "GRANTED":
+        assert rows[0]["person_id"] == "E001" and rows[0]["distance"] <= rows[0]["threshold"]
+    else:
+        assert "Abel Pacheco" in rows[0]["reason"] or "E002" in rows[0]["reason"]
