@@ -282,14 +282,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_options(p)
     p.set_defaults(func=cmd_doctor)
 
-    for module in ("faceguard.cli_gallery", "faceguard.cli_door", "faceguard.cli_train"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.register(sub)
+    from faceguard import cli_door, cli_gallery
+
+    cli_gallery.register(sub)
+    cli_door.register(sub)
+    try:
+        from faceguard.train import cli as cli_train  # defines the commands; torch loads later
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("faceguard.train", "faceguard.train.cli"):
+            raise
+        return ap  # the packaged desktop app leaves training out
+    cli_train.register(sub)
     return ap
 
 
