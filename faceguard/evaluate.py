@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from faceguard.errors import FaceGuardError, ImageError
+from faceguard.gallery.match import open_set_score
 from faceguard.progress import progress
 from faceguard.vision.detect import Face
 from faceguard.vision.image import load_image
@@ -218,7 +219,7 @@ def top2(probes: np.ndarray, gallery: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """(best index, best distance, runner-up distance) per probe; squared L2 of unit vectors."""
     d = 2.0 - 2.0 * (probes @ gallery.T)
     if gallery.shape[0] == 1:
-        return np.zeros(len(probes), int), d[:, 0], np.full(len(probes), 4.0)
+        return np.zeros(len(probes), int), d[:, 0], np.full(len(probes), np.inf)
     part = np.argpartition(d, 1, axis=1)[:, :2]
     dd = np.take_along_axis(d, part, axis=1)
     swap = dd[:, 0] > dd[:, 1]
@@ -228,15 +229,11 @@ def top2(probes: np.ndarray, gallery: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return best, d1, d2
 
 
-def score(d1: np.ndarray, d2: np.ndarray, rule: str = "distance", a: float = 0.5) -> np.ndarray:
-    """Open-set score (lower = more confident). 'margin' rewards a clear lead over the runner-up."""
-    # float64: thresholds sit 1e-9 below a score, which float32 would round back onto it.
-    d1, d2 = np.asarray(d1, np.float64), np.asarray(d2, np.float64)
-    if rule == "distance":
-        return d1
-    if rule == "margin":
-        return d1 - a * (d2 - d1)
-    raise FaceGuardError(f"Unknown scoring rule '{rule}': use 'distance' or 'margin'.")
+def score(d1: np.ndarray, d2: np.ndarray, rule: str = "distance") -> np.ndarray:
+    """The door's open-set score (gallery.match.open_set_score) over arrays, in float64:
+    thresholds sit 1e-9 below a score, which float32 would round back onto it."""
+    return np.asarray(open_set_score(np.asarray(d1, np.float64), np.asarray(d2, np.float64), rule),
+                      np.float64)
 
 
 def threshold_at_fpir(stranger_scores: np.ndarray, fpir: float) -> float:

@@ -42,6 +42,18 @@ _BLOCK_ROWS = 1024
 _UNIT_TOLERANCE = 1e-3
 
 
+def open_set_score(d1, d2, rule: str = "distance", weight: float = DEFAULT_MARGIN_WEIGHT):
+    """The score compared with the threshold (scalars or arrays; lower = more alike).
+
+    "distance": d1. "margin": d1 − weight·(d2 − d1), and d1 where there is no runner-up.
+    """
+    if rule == "distance":
+        return d1
+    if rule == "margin":
+        return np.where(np.isfinite(d2), d1 - weight * (d2 - d1), d1)
+    raise GalleryError(f"The scoring rule must be one of {', '.join(RULES)}, not '{rule}'.")
+
+
 def rule_for_gallery_size(n: int, min_gallery_for_margin: int = DEFAULT_MARGIN_MIN_GALLERY) -> str:
     """The scoring rule for a gallery of ``n`` people: "margin" from the cut-over on, else
     "distance" (with fewer than two people there is no runner-up, so always "distance")."""
@@ -237,9 +249,7 @@ class Matcher:
         return None if row is None or self.names is None else self.names[row]
 
     def _score(self, d1: float, d2: float) -> float:
-        if self.rule == "margin" and math.isfinite(d2):
-            return d1 - self.margin_weight * (d2 - d1)
-        return d1
+        return float(open_set_score(d1, d2, self.rule, self.margin_weight))
 
     def _result(self, i1: int | None, d1: float, i2: int | None, d2: float) -> MatchResult:
         score = self._score(d1, d2)
