@@ -268,10 +268,10 @@ def open_set(probe_emb, probe_ids, stranger_emb, gallery_emb, gallery_ids, *, fp
 
 def evaluate_identification(es: EmbeddedSet, split: IdentificationSet, fpir: float = 0.01,
                             rule: str = "distance") -> dict:
-    idx = es.index()
-    take = lambda paths: es.emb[[idx[p] for p in paths]]  # noqa: E731
-    return open_set(take(split.probe_paths), split.probe_ids, take(split.stranger_paths),
-                    take(split.gallery_paths), split.gallery_ids, fpir=fpir, rule=rule)
+    """One-shot open-set identification over the whole split: rank-1, and FNIR at the
+    threshold that accepts `fpir` of the (leave-one-out) strangers; see `calibrate`."""
+    r = calibrate(es, split, fpir, rule)
+    return {k: v for k, v in r.items() if not k.endswith("_scores")}
 
 
 def office_galleries(es: EmbeddedSet, split: IdentificationSet, size: int, draws: int = 40,
