@@ -614,9 +614,21 @@ class DoorWindow(QMainWindow):
         if not self.admin_ok() or not self._need_gallery():
             return
         from faceguard.ui.enroll_dialog import EnrollDialog
-        dlg = EnrollDialog(self.pipeline, self.gallery, self.settings, parent=self)
-        dlg.exec()
-        self._gallery_changed()
+        # One camera, one reader: most webcams cannot be opened twice, so the door check lets
+        # go of it while the dialog's live preview uses the same source; it restarts after.
+        live = self.worker is not None
+        self.stop()
+        if live:
+            self.banner.show_problem("Paused while enrolling",
+                                     "The door check starts again when enrolment is closed.")
+        try:
+            EnrollDialog(self.pipeline, self.gallery, self.settings, parent=self,
+                         open_source=self._open_source, live=live).exec()
+        finally:
+            if live:
+                self.start()   # builds the check from the gallery as it is now
+            else:
+                self._gallery_changed()
 
     def open_gallery(self) -> None:
         if not self.admin_ok() or not self._need_gallery():
