@@ -71,8 +71,7 @@ class DoorCheck:
         self.pipeline = pipeline
         self.gallery = gallery
         self.settings = settings.validate()
-        self.rule, self.threshold = "distance", pipeline.default_threshold
-        self.decider = Decider.from_settings(settings)
+        self.decider = Decider.from_settings(settings)  # its threshold follows the gallery
         self.events = EventLog(gallery) if log_events else None
         self.door = AsyncDoor(door or make_door(settings.door))
         self._pending: list[tuple[Decision, np.ndarray | None]] = []
@@ -92,6 +91,7 @@ class DoorCheck:
 
     # -- the gallery -----------------------------------------------------------------------
     def _build_matcher(self) -> Matcher:
+        """Embeddings of the current model, and the rule and threshold for this many people."""
         model_id = self.pipeline.model_id
         if self.gallery.stale_count(model_id):
             # Never compare across models: re-embed from the stored photos first.
