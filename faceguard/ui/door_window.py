@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import threading
 import time
 from collections import deque
@@ -325,6 +326,7 @@ class DoorWindow(QMainWindow):
         self.worker: VideoWorker | None = None
         self.check = None
         self._reload = threading.Event()    # set by the UI thread, served by the worker thread
+        self._claims: queue.SimpleQueue = queue.SimpleQueue()  # verify mode: ids typed/badged
         self.kiosk = False
         self._camera_state = "starting"
         # The latest decisions shown, oldest first (tests, audit); bounded: the door runs for months.
@@ -353,7 +355,14 @@ class DoorWindow(QMainWindow):
         events_title = QLabel("Recent events")
         events_title.setObjectName("sideTitle")
 
+        # Verify mode: an employee id typed, or typed by a badge reader, then the face must match.
+        self.claim_box = QLineEdit()
+        self.claim_box.setPlaceholderText("Employee id or badge, then Enter")
+        self.claim_box.returnPressed.connect(lambda: self.submit_claim(self.claim_box.text()))
+        self.claim_box.setVisible(self.settings.mode == "verify")
+
         side = QVBoxLayout()
+        side.addWidget(self.claim_box)
         side.addWidget(events_title)
         side.addWidget(self.events, 1)
         side_w = QWidget()
@@ -443,8 +452,26 @@ class DoorWindow(QMainWindow):
             if reload is not None and self._reload.is_set():
                 self._reload.clear()
                 reload()
+            while not self._claims.empty():
+                check.claim(self._claims.get(), frame.t)  # the id was checked in the UI thread
             return check.process(frame)
         return process
+
+    def submit_claim(self, employee_id: str) -> bool:
+        """Verify mode: check the next face against this employee only (False: unknown id)."""
+        employee_id = employee_id.strip()
+        self.claim_box.clear()
+        if not employee_id or self.worker is None or not hasattr(self.check, "claim"):
+            return False
+        person = self.gallery.person(employee_id) if self.gallery is not None else None
+        if person is None or not person.active:
+            self.banner.show_denied(f"No active employee with id '{employee_id}'.", None)
+            self.banner_timer.start()
+            return False
+        self._claims.put(employee_id)
+        self.banner.show_problem(f"{person.name}: look at the camera",
+                                 "Your face is checked against your enrolled photo.")
+        return True
 
     def stop(self) -> None:
         if self.worker is not None:
@@ -644,6 +671,7 @@ class DoorWindow(QMainWindow):
         dlg = SettingsDialog(self.settings, parent=self, save=self._save, **self.calibrated_threshold())
         if dlg.exec():
             self.settings = dlg.settings
+            self.claim_box.setVisible(self.settings.mode == "verify")
             self.start()
 
     def calibrated_threshold(self) -> dict:

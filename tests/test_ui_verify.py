@@ -1,0 +1,52 @@
+"""Verify mode at the door: an employee id typed (or typed by a badge reader), then the face."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from faceguard.settings import Settings  # noqa: E402
+
+
+def test_typed_employee_id_is_checked_against_the_face(qtbot, pipeline, shared_data, lfw):
+    from faceguard.camera import FrameSource
+    from faceguard.gallery.enrol import enrol
+    from faceguard.gallery.store import Gallery
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    from faceguard.vision.image import load_image
+
+    clip = shared_data / "video" / "short_hamilton_clip.mp4"
+    with Gallery.open() as gallery:
+        for photo, name, emp in ((shared_data / "video" / "lin-manuel-miranda.png", "Lin-Manuel Miranda", "E001"),
+                                 (lfw / "images" / "Abel_Pacheco" / "Abel_Pacheco_0001.jpg", "Abel Pacheco", "E002")):
+            enrol(gallery, pipeline, load_image(photo), name, emp, consent=True,
+                  threshold=pipeline.threshold_for(2))
+        w = DoorWindow(Settings(camera=str(clip), mode="verify", cooldown_s=0), pipeline, gallery,
+                       open_source=lambda: FrameSource(str(clip), loop=True, realtime=True).open(),
+                       sounds=SoundPlayer(enabled=False), save=False)
+        qtbot.addWidget(w)
+        w.show()
+        w.start()
+        assert w.claim_box.isVisible()
+        qtbot.waitUntil(lambda: w.camera_text.startswith("Camera: live"), timeout=15000)
+
+        assert not w.submit_claim("E999")
+        assert "No active employee with id 'E999'" in w.banner.detail.text()
+
+        qtbot.keyClicks(w.claim_box, "E002")      # Abel is not the man on camera
+        qtbot.keyClick(w.claim_box, "\r")
+        assert w.claim_box.text() == ""
+        assert w.banner.title.text() == "Abel Pacheco: look at the camera"
+        qtbot.waitUntil(lambda: any(d.person_id == "E002" for d in w.decisions), timeout=20000)
+        abel = [d for d in w.decisions if d.person_id == "E002"][-1]
+        assert abel.kind == "DENIED" and abel.mode == "verify"
+        assert abel.distance > abel.threshold == pipeline.threshold_for(1)
+
+        assert w.submit_claim("E001")              # Lin-Manuel Miranda is
+        qtbot.waitUntil(lambda: any(d.person_id == "E001" for d in w.decisions), timeout=20000)
+        lin = [d for d in w.decisions if d.person_id == "E001"][-1]
+        assert lin.kind == "GRANTED" and lin.distance <= lin.threshold
+        assert w.banner.title.text().startswith("GRANTED")
+        w.stop()
