@@ -47,6 +47,7 @@ from faceguard.ui.video import (
     GREEN,
     GREY,
     RED,
+    OneReader,
     Overlay,
     VideoView,
     VideoWorker,
@@ -61,6 +62,7 @@ MAX_DECISIONS_KEPT = 1000
 THUMB = 64
 
 IDLE_TEXT = "Look at the camera"
+PAUSED_TEXT = "Paused while enrolling"
 CAMERA_LOST_TEXT = "Camera disconnected, retrying…"
 
 
@@ -320,7 +322,8 @@ class DoorWindow(QMainWindow):
         self.pipeline = pipeline
         self.gallery = gallery
         self._make_check = make_check or self._default_check
-        self._open_source = open_source or self._default_source
+        # One gate for every reader of the door's camera (this window, the enrolment preview).
+        self._open_source = OneReader(open_source or self._default_source)
         self._save = save
         self.sounds = sounds or SoundPlayer()
         self.worker: VideoWorker | None = None
@@ -473,12 +476,18 @@ class DoorWindow(QMainWindow):
                                  "Your face is checked against your enrolled photo.")
         return True
 
+    stop_wait_ms = 3000   # how long stop() waits for the worker before letting it end alone
+
     def stop(self) -> None:
         if self.worker is not None:
-            self.worker.result_ready.disconnect(self._on_result)
-            self.worker.stop()
-            self.worker.deleteLater()
-            self.worker = None
+            worker, self.worker = self.worker, None
+            # Nothing a stopping worker still says may reach the screen (a late "live" would
+            # replace the paused notice).
+            worker.result_ready.disconnect(self._on_result)
+            worker.camera_status.disconnect(self._on_camera_status)
+            worker.failed.disconnect(self._on_failed)
+            if worker.stop(self.stop_wait_ms):
+                worker.deleteLater()
 
     def use_camera(self, source: str) -> None:
         """A source chosen on the no-camera page ('' = try the current one again)."""
@@ -490,7 +499,7 @@ class DoorWindow(QMainWindow):
                     save_settings(self.settings)
                 except FaceGuardError as exc:
                     self.statusBar().showMessage(str(exc), 8000)
-            self._open_source = self._default_source
+            self._open_source.opener = self._default_source
         self.start()
 
     def _on_camera_status(self, status: str) -> None:
@@ -643,15 +652,21 @@ class DoorWindow(QMainWindow):
         from faceguard.ui.enroll_dialog import EnrollDialog
         # One camera, one reader: most webcams cannot be opened twice, so the door check lets
         # go of it while the dialog's live preview uses the same source; it restarts after.
+        # Both open it through self._open_source (a OneReader): the preview gets the camera only
+        # once the door's worker has closed it, however long its last frame takes.
         live = self.worker is not None
         self.stop()
         if live:
-            self.banner.show_problem("Paused while enrolling",
-                                     "The door check starts again when enrolment is closed.")
+            self.banner.show_problem(PAUSED_TEXT, "The door check starts again when enrolment is closed.")
+            self.video.set_frame(None)
+            self.video.set_placeholder(PAUSED_TEXT)
+            self.camera_label.setText("Camera: paused (enrolling)")
+        dialog = EnrollDialog(self.pipeline, self.gallery, self.settings, parent=self,
+                              open_source=self._open_source, live=live)
         try:
-            EnrollDialog(self.pipeline, self.gallery, self.settings, parent=self,
-                         open_source=self._open_source, live=live).exec()
+            dialog.exec()
         finally:
+            dialog.deleteLater()   # a child of this window: else kept as long as the window
             if live:
                 self.start()   # builds the check from the gallery as it is now
             else:

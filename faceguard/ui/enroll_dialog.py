@@ -138,6 +138,8 @@ class EnrollDialog(QDialog):
         self.resize(980, 520)
         if live:
             self.start_camera()
+        else:
+            self.preview.set_placeholder("No live camera here.\nUse “From photo file…”.")
 
     # -- live preview -----------------------------------------------------------------------
     def _default_source(self):
@@ -157,7 +159,8 @@ class EnrollDialog(QDialog):
     def stop_camera(self) -> None:
         if self.worker is not None:
             self.worker.result_ready.disconnect(self._on_frame)
-            self.worker.stop()
+            self.worker.failed.disconnect(self._on_camera_failed)
+            self.worker.stop()   # a worker still busy ends on its own and gives the camera back
             self.worker = None
 
     def _on_camera_failed(self, message: str) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QThread, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -150,6 +150,67 @@ class VideoView(QWidget):
         p.end()
 
 
+class OneReader:
+    """Opens the camera for one reader at a time.
+
+    Most webcams cannot be opened twice (V4L2: "device busy"), and a worker being stopped may
+    still hold the device for a moment (a slow frame). Every window that reads the door's camera
+    opens it through the same OneReader: an open waits, in the worker thread that asked, until
+    the previous reader has closed its source, so two readers never hold the device at once.
+    `opener` (a zero-argument function returning an open FrameSource) can be swapped when the
+    office picks another camera.
+    """
+
+    def __init__(self, opener: Callable[[], object], wait_s: float = 15.0):
+        self.opener = opener
+        self.wait_s = wait_s
+        self._free = threading.Condition()
+        self._held = False
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def __call__(self) -> _Lent:
+        with self._free:
+            if not self._free.wait_for(lambda: not self._held, timeout=self.wait_s):
+                raise CameraError("The camera is still in use by another FaceGuard window. "
+                                  "Close it and try again.")
+            self._held = True
+        try:
+            return _Lent(self.opener(), self._release)
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        with self._free:
+            self._held = False
+            self._free.notify_all()
+
+
+class _Lent:
+    """An open source on loan from a OneReader: closing it gives the camera back (once)."""
+
+    def __init__(self, source, give_back: Callable[[], None]):
+        self._source = source
+        self._give_back: Callable[[], None] | None = give_back
+
+    def __getattr__(self, name):   # read, status, fps…: the source's own
+        return getattr(self._source, name)
+
+    def close(self) -> None:
+        try:
+            self._source.close()
+        finally:
+            give_back, self._give_back = self._give_back, None
+            if give_back is not None:
+                give_back()
+
+
+_LINGERING: set[VideoWorker] = set()   # stopped workers still finishing (see VideoWorker.stop)
+
+
 @dataclass
 class WorkerResult:
     image: QImage          # the frame, converted in the worker thread
@@ -184,9 +245,28 @@ class VideoWorker(QThread):
         self._last_report = -1e9
         self.camera_meter = RateMeter()
 
-    def stop(self, wait_ms: int = 3000) -> None:
+    def stop(self, wait_ms: int = 3000) -> bool:
+        """Ask the thread to end and wait up to `wait_ms`; True when it has ended (and closed
+        its source). A thread still busy (a slow frame, a stream that takes long to open)
+        ends on its own: it is detached from its parent and kept referenced until it has
+        finished, because Qt aborts the program when a running QThread is destroyed."""
         self._stop.set()
-        self.wait(wait_ms)
+        if self.wait(wait_ms):
+            return True
+        log.warning("the video worker is still busy after %d ms; it ends on its own", wait_ms)
+        self.setParent(None)
+        _LINGERING.add(self)
+        self.finished.connect(self._forget)
+        if self.isFinished():   # it ended between the wait and the connect
+            self._forget()
+        return False
+
+    @Slot()
+    def _forget(self) -> None:
+        if self in _LINGERING:
+            self.wait()   # `finished` comes just before the thread's last step
+            _LINGERING.discard(self)
+            self.deleteLater()
 
     def take(self) -> WorkerResult | None:
         """The newest result (None if already taken); the UI thread calls this."""
