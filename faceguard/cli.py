@@ -137,6 +137,8 @@ def cmd_eval_identify(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    import numpy as np
+
     from faceguard import evaluate as ev
 
     pipeline = _pipeline(args)
@@ -170,8 +172,12 @@ def cmd_calibrate(args) -> int:
         office = {n: ev.office_galleries(es, split, n, draws=200, fpir=args.fpir)
                   for n in (20, 50, 100, 150, 200)}
         r["office"] = office
-        r["margin_threshold_curve"] = [[n, round(o["margin"]["threshold"], 4)] for n, o in office.items()]
+        # Never looser for a larger gallery: near 200 of the dev set's 237 people few strangers
+        # are left per draw and the median wobbles upwards.
+        margin = np.minimum.accumulate([o["margin"]["threshold"] for o in office.values()])
+        r["margin_threshold_curve"] = [[n, round(float(t), 4)] for n, t in zip(office, margin, strict=True)]
         print(f"distance-rule curve (all impostor pairs): {r['threshold_curve']}")
+        print(f"margin-rule curve (random galleries): {r['margin_threshold_curve']}")
         for n, o in office.items():
             print(f"  gallery {n:>3}: let in {100 * o['distance']['hits_mean']:.1f} % (distance, "
                   f"{o['distance']['threshold']:.4f}) vs {100 * o['margin']['hits_mean']:.1f} % "

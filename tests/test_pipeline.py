@@ -6,12 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
+from faceguard.vision.detect import Face
 from faceguard.vision.image import load_image, shrink_to
 from faceguard.vision.pipeline import DETECT_MAX_SIDE, FacePipeline, central_face, distance
 
 ABEL_1 = "images/Abel_Pacheco/Abel_Pacheco_0001.jpg"
 ABEL_4 = "images/Abel_Pacheco/Abel_Pacheco_0004.jpg"   # pairs_dev.txt line 2: Abel_Pacheco 1 4
 AMBER_1 = "images/Amber_Tamblyn/Amber_Tamblyn_0001.jpg"
+GENE_1 = "images/Gene_Robinson/Gene_Robinson_0001.jpg"
+GENE_3 = "images/Gene_Robinson/Gene_Robinson_0003.jpg"   # two faces
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +111,27 @@ def test_large_frame_detected_at_reduced_size_with_full_size_boxes(pipeline, lfw
 
 def test_central_face_picks_the_face_nearest_the_centre(results):
     face = results[ABEL_1][0].face
-
-    class Box:
-        def __init__(self, box):
-            self.box = np.array(box, np.float32)
-
-    off = Box([0, 0, 20, 20])
-    mid = Box([90, 90, 160, 160])
-    assert central_face([off, mid], (250, 250, 3)) is mid
     assert central_face([], (250, 250, 3)) is None
     assert central_face([face], (250, 250, 3)) is face
+    far = Face(face.box + 100, face.landmarks + 100, face.score)
+    assert central_face([far, face], (250, 250, 3)) is face
+
+
+def test_central_face_goes_by_the_features_not_the_box(pipeline, lfw):
+    """Gene_Robinson_0003: he and a woman side by side; her box centre is nearer the image
+    centre than his (her box reaches lower), his eyes-nose-mouth are at the centre. Pairs
+    1–3 and 2–3 of pairs_dev.txt were lost when the box rule embedded her."""
+    rgb = load_image(lfw / GENE_3)
+    faces = pipeline.detect(rgb)
+    assert len(faces) == 2
+    box_off = [float(np.hypot(*((f.box[:2] + f.box[2:]) / 2 - 125))) for f in faces]
+    by_box = faces[int(np.argmin(box_off))]
+    chosen = central_face(faces, rgb.shape)
+    assert chosen is not by_box
+    (gene_1,) = pipeline.process(load_image(lfw / GENE_1))
+    d_chosen = distance(pipeline.embed_chips(pipeline.align(rgb, chosen)[None])[0], gene_1.embedding)
+    d_other = distance(pipeline.embed_chips(pipeline.align(rgb, by_box)[None])[0], gene_1.embedding)
+    assert d_chosen < pipeline.threshold_for(1) < d_other
 
 
 def test_scoring_rule_follows_the_gallery_size(pipeline):
