@@ -63,9 +63,19 @@ def accuracy(es: ev.EmbeddedSet, pairs, split, labels) -> dict:
     p = ev.evaluate_pairs(es, pairs)
     i = ev.evaluate_identification(es, split)
     t = ev.all_pairs_tar(es, labels, 1e-3)
-    return {"pairs_accuracy": p["accuracy"], "pairs_tar_at_far_1e-3": p["tar_at_far_0.001"],
+    return {"pairs_accuracy": p["accuracy"], "pairs_accuracy_ci95": p["accuracy_ci95"],
+            "pairs_tar_at_far_1e-3": p["tar_at_far_0.001"],
             "all_pairs_tar_at_far_1e-3": t["tar"], "rank1": i["rank1"],
             "fnir_at_fpir_1pct": i["fnir"], "faces_found": float(es.found.mean())}
+
+
+def pairs_difference(ours: ev.EmbeddedSet, theirs: ev.EmbeddedSet, pairs) -> dict:
+    """Our pairs accuracy minus theirs, with a paired bootstrap interval (same pairs resampled
+    for both): whether 600 pairs can tell the two apart at all."""
+    a = ev.kfold_correct(*ev.pair_distances(ours, pairs))[0].astype(float)
+    b = ev.kfold_correct(*ev.pair_distances(theirs, pairs))[0].astype(float)
+    return {"difference": float(np.mean(a - b)), "ci95": ev.bootstrap_ci(a - b),
+            "only_ours_right": int(np.sum(a > b)), "only_theirs_right": int(np.sum(b > a))}
 
 
 # -- face_recognition (dlib) reference --------------------------------------------------------
@@ -133,16 +143,20 @@ def main() -> int:
     pairs, split, labels, files = all_files()
     results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                  "threads": os.environ.get("FACEGUARD_THREADS", "auto")}}
-    systems = {}
+    systems, sets = {}, {}
     for name, flip in () if args.speed_only else (("faceguard", True), ("faceguard_plain", False)):
         pipeline = FacePipeline.load("cpu", flip=flip)
-        es = ev.embed_files(pipeline, LFW, files, show=False)
-        systems[name] = accuracy(es, pairs, split, labels)
+        sets[name] = ev.embed_files(pipeline, LFW, files, show=False)
+        systems[name] = accuracy(sets[name], pairs, split, labels)
         systems[name]["provider"] = pipeline.provider
     fr = None if args.no_reference else load_face_recognition()
     if fr is not None and not args.speed_only:
-        systems["face_recognition"] = accuracy(fr_embedded_set(fr, files), pairs, split, labels)
+        sets["face_recognition"] = fr_embedded_set(fr, files)
+        systems["face_recognition"] = accuracy(sets["face_recognition"], pairs, split, labels)
     results["accuracy"] = systems
+    if "face_recognition" in systems:
+        results["pairs_difference_vs_face_recognition"] = pairs_difference(
+            sets["faceguard"], sets["face_recognition"], pairs)
 
     pipeline = FacePipeline.load("cpu", flip=True)
     chips = []
@@ -176,6 +190,14 @@ def main() -> int:
         print(f"{name:<18}{100 * r['pairs_accuracy']:>9.2f}%{100 * r['pairs_tar_at_far_1e-3']:>9.1f}%"
               f"{100 * r['all_pairs_tar_at_far_1e-3']:>8.1f}%{100 * r['rank1']:>7.1f}%"
               f"{100 * r['fnir_at_fpir_1pct']:>8.1f}%{100 * r['faces_found']:>7.1f}%")
+    for name, r in systems.items():
+        lo, hi = r["pairs_accuracy_ci95"]
+        print(f"{name}: pairs accuracy 95 % interval {100 * lo:.2f}–{100 * hi:.2f} % (bootstrap over pairs)")
+    if "pairs_difference_vs_face_recognition" in results:
+        d = results["pairs_difference_vs_face_recognition"]
+        print(f"faceguard − face_recognition, pairs accuracy: {100 * d['difference']:+.2f} points, 95 % interval "
+              f"{100 * d['ci95'][0]:+.2f} to {100 * d['ci95'][1]:+.2f} ({d['only_ours_right']} pairs only we "
+              f"judge right, {d['only_theirs_right']} only face_recognition)")
     for k, v in speed.items():
         print(f"{k:<52}{v:>10.2f}" if isinstance(v, float) else f"{k:<52}{v:>10}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

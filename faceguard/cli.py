@@ -100,8 +100,9 @@ def cmd_eval_pairs(args) -> int:
     es = ev.embed_files(_pipeline(args), args.root, files)
     r = ev.evaluate_pairs(es, pairs)
     r["faces_found"] = float(es.found.mean())
+    lo, hi = r["accuracy_ci95"]
     print(f"pairs {r['pairs']}: accuracy {100 * r['accuracy']:.2f} % ± {100 * r['accuracy_std']:.2f} "
-          f"({r['folds']}-fold), threshold {r['threshold']:.3f}, "
+          f"({r['folds']}-fold; 95 % interval {100 * lo:.2f}–{100 * hi:.2f} %), threshold {r['threshold']:.3f}, "
           f"TAR@FAR1e-2 {100 * r['tar_at_far_0.01']:.1f} %, TAR@FAR1e-3 {100 * r['tar_at_far_0.001']:.1f} %, "
           f"faces found {100 * r['faces_found']:.1f} %")
     _write_json(args.json, r)

@@ -123,20 +123,46 @@ def best_threshold(dist: np.ndarray, same: np.ndarray) -> float:
     return float((d[i] + d[i + 1]) / 2) if i + 1 < len(d) else float(d[i] + 1e-6)
 
 
-def kfold_accuracy(dist: np.ndarray, same: np.ndarray, folds: np.ndarray | None = None,
-                   k: int = 10) -> dict:
-    """LFW protocol: threshold chosen on k−1 folds, accuracy on the held-out fold."""
+def kfold_correct(dist: np.ndarray, same: np.ndarray, folds: np.ndarray | None = None,
+                  k: int = 10) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """LFW protocol, per pair: judged by the threshold chosen on the other k−1 folds.
+
+    Returns (correct [N] bool, fold of each pair, threshold of each fold)."""
     dist, same = np.asarray(dist, np.float64), np.asarray(same, bool)
     if folds is None or len(np.unique(folds)) < 2:
         folds = np.arange(len(dist)) % k  # interleaved: matched and mismatched in every fold
-    accs, thresholds = [], []
+    correct = np.zeros(len(dist), bool)
+    thresholds = []
     for f in np.unique(folds):
         test = folds == f
         t = best_threshold(dist[~test], same[~test])
-        accs.append(float(np.mean((dist[test] <= t) == same[test])))
+        correct[test] = (dist[test] <= t) == same[test]
         thresholds.append(t)
+    return correct, folds, thresholds
+
+
+def kfold_accuracy(dist: np.ndarray, same: np.ndarray, folds: np.ndarray | None = None,
+                   k: int = 10) -> dict:
+    """LFW protocol: threshold chosen on k−1 folds, accuracy on the held-out fold."""
+    correct, folds, thresholds = kfold_correct(dist, same, folds, k)
+    accs = [float(np.mean(correct[folds == f])) for f in np.unique(folds)]
     return {"accuracy": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
-            "threshold": float(np.median(thresholds)), "folds": len(accs)}
+            "threshold": float(np.median(thresholds)), "folds": len(accs),
+            # Of the pairs, not of the folds: how far a set this size pins the accuracy down.
+            "accuracy_ci95": bootstrap_ci(correct)}
+
+
+def bootstrap_ci(values: np.ndarray, level: float = 0.95, draws: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-item values (e.g. 1 = pair judged right).
+
+    For two systems judged on the same pairs, pass the difference of their per-pair values:
+    the pairs are resampled together, which is what makes a small dev set comparable at all.
+    """
+    values = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(draws, len(values)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def tar_at_far(dist_same: np.ndarray, dist_diff: np.ndarray, far: float) -> tuple[float, float]:
@@ -149,13 +175,17 @@ def tar_at_far(dist_same: np.ndarray, dist_diff: np.ndarray, far: float) -> tupl
     return float(np.mean(np.asarray(dist_same) <= t)), float(t)
 
 
-def evaluate_pairs(es: EmbeddedSet, pairs: list[Pair]) -> dict:
+def pair_distances(es: EmbeddedSet, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distance, same, fold) of every pair."""
     idx = es.index()
     a = es.emb[[idx[p.a] for p in pairs]]
     b = es.emb[[idx[p.b] for p in pairs]]
-    dist = np.sum((a - b) ** 2, axis=1)
-    same = np.array([p.same for p in pairs])
-    folds = np.array([p.fold for p in pairs])
+    return (np.sum((a - b) ** 2, axis=1), np.array([p.same for p in pairs]),
+            np.array([p.fold for p in pairs]))
+
+
+def evaluate_pairs(es: EmbeddedSet, pairs: list[Pair]) -> dict:
+    dist, same, folds = pair_distances(es, pairs)
     out = kfold_accuracy(dist, same, folds)
     for far in (1e-2, 1e-3):
         out[f"tar_at_far_{far:g}"], _ = tar_at_far(dist[same], dist[~same], far)

@@ -46,6 +46,30 @@ def test_kfold_accuracy_known_answer():
     assert r2["folds"] == 2 and r2["accuracy"] == pytest.approx((1.0 + 9 / 10) / 2)
 
 
+def test_kfold_correct_marks_the_one_wrong_pair():
+    same_d, diff_d = np.linspace(0.10, 0.19, 10), np.linspace(0.60, 0.69, 10)
+    dist = np.concatenate([same_d, diff_d])
+    dist[0] = 0.9
+    same = np.array([True] * 10 + [False] * 10)
+    correct, folds, thresholds = ev.kfold_correct(dist, same, k=10)
+    assert correct.tolist() == [False] + [True] * 19
+    assert folds.tolist() == [i % 10 for i in range(20)] and len(thresholds) == 10
+
+
+def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_more_items():
+    few = np.array([1.0] * 98 + [0.0] * 2)        # 98 % of 100 right
+    many = np.array([1.0] * 980 + [0.0] * 20)     # 98 % of 1000 right
+    lo, hi = ev.bootstrap_ci(few)
+    lo2, hi2 = ev.bootstrap_ci(many)
+    assert lo < 0.98 < hi and lo2 < 0.98 < hi2
+    assert hi2 - lo2 < 0.5 * (hi - lo)            # about 1/sqrt(10) as wide
+    # binomial standard error of 98 % over 1000 items is 0.44 %: the 95 % interval is ≈ ±0.87 %
+    assert (hi2 - lo2) / 2 == pytest.approx(1.96 * np.sqrt(0.98 * 0.02 / 1000), rel=0.15)
+    assert ev.bootstrap_ci(np.ones(50)) == (1.0, 1.0)   # nothing to resample differently
+    # paired differences: identical systems differ by exactly nothing
+    assert ev.bootstrap_ci(few - few) == (0.0, 0.0)
+
+
 def test_tar_at_far():
     diff = np.linspace(0.5, 1.5, 1000)
     same = np.array([0.4, 0.5, 0.505, 0.52, 2.0])
