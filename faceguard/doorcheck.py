@@ -134,7 +134,8 @@ class DoorCheck:
         results = self.pipeline.process(frame.rgb)
         matches = [self._match(r.embedding) for r in results]
         infer_ms = (time.perf_counter() - started) * 1000.0
-        decisions = self.decider.update(frame.t, [(r.box, m) for r, m in zip(results, matches, strict=True)])
+        decisions = self.decider.update(frame.t, [(r.box, m) for r, m in zip(results, matches, strict=True)],
+                                        [r.landmarks for r in results])
         statuses = self.decider.statuses
         faces = []
         for i, (r, m) in enumerate(zip(results, matches, strict=True)):

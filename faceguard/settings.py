@@ -70,6 +70,9 @@ class Settings:
     window_frames: int = 5            # M
     stranger_frames: int = 5          # K frames of a stranger before DENIED
     cooldown_s: float = 10.0          # one visit = one event per person
+    photo_check: bool = False         # a recognised face must move like a head, not a picture
+    photo_check_min_motion: float = 0.3   # see faceguard/access/liveness.py
+    photo_check_timeout_s: float = 8.0    # recognised but not moved for this long: DENIED
     door: DoorSettings = field(default_factory=DoorSettings)
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set
     log_retention_days: int = 30
@@ -97,6 +100,10 @@ class Settings:
             raise bad("stranger_frames", "must be between 1 and 120.")
         if not (0 <= self.cooldown_s <= 3600):
             raise bad("cooldown_s", "must be between 0 and 3600 seconds.")
+        if not (0.0 < self.photo_check_min_motion < 2.0):
+            raise bad("photo_check_min_motion", "must be between 0 and 2.")
+        if not (1.0 <= self.photo_check_timeout_s <= 60.0):
+            raise bad("photo_check_timeout_s", "must be between 1 and 60 seconds.")
         if not (1 <= self.log_retention_days <= 3650):
             raise bad("log_retention_days", "must be between 1 and 3650 days.")
         if not str(self.camera).strip():

@@ -49,3 +49,39 @@ def pipeline():
     from faceguard.vision.pipeline import FacePipeline
 
     return FacePipeline.load(provider="cpu")
+
+
+@pytest.fixture(scope="session")
+def print_attack_video(shared_data, tmp_path_factory) -> Path:
+    """4 s of the enrolment portrait printed and waved ±25° in front of a 30 fps webcam, as a
+    video file (benchmarks/photo_attack.py renders it)."""
+    import sys
+
+    import cv2
+
+    from faceguard.vision.image import load_image
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from photo_attack import waved
+
+    photo = load_image(shared_data / "video" / "lin-manuel-miranda.png")
+    path = tmp_path_factory.mktemp("attack") / "print_attack.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 480))
+    for rgb in waved(photo, 120, yaw=25, pitch=15, distance_m=0.45):
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def lin_enrolled(shared_data, pipeline) -> str:
+    """Lin-Manuel Miranda enrolled from the clip's enrolment photo, as employee E001."""
+    from faceguard.gallery.enrol import enrol
+    from faceguard.gallery.store import Gallery
+    from faceguard.vision.image import load_image
+
+    with Gallery.open() as gallery:
+        rgb = load_image(shared_data / "video" / "lin-manuel-miranda.png")
+        enrol(gallery, pipeline, rgb, "Lin-Manuel Miranda", "E001", consent=True,
+              threshold=pipeline.threshold_for(1))
+    return "E001"

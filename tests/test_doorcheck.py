@@ -22,15 +22,6 @@ from faceguard.settings import DoorSettings, Settings, save_settings
 from faceguard.vision.image import load_image
 
 
-@pytest.fixture
-def lin_enrolled(shared_data, pipeline):
-    with Gallery.open() as gallery:
-        rgb = load_image(shared_data / "video" / "lin-manuel-miranda.png")
-        enrol(gallery, pipeline, rgb, "Lin-Manuel Miranda", "E001", consent=True,
-              threshold=pipeline.threshold_for(1))
-    return "E001"
-
-
 def test_headless_door_grants_lin_within_one_second_and_nobody_else(
         shared_data, lin_enrolled, tmp_path, capsys, monkeypatch):
     opened = tmp_path / "door-opened.txt"

@@ -146,6 +146,27 @@ def test_enrolled_person_is_granted_on_the_clip(qtbot, pipeline, gallery, shared
     assert all("threshold" in r for r in w.event_rows())
 
 
+def test_photo_check_asks_to_turn_the_head_then_denies_a_print(qtbot, pipeline, gallery, shared_data,
+                                                                print_attack_video):
+    from faceguard.ui.door_window import TURN_HEAD_TEXT, DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    enrol_lin(qtbot, pipeline, gallery, shared_data)
+    settings = Settings(camera=str(print_attack_video), photo_check=True, photo_check_timeout_s=3.0)
+    w = DoorWindow(settings, pipeline, gallery, sounds=SoundPlayer(enabled=False), save=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    qtbot.waitUntil(lambda: w.banner.title.text() == TURN_HEAD_TEXT, timeout=30000)
+    assert NAME in w.banner.detail.text()
+    screenshot(w, "door_window_turn_head")
+    qtbot.waitUntil(lambda: any(r.startswith("DENIED") for r in w.event_rows()), timeout=30000)
+    w.stop()
+    assert not any(r.startswith("GRANTED") for r in w.event_rows())
+    (row,) = [r for r in w.event_rows() if r.startswith("DENIED")]
+    assert row.startswith(f"DENIED  {NAME}") and "photo check: motion" in row
+    assert w.banner.title.text() == "DENIED" and "a photo or a screen?" in w.banner.detail.text()
+
+
 def test_door_window_paints_faces_on_the_clip(qtbot, pipeline, shared_data):
     """Without the gallery: boxes and labels over real video, and the banner's GRANTED look."""
     from faceguard.ui.door_window import DoorWindow

@@ -16,6 +16,12 @@ votes. Per track:
   results while a claim is open (an identify result counts only when its nearest person is the
   claimed one).
 
+Photo check (``photo_check=True``, faceguard/access/liveness.py): a recognised face must also
+have moved like a head, not like a flat picture, before GRANTED; until it has, its status asks
+the person to turn their head a little, and after ``photo_check_timeout_s`` of recognised
+frames without such motion the track is DENIED (person named, reason says why). Needs the
+landmarks of each face passed to ``update``.
+
 ``statuses`` holds one ``TrackStatus`` per visible track after each update, for the UI to paint.
 """
 
@@ -27,6 +33,9 @@ from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from faceguard.access.liveness import DEFAULT_MIN_MOTION, MotionCheck
 from faceguard.access.track import IouTracker
 from faceguard.errors import SettingsError
 from faceguard.gallery.match import MatchResult
@@ -68,6 +77,7 @@ class TrackStatus:
     track_id: int
     box: tuple[float, float, float, float]
     state: str          # looking | recognising | stranger | granted | denied | cooldown | verifying
+                        # | turn_head (recognised, waiting for the photo check)
     text: str           # e.g. "recognising Ana 2/3"
     person_id: Hashable | None = None
     name: str | None = None
@@ -89,6 +99,9 @@ class _TrackState:
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     stranger: list[_Vote] = field(default_factory=list)   # every stranger frame of the track
     settled: TrackStatus | None = None   # set once the track made (or skipped) its decision
+    motion: MotionCheck = field(default_factory=MotionCheck)
+    best_motion: float = 0.0             # the most the face has moved like a head (photo check)
+    photo_wait_since: float | None = None   # first time it was recognised but not yet moved
 
 
 @dataclass
@@ -114,6 +127,9 @@ class Decider:
         mode: str = "identify",
         *,
         claim_timeout_s: float = 10.0,
+        photo_check: bool = False,
+        min_motion: float = DEFAULT_MIN_MOTION,
+        photo_check_timeout_s: float = 8.0,
         tracker: IouTracker | None = None,
     ):
         """``threshold`` None = trust each MatchResult's own ``accepted``/``threshold``; a value
@@ -130,6 +146,13 @@ class Decider:
             raise SettingsError("Setting 'cooldown_s': must not be negative.")
         if mode not in MODES:
             raise SettingsError(f"Setting 'mode': must be one of {', '.join(MODES)}, not '{mode}'.")
+        if not 0.0 < min_motion < 2.0:
+            raise SettingsError("Setting 'photo_check_min_motion': must be between 0 and 2.")
+        if not 1.0 <= photo_check_timeout_s <= 60.0:
+            raise SettingsError("Setting 'photo_check_timeout_s': must be between 1 and 60 seconds.")
+        self.photo_check = photo_check
+        self.min_motion = min_motion
+        self.photo_check_timeout_s = photo_check_timeout_s
         self.threshold = threshold
         self.confirm_frames = confirm_frames
         self.window_frames = window_frames
@@ -151,7 +174,9 @@ class Decider:
             threshold=settings.threshold if threshold is None else threshold,
             confirm_frames=settings.confirm_frames, window_frames=settings.window_frames,
             stranger_frames=settings.stranger_frames, cooldown_s=settings.cooldown_s,
-            mode=settings.mode, **kw)
+            mode=settings.mode, photo_check=settings.photo_check,
+            min_motion=settings.photo_check_min_motion,
+            photo_check_timeout_s=settings.photo_check_timeout_s, **kw)
 
     # -- verify mode -----------------------------------------------------------------------
     def claim(self, person_id: Hashable, t: float, name: str | None = None) -> None:
@@ -167,8 +192,12 @@ class Decider:
         return None if self._claim is None else self._claim.person_id
 
     # -- the frame loop --------------------------------------------------------------------
-    def update(self, t: float, observations: Sequence[tuple[Sequence[float], MatchResult]]) -> list[Decision]:
-        """One processed frame at time ``t`` (seconds): every face's box and match."""
+    def update(self, t: float, observations: Sequence[tuple[Sequence[float], MatchResult]],
+               landmarks: Sequence[np.ndarray] | None = None) -> list[Decision]:
+        """One processed frame at time ``t`` (seconds): every face's box and match, and its five
+        landmarks (needed by the photo check)."""
+        if self.photo_check and (landmarks is None or len(landmarks) != len(observations)):
+            raise ValueError("the photo check needs the landmarks of every face")
         boxes = [tuple(float(v) for v in box) for box, _ in observations]
         track_ids = self.tracker.update(boxes)
         for tid in self.tracker.ended:
@@ -176,9 +205,12 @@ class Decider:
         decisions: list[Decision] = []
         self.statuses = []
         seen = []
-        for tid, box, (_, result) in zip(track_ids, boxes, observations, strict=True):
+        for k, (tid, box, (_, result)) in enumerate(zip(track_ids, boxes, observations, strict=True)):
             state = self._tracks.setdefault(tid, _TrackState(deque(maxlen=self.window_frames)))
             state.box = box
+            if self.photo_check:
+                state.motion.add(t, landmarks[k])
+                state.best_motion = max(state.best_motion, state.motion.motion())
             seen.append((tid, state, result))
         if self.mode == "identify":
             for tid, state, result in seen:
@@ -232,13 +264,16 @@ class Decider:
                                             vote.person, result.name)
                 self._show(state.settled, state.box, result.distance)
                 return None
-            self._last_granted[vote.person] = t
             distance = statistics.median(v.distance for v in agree)
+            gate = self._photo_gate(t, tid, state, label, vote.person, result.name, distance, threshold)
+            if gate is not None:
+                return gate if isinstance(gate, Decision) else None
+            self._last_granted[vote.person] = t
             score = statistics.median(v.score for v in agree)
             measure = (f"median distance {distance:.2f}" if result.rule != "margin"
                        else f"median score {score:.2f}, median distance {distance:.2f}")
             reason = (f"{label} recognised in {len(agree)} of the last {len(state.window)} frames "
-                      f"({measure} ≤ threshold {threshold:.2f})")
+                      f"({measure} ≤ threshold {threshold:.2f}){self._photo_note(state)}")
             state.settled = TrackStatus(tid, state.box, "granted", f"{label}: granted",
                                         vote.person, result.name)
             self._show(state.settled, state.box, result.distance)
@@ -295,10 +330,17 @@ class Decider:
             hits = [v for v in claim.window if v.person is not None]
             if vote.person is None:
                 claim.misses.append(vote)
+            gate = None
             if len(hits) >= self.confirm_frames:
                 distance = statistics.median(v.distance for v in hits)
+                gate = self._photo_gate(t, tid, state, label, claim.person_id, claim.name, distance,
+                                        threshold, mode="verify")
+            if gate is not None:     # waiting for the photo check, or it failed: already shown
+                decision = gate if isinstance(gate, Decision) else decision
+                continue
+            if len(hits) >= self.confirm_frames:
                 reason = (f"{label} verified in {len(hits)} of the last {len(claim.window)} frames "
-                          f"(median distance {distance:.2f} ≤ threshold {threshold:.2f})")
+                          f"(median distance {distance:.2f} ≤ threshold {threshold:.2f}){self._photo_note(state)}")
                 decision = Decision(t, GRANTED, claim.person_id, claim.name or result.name, distance,
                                     threshold, len(hits), reason, tid, state.box, mode="verify")
                 self._last_granted[claim.person_id] = t
@@ -315,8 +357,13 @@ class Decider:
         if decision is None and t - claim.since > self.claim_timeout_s:
             own = [v.distance for v in claim.misses if v.claimed]
             distance = statistics.median(own) if own else math.inf
+            bound = self._tracks.get(claim.track_id)
             if not claim.frames_seen:
                 reason = f"no face seen within {self.claim_timeout_s:.0f} s of the claim for {label}"
+            elif bound is not None and bound.photo_wait_since is not None:
+                reason = (f"{label} matched, but within {self.claim_timeout_s:.0f} s of the claim the face "
+                          f"did not move like a real head (photo check: motion {bound.best_motion:.2f} "
+                          f"< {self.min_motion:.2f}); a photo or a screen?")
             elif own:
                 reason = (f"no face matched {label} within {self.claim_timeout_s:.0f} s of the claim "
                           f"(median distance {distance:.2f} > threshold {claim.threshold:.2f})")
@@ -347,6 +394,34 @@ class Decider:
             reason = f"not {label}: the face matches no one ({len(misses)} frames)"
         return Decision(t, DENIED, claim.person_id, claim.name, distance, threshold, len(misses),
                         reason, tid, box, mode="verify")
+
+    # -- photo check -----------------------------------------------------------------------
+    def _photo_gate(self, t: float, tid: int, state: _TrackState, label: str, person: Hashable,
+                    name: str | None, distance: float, threshold: float,
+                    mode: str = "identify") -> TrackStatus | Decision | None:
+        """None: the photo check is off or passed. A TrackStatus: recognised, still waiting for
+        the face to move (shown, no decision yet). A Decision: waited too long, DENIED."""
+        if not self.photo_check or state.best_motion >= self.min_motion:
+            return None
+        if state.photo_wait_since is None:
+            state.photo_wait_since = t
+        if t - state.photo_wait_since < self.photo_check_timeout_s:
+            status = TrackStatus(tid, state.box, "turn_head", f"{label}: turn your head a little",
+                                 person, name)
+            self._show(status, state.box, distance)
+            return status
+        reason = (f"{label} recognised (median distance {distance:.2f} ≤ threshold {threshold:.2f}), "
+                  f"but in {self.photo_check_timeout_s:.0f} s the face did not move like a real head "
+                  f"(photo check: motion {state.best_motion:.2f} < {self.min_motion:.2f}); a photo or a screen?")
+        state.settled = TrackStatus(tid, state.box, "denied", f"{label}: photo check failed", person, name)
+        self._show(state.settled, state.box, distance)
+        return Decision(t, DENIED, person, name, distance, threshold, len(state.window), reason, tid,
+                        state.box, mode=mode)
+
+    def _photo_note(self, state: _TrackState) -> str:
+        if not self.photo_check:
+            return ""
+        return f"; photo check: motion {state.best_motion:.2f} ≥ {self.min_motion:.2f}"
 
     def _show(self, status: TrackStatus, box: tuple, distance: float) -> None:
         self.statuses.append(TrackStatus(status.track_id, box, status.state, status.text,

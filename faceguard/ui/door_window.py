@@ -64,6 +64,7 @@ THUMB = 64
 IDLE_TEXT = "Look at the camera"
 PAUSED_TEXT = "Paused while enrolling"
 CAMERA_LOST_TEXT = "Camera disconnected, retrying…"
+TURN_HEAD_TEXT = "Please turn your head a little"
 
 
 # -- small adapters over the report records (the flow's dataclasses, read by attribute) --------
@@ -549,8 +550,21 @@ class DoorWindow(QMainWindow):
         infer = getattr(report, "infer_ms", None) or r.infer_ms
         self.fps_label.setText(f"Camera: {r.camera_fps:.0f} fps · checked: {self.worker.camera_meter.rate:.1f} fps")
         self.infer_label.setText(f"Inference: {infer:.0f} ms")
+        self._prompt_turn_head(faces)
         for decision in getattr(report, "decisions", []) or []:
             self.show_decision(decision, r.frame.rgb)
+
+    def _prompt_turn_head(self, faces: list) -> None:
+        """Photo check: a recognised face that has not yet moved like a head is asked to."""
+        waiting = [f for f in faces if getattr(f, "state", "") == "turn_head"]
+        if self.banner_timer.isActive():
+            return   # a decision is on show
+        if waiting:
+            who = waiting[0].name or "You"
+            self.banner.show_problem(TURN_HEAD_TEXT, f"{who}: recognised. Turn your head slowly left and "
+                                     "right so the camera sees a real face, not a photo.")
+        elif self.banner.title.text() == TURN_HEAD_TEXT:
+            self.banner.show_idle()
 
     def _photo_of(self, decision, rgb: np.ndarray | None) -> QImage | None:
         person_id = getattr(decision, "person_id", None)

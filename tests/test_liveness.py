@@ -1,0 +1,114 @@
+"""Photo check: the nose-parallax measure, and the door check against a waved print of the
+enrolment photo (generated camera frames written to a video file and read back through the
+same FrameSource as a webcam) and against the real clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceguard.access.decide import DENIED, GRANTED, Decider
+from faceguard.access.liveness import MIN_FRAMES, MotionCheck, nose_position
+from faceguard.camera import FrameSource
+from faceguard.doorcheck import DoorCheck
+from faceguard.errors import SettingsError
+from faceguard.gallery.store import Gallery
+from faceguard.settings import Settings
+
+# MTCNN-like landmarks of a frontal face: eyes, nose, mouth corners (pixels)
+FACE = np.array([[100.0, 100.0], [160.0, 100.0], [130.0, 135.0], [105.0, 165.0], [155.0, 165.0]])
+
+
+def test_nose_position_ignores_any_affine_motion_of_a_flat_face():
+    rng = np.random.default_rng(0)
+    base = nose_position(FACE)
+    # centred; (135 − 132.5) / 32.5 below the middle of the eye and mouth lines
+    assert base == pytest.approx([0.0, 2.5 / 32.5], abs=1e-9)
+    for _ in range(50):
+        a = rng.normal(0, 0.3, (2, 2)) + np.eye(2)
+        moved = FACE @ a.T + rng.uniform(-200, 200, 2)
+        np.testing.assert_allclose(nose_position(moved), base, atol=1e-9)
+
+
+def test_nose_position_follows_a_head_turn():
+    turned = FACE.copy()
+    turned[2, 0] += 9.0          # the nose moves 9 px sideways
+    u, v = nose_position(turned) - nose_position(FACE)
+    # in half-widths of the face: eyes 30 px, mouth 25 px from the middle, fitted 27.5
+    assert u == pytest.approx(9.0 / 27.5, rel=0.01) and abs(v) < 1e-9
+
+
+def test_motion_check_needs_frames_and_separates_jitter_from_a_turn():
+    rng = np.random.default_rng(1)
+    still, turning = MotionCheck(), MotionCheck()
+    for i in range(60):
+        t = i / 20
+        jitter = rng.normal(0, 1.0, FACE.shape)                   # ~1.7 % of the eye distance
+        still.add(t, FACE + jitter)
+        head = FACE.copy()
+        head[2, 0] += 12.0 * np.sin(2 * np.pi * t / 3)            # turn left and right in 3 s
+        turning.add(t, head + jitter)
+        if i == MIN_FRAMES - 2:
+            assert still.motion() == 0.0 and turning.motion() == 0.0   # too few frames to tell
+    assert still.motion() < 0.15
+    assert turning.motion() > 0.6          # 2 × 12 px / 30 px = 0.8 peak to peak, less smoothing
+    assert still.frames == 60              # a 3 s window at 20 fps holds them all
+    far = MotionCheck()
+    for i in range(30):
+        far.add(i / 20, FACE * 0.3)        # eyes 18 px apart: too far from the door to measure
+    assert far.frames == 0 and far.motion() == 0.0
+
+
+def test_photo_check_settings_are_validated():
+    with pytest.raises(SettingsError, match="photo_check_min_motion"):
+        Decider(photo_check=True, min_motion=0.0)
+    with pytest.raises(SettingsError, match="photo_check_timeout_s"):
+        Settings(photo_check_timeout_s=0.5).validate()
+    with pytest.raises(ValueError, match="landmarks"):
+        Decider(photo_check=True).update(0.0, [((0, 0, 10, 10), None)])
+
+
+def run_door(pipeline, source: Path, settings: Settings, stop_at_grant: bool = False):
+    decisions = []
+    with Gallery.open() as gallery, FrameSource(source) as src:
+        check = DoorCheck(pipeline, gallery, settings, log_events=False)
+        while (frame := src.read()) is not None:
+            decisions += check.process(frame).decisions
+            if stop_at_grant and any(d.kind == GRANTED for d in decisions):
+                break
+        check.close()
+    return decisions
+
+
+def test_a_waved_print_of_an_employee_opens_the_door_without_the_photo_check(
+        pipeline, lin_enrolled, print_attack_video):
+    decisions = run_door(pipeline, print_attack_video, Settings(), stop_at_grant=True)
+    assert [(d.kind, d.person_id) for d in decisions] == [(GRANTED, "E001")]
+    assert decisions[0].time < 0.5
+
+
+def test_the_photo_check_denies_the_waved_print(pipeline, lin_enrolled, print_attack_video):
+    decisions = run_door(pipeline, print_attack_video,
+                         Settings(photo_check=True, photo_check_timeout_s=3.0))
+    assert [d.kind for d in decisions] == [DENIED]
+    d = decisions[0]
+    assert d.person_id == "E001"                       # whose photo it was, for the log
+    assert "did not move like a real head" in d.reason and "photo check: motion" in d.reason
+    motion = float(d.reason.split("motion ")[1].split(" <")[0])
+    assert motion < 0.3
+    assert 3.0 <= d.time < 3.6                         # recognised at once, denied at the timeout
+
+
+def test_the_photo_check_lets_the_real_person_in(shared_data, pipeline, lin_enrolled):
+    decisions = run_door(pipeline, shared_data / "video" / "short_hamilton_clip.mp4",
+                         Settings(photo_check=True), stop_at_grant=True)
+    granted = [d for d in decisions if d.kind == GRANTED]
+    assert [d.person_id for d in granted] == ["E001"]
+    lin = granted[0]
+    motion = float(lin.reason.split("photo check: motion ")[1].split(" ≥")[0])
+    assert motion >= 0.3
+    # He is recognised from frame 0 but only turns his head after about 3 s of the clip.
+    assert 1.0 < lin.time < 6.0
+    assert not [d for d in decisions if d.kind == DENIED and d.person_id == "E001"]
