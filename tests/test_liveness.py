@@ -14,8 +14,16 @@ from faceguard.access.liveness import MIN_FRAMES, MotionCheck, nose_position
 from faceguard.camera import FrameSource
 from faceguard.doorcheck import DoorCheck
 from faceguard.errors import SettingsError
+from faceguard.gallery.match import MatchResult
 from faceguard.gallery.store import Gallery
 from faceguard.settings import Settings
+
+
+def mr(pid: str, d: float, thr: float = 0.4) -> MatchResult:
+    return MatchResult(index=0, id=pid, name="Ana", distance=d, runner_up_index=None, runner_up_id=None,
+                       runner_up_distance=float("inf"), score=d, threshold=thr, rule="distance",
+                       accepted=d <= thr)
+
 
 # MTCNN-like landmarks of a frontal face: eyes, nose, mouth corners (pixels)
 FACE = np.array([[100.0, 100.0], [160.0, 100.0], [130.0, 135.0], [105.0, 165.0], [155.0, 165.0]])
@@ -68,6 +76,35 @@ def test_photo_check_settings_are_validated():
         Settings(photo_check_timeout_s=0.5).validate()
     with pytest.raises(ValueError, match="landmarks"):
         Decider(photo_check=True).update(0.0, [((0, 0, 10, 10), None)])
+
+
+def head(t: float, turning: bool) -> np.ndarray:
+    """FACE's landmarks at time t: still, or with the nose swinging left and right (a turn)."""
+    lm = FACE.copy()
+    if turning:
+        lm[2, 0] += 12.0 * np.sin(2 * np.pi * t / 2)
+    return lm
+
+
+@pytest.mark.parametrize("mode", ["identify", "verify"])
+def test_a_recognised_face_turning_its_head_is_not_taken_for_a_stranger(mode):
+    """Asked to turn, the person turns: profile frames may miss the threshold. They must not
+    add up to a stranger's (or wrong person's) DENIED; facing the camera again, N of M grants."""
+    decider = Decider(threshold=0.4, photo_check=True, stranger_frames=5, mode=mode)
+    if mode == "verify":
+        decider.claim("E1", 0.0, name="Ana")
+    face_box = (100.0, 100.0, 200.0, 225.0)
+    ana, missed = mr("E1", 0.1), mr("E1", 0.6)
+    decisions, states = [], []
+    for i in range(60):
+        t = i / 20
+        turning = 1.0 <= t < 2.0                 # still for 1 s, turns for 1 s, faces front again
+        result = missed if turning and i % 2 else ana    # every other frame of the turn misses
+        decisions += decider.update(t, [(face_box, result)], [head(t, turning)])
+        states.append(decider.statuses[0].state)
+    assert "turn_head" in states[:20]              # recognised while still: asked to turn
+    assert [(d.kind, d.person_id) for d in decisions] == [(GRANTED, "E1")]
+    assert "photo check: motion" in decisions[0].reason and decisions[0].time >= 1.0
 
 
 def run_door(pipeline, source: Path, settings: Settings, stop_at_grant: bool = False):

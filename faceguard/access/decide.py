@@ -94,6 +94,18 @@ class _Vote:
 
 
 @dataclass
+class _PhotoWait:
+    """A face recognised (N of M) that has not yet moved like a head: what to say if it never does."""
+    since: float
+    label: str
+    person: Hashable
+    name: str | None
+    distance: float
+    threshold: float
+    mode: str
+
+
+@dataclass
 class _TrackState:
     window: deque
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
@@ -101,7 +113,7 @@ class _TrackState:
     settled: TrackStatus | None = None   # set once the track made (or skipped) its decision
     motion: MotionCheck = field(default_factory=MotionCheck)
     best_motion: float = 0.0             # the most the face has moved like a head (photo check)
-    photo_wait_since: float | None = None   # first time it was recognised but not yet moved
+    photo_wait: _PhotoWait | None = None    # recognised, waiting for the photo check
 
 
 @dataclass
@@ -249,6 +261,14 @@ class Decider:
             self._show(state.settled, state.box, result.distance)
             return None
         threshold = self._threshold_of(result)
+        if not accepted and state.photo_wait is not None:
+            # Already recognised and asked to turn: a turned head may miss a frame or two, and
+            # those are not a stranger's frames. The grant still needs N of M again.
+            gate = self._photo_gate(t, tid, state, state.photo_wait)
+            if gate is None:
+                self._show(TrackStatus(tid, state.box, "recognising", f"recognising {state.photo_wait.label}",
+                                       state.photo_wait.person, state.photo_wait.name), state.box, result.distance)
+            return gate if isinstance(gate, Decision) else None
         if accepted:
             agree = [v for v in state.window if v.person == vote.person]
             if len(agree) < self.confirm_frames:
@@ -265,7 +285,8 @@ class Decider:
                 self._show(state.settled, state.box, result.distance)
                 return None
             distance = statistics.median(v.distance for v in agree)
-            gate = self._photo_gate(t, tid, state, label, vote.person, result.name, distance, threshold)
+            gate = self._photo_gate(t, tid, state, _PhotoWait(t, label, vote.person, result.name, distance,
+                                                              threshold, "identify"))
             if gate is not None:
                 return gate if isinstance(gate, Decision) else None
             self._last_granted[vote.person] = t
@@ -328,13 +349,15 @@ class Decider:
             claim.window.append(vote)
             claim.frames_seen += 1
             hits = [v for v in claim.window if v.person is not None]
-            if vote.person is None:
+            if vote.person is None and state.photo_wait is None:   # (a turning head may miss)
                 claim.misses.append(vote)
             gate = None
             if len(hits) >= self.confirm_frames:
                 distance = statistics.median(v.distance for v in hits)
-                gate = self._photo_gate(t, tid, state, label, claim.person_id, claim.name, distance,
-                                        threshold, mode="verify")
+                gate = self._photo_gate(t, tid, state, _PhotoWait(t, label, claim.person_id, claim.name,
+                                                                  distance, threshold, "verify"))
+            elif state.photo_wait is not None:
+                gate = self._photo_gate(t, tid, state, state.photo_wait)
             if gate is not None:     # waiting for the photo check, or it failed: already shown
                 decision = gate if isinstance(gate, Decision) else decision
                 continue
@@ -360,7 +383,7 @@ class Decider:
             bound = self._tracks.get(claim.track_id)
             if not claim.frames_seen:
                 reason = f"no face seen within {self.claim_timeout_s:.0f} s of the claim for {label}"
-            elif bound is not None and bound.photo_wait_since is not None:
+            elif bound is not None and bound.photo_wait is not None:
                 reason = (f"{label} matched, but within {self.claim_timeout_s:.0f} s of the claim the face "
                           f"did not move like a real head (photo check: motion {bound.best_motion:.2f} "
                           f"< {self.min_motion:.2f}); a photo or a screen?")
@@ -396,27 +419,27 @@ class Decider:
                         reason, tid, box, mode="verify")
 
     # -- photo check -----------------------------------------------------------------------
-    def _photo_gate(self, t: float, tid: int, state: _TrackState, label: str, person: Hashable,
-                    name: str | None, distance: float, threshold: float,
-                    mode: str = "identify") -> TrackStatus | Decision | None:
+    def _photo_gate(self, t: float, tid: int, state: _TrackState, recognised: _PhotoWait
+                    ) -> TrackStatus | Decision | None:
         """None: the photo check is off or passed. A TrackStatus: recognised, still waiting for
         the face to move (shown, no decision yet). A Decision: waited too long, DENIED."""
         if not self.photo_check or state.best_motion >= self.min_motion:
             return None
-        if state.photo_wait_since is None:
-            state.photo_wait_since = t
-        if t - state.photo_wait_since < self.photo_check_timeout_s:
-            status = TrackStatus(tid, state.box, "turn_head", f"{label}: turn your head a little",
-                                 person, name)
-            self._show(status, state.box, distance)
+        if state.photo_wait is None:
+            state.photo_wait = recognised
+        w = state.photo_wait
+        if t - w.since < self.photo_check_timeout_s:
+            status = TrackStatus(tid, state.box, "turn_head", f"{w.label}: turn your head a little",
+                                 w.person, w.name)
+            self._show(status, state.box, w.distance)
             return status
-        reason = (f"{label} recognised (median distance {distance:.2f} ≤ threshold {threshold:.2f}), "
+        reason = (f"{w.label} recognised (median distance {w.distance:.2f} ≤ threshold {w.threshold:.2f}), "
                   f"but in {self.photo_check_timeout_s:.0f} s the face did not move like a real head "
                   f"(photo check: motion {state.best_motion:.2f} < {self.min_motion:.2f}); a photo or a screen?")
-        state.settled = TrackStatus(tid, state.box, "denied", f"{label}: photo check failed", person, name)
-        self._show(state.settled, state.box, distance)
-        return Decision(t, DENIED, person, name, distance, threshold, len(state.window), reason, tid,
-                        state.box, mode=mode)
+        state.settled = TrackStatus(tid, state.box, "denied", f"{w.label}: photo check failed", w.person, w.name)
+        self._show(state.settled, state.box, w.distance)
+        return Decision(t, DENIED, w.person, w.name, w.distance, w.threshold, len(state.window), reason, tid,
+                        state.box, mode=w.mode)
 
     def _photo_note(self, state: _TrackState) -> str:
         if not self.photo_check:
