@@ -74,7 +74,6 @@ class MotionCheck:
         if len(self._seen) < MIN_FRAMES:
             return 0.0
         uv = np.array([p for _, p in self._seen])
-        k = SMOOTH_FRAMES
-        smooth = np.array([np.median(uv[i:i + k], axis=0) for i in range(len(uv) - k + 1)])
+        smooth = np.median(np.lib.stride_tricks.sliding_window_view(uv, SMOOTH_FRAMES, axis=0), axis=-1)
         lo, hi = np.quantile(smooth, [0.05, 0.95], axis=0)
         return float(np.max(hi - lo))
