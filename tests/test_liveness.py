@@ -14,16 +14,9 @@ from faceguard.access.liveness import MIN_FRAMES, MotionCheck, nose_position
 from faceguard.camera import FrameSource
 from faceguard.doorcheck import DoorCheck
 from faceguard.errors import SettingsError
-from faceguard.gallery.match import MatchResult
 from faceguard.gallery.store import Gallery
 from faceguard.settings import Settings
-
-
-def mr(pid: str, d: float, thr: float = 0.4) -> MatchResult:
-    return MatchResult(index=0, id=pid, name="Ana", distance=d, runner_up_index=None, runner_up_id=None,
-                       runner_up_distance=float("inf"), score=d, threshold=thr, rule="distance",
-                       accepted=d <= thr)
-
+from tests.test_decide import mr
 
 # MTCNN-like landmarks of a frontal face: eyes, nose, mouth corners (pixels)
 FACE = np.array([[100.0, 100.0], [160.0, 100.0], [130.0, 135.0], [105.0, 165.0], [155.0, 165.0]])
