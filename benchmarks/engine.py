@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import statistics
-import time
 import warnings
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from faceguard import evaluate as ev
 from faceguard.camera import FrameSource
+from faceguard.speed import embed_ms_per_face, frame_ms
 from faceguard.vision.pipeline import FacePipeline, central_face
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,29 +109,6 @@ def fr_embedded_set(fr, files) -> ev.EmbeddedSet:
 
 
 # -- speed ------------------------------------------------------------------------------------
-def embed_ms_per_face(pipeline: FacePipeline, chips: np.ndarray, batch: int, runs: int) -> float:
-    x = chips[:batch]
-    pipeline.embed_chips(x)  # warm-up
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        pipeline.embed_chips(x)
-        times.append((time.perf_counter() - t0) * 1000 / len(x))
-    return statistics.median(times)
-
-
-def frame_ms(process, frames) -> tuple[float, int]:
-    """Median ms over the frames that hold exactly one face."""
-    times = []
-    for rgb in frames:
-        t0 = time.perf_counter()
-        n = process(rgb)
-        dt = (time.perf_counter() - t0) * 1000
-        if n == 1:
-            times.append(dt)
-    return (statistics.median(times) if times else float("nan")), len(times)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "engine.json")
@@ -173,14 +150,14 @@ def main() -> int:
         "embed_ms_per_face_batch16_flip": embed_ms_per_face(pipeline, chips, 16, args.runs),
     }
     runs = [frame_ms(lambda im: len(pipeline.process(im)), frames) for _ in range(max(1, args.runs // 2))]
-    speed["frame_ms_one_face_640x480_flip"] = statistics.median(r[0] for r in runs)
+    speed["frame_ms_one_face_640x480_flip"] = statistics.median(statistics.median(r[0]) for r in runs)
     speed["frames_with_one_face"] = runs[0][1]
     if fr is not None:
         def fr_frame(rgb):
             locs = fr.face_locations(rgb)
             fr.face_encodings(rgb, locs)
             return len(locs)
-        speed["face_recognition_frame_ms_one_face_640x480"], _ = frame_ms(fr_frame, frames)
+        speed["face_recognition_frame_ms_one_face_640x480"] = statistics.median(frame_ms(fr_frame, frames)[0])
         speed["ratio_frame_time_face_recognition_over_faceguard"] = (
             speed["face_recognition_frame_ms_one_face_640x480"] / speed["frame_ms_one_face_640x480_flip"])
     results["speed"] = speed

@@ -289,10 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_options(p)
     p.set_defaults(func=cmd_doctor)
 
-    from faceguard import cli_door, cli_gallery
+    from faceguard import cli_bench, cli_door, cli_gallery
 
     cli_gallery.register(sub)
     cli_door.register(sub)
+    cli_bench.register(sub)
     try:
         from faceguard.train import cli as cli_train  # defines the commands; torch loads later
     except ModuleNotFoundError as exc:

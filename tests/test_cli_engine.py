@@ -174,3 +174,28 @@ def test_eval_pairs_with_missing_image(tmp_path, capsys):
     rc, _, err = run(capsys, "eval", "pairs", str(tmp_path), str(pairs), "--provider", "cpu")
     assert rc == 2
     assert "missing under" in err and "Traceback" not in err
+
+
+def test_bench_times_embedding_and_whole_frames_of_a_video(shared_data, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    clip = shared_data / "video" / "short_hamilton_clip.mp4"
+    rc = main(["bench", "--provider", "cpu", "--camera", str(clip), "--frames", "8", "--batch", "4",
+               "--runs", "2", "--json", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    r = json.loads(out.read_text())
+    assert r["provider"] == "CPU" and r["batch"] == 4 and r["frames"] == 8
+    assert r["faces"] >= 8                       # Lin is in every one of the first frames
+    assert 0 < r["embed_ms_per_face"] < 1000
+    assert r["faces_per_second"] == pytest.approx(1000 / r["embed_ms_per_face"])
+    assert 0 < r["frame_ms_median"] <= r["frame_ms_p95"]
+    assert f"{r['embed_ms_per_face']:.2f} ms per face at batch 4" in text
+    assert f"median {r['frame_ms_median']:.1f} ms" in text and "runs on: CPU" in text
+
+
+def test_bench_refuses_bad_values_and_missing_video(tmp_path, capsys):
+    assert main(["bench", "--batch", "0"]) == 2
+    assert "at least 1" in capsys.readouterr().err
+    assert main(["bench", "--provider", "cpu", "--camera", str(tmp_path / "none.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "none.mp4" in err and "Traceback" not in err
