@@ -100,6 +100,26 @@ def test_a_recognised_face_turning_its_head_is_not_taken_for_a_stranger(mode):
     assert "photo check: motion" in decisions[0].reason and decisions[0].time >= 1.0
 
 
+@pytest.mark.parametrize("order", ["stranger first", "photo, stranger, photo"])
+def test_a_moving_stranger_cannot_lend_a_photo_its_movement(order):
+    """Someone moves their own face in front of the camera, and a photo of Ana takes its place
+    on the same track (before, or between, the photo's frames). Only frames recognised as Ana
+    count as her movement: the photo's, which do not move."""
+    decider = Decider(threshold=0.4, photo_check=True, stranger_frames=100, photo_check_timeout_s=3.0)
+    face_box = (100.0, 100.0, 200.0, 225.0)
+    stranger, photo = mr("E1", 0.6), mr("E1", 0.1)     # the stranger's nearest is Ana, too far
+    if order == "stranger first":
+        script = [(stranger, True)] * 20 + [(photo, False)] * 100
+    else:
+        script = [(photo, False)] * 20 + [(stranger, True)] * 20 + [(photo, False)] * 80
+    decisions = []
+    for i, (result, moving) in enumerate(script):
+        t = i / 20
+        decisions += decider.update(t, [(face_box, result)], [head(t, moving)])
+    assert [(d.kind, d.person_id) for d in decisions] == [(DENIED, "E1")]
+    assert "did not move like a real head" in decisions[0].reason
+
+
 def run_door(pipeline, source: Path, settings: Settings, stop_at_grant: bool = False):
     decisions = []
     with Gallery.open() as gallery, FrameSource(source) as src:

@@ -19,8 +19,9 @@ votes. Per track:
 Photo check (``photo_check=True``, faceguard/access/liveness.py): a recognised face must also
 have moved like a head, not like a flat picture, before GRANTED; until it has, its status asks
 the person to turn their head a little, and after ``photo_check_timeout_s`` of recognised
-frames without such motion the track is DENIED (person named, reason says why). Needs the
-landmarks of each face passed to ``update``.
+frames without such motion the track is DENIED (person named, reason says why). Movement
+counts only on frames recognised as that person, so a stranger's moving face swapped in on the
+same track lends a photo nothing. Needs the landmarks of each face passed to ``update``.
 
 ``statuses`` holds one ``TrackStatus`` per visible track after each update, for the UI to paint.
 """
@@ -111,8 +112,12 @@ class _TrackState:
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     stranger: list[_Vote] = field(default_factory=list)   # every stranger frame of the track
     settled: TrackStatus | None = None   # set once the track made (or skipped) its decision
+    # Photo check: motion is measured only on frames recognised as the one person (`motion_of`),
+    # so a stranger's face swapped in for a moment cannot lend a photo its movement.
+    landmarks: np.ndarray | None = None  # this frame's
+    motion_of: Hashable | None = None
     motion: MotionCheck = field(default_factory=MotionCheck)
-    best_motion: float = 0.0             # the most the face has moved like a head (photo check)
+    best_motion: float = 0.0             # the most that person's face has moved like a head
     photo_wait: _PhotoWait | None = None    # recognised, waiting for the photo check
 
 
@@ -220,9 +225,7 @@ class Decider:
         for k, (tid, box, (_, result)) in enumerate(zip(track_ids, boxes, observations, strict=True)):
             state = self._tracks.setdefault(tid, _TrackState(deque(maxlen=self.window_frames)))
             state.box = box
-            if self.photo_check:
-                state.motion.add(t, landmarks[k])
-                state.best_motion = max(state.best_motion, state.motion.motion())
+            state.landmarks = landmarks[k] if self.photo_check else None
             seen.append((tid, state, result))
         if self.mode == "identify":
             for tid, state, result in seen:
@@ -257,6 +260,8 @@ class Decider:
         label = None if result.index is None else result.label
         vote = _Vote(result.id if accepted else None, label, result.distance, result.score)
         state.window.append(vote)
+        if accepted:
+            self._measure_motion(t, state, vote.person)
         if state.settled is not None:
             self._show(state.settled, state.box, result.distance)
             return None
@@ -348,6 +353,8 @@ class Decider:
                          result.score, claimed=is_claimed)
             claim.window.append(vote)
             claim.frames_seen += 1
+            if vote.person is not None:
+                self._measure_motion(t, state, vote.person)
             hits = [v for v in claim.window if v.person is not None]
             if vote.person is None and state.photo_wait is None:   # (a turning head may miss)
                 claim.misses.append(vote)
@@ -419,6 +426,15 @@ class Decider:
                         reason, tid, box, mode="verify")
 
     # -- photo check -----------------------------------------------------------------------
+    def _measure_motion(self, t: float, state: _TrackState, person: Hashable) -> None:
+        """A frame recognised as `person`: add its landmarks to that person's motion record."""
+        if not self.photo_check:
+            return
+        if state.motion_of != person:
+            state.motion_of, state.motion, state.best_motion = person, MotionCheck(), 0.0
+        state.motion.add(t, state.landmarks)
+        state.best_motion = max(state.best_motion, state.motion.motion())
+
     def _photo_gate(self, t: float, tid: int, state: _TrackState, recognised: _PhotoWait
                     ) -> TrackStatus | Decision | None:
         """None: the photo check is off or passed. A TrackStatus: recognised, still waiting for
