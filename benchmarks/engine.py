@@ -150,14 +150,14 @@ def main() -> int:
         "embed_ms_per_face_batch16_flip": embed_ms_per_face(pipeline, chips, 16, args.runs),
     }
     runs = [frame_ms(lambda im: len(pipeline.process(im)), frames) for _ in range(max(1, args.runs // 2))]
-    speed["frame_ms_one_face_640x480_flip"] = statistics.median(statistics.median(r[0]) for r in runs)
-    speed["frames_with_one_face"] = runs[0][1]
+    speed["frame_ms_one_face_640x480_flip"] = statistics.median(statistics.median(r) for r in runs)
+    speed["frames_with_one_face"] = len(runs[0])
     if fr is not None:
         def fr_frame(rgb):
             locs = fr.face_locations(rgb)
             fr.face_encodings(rgb, locs)
             return len(locs)
-        speed["face_recognition_frame_ms_one_face_640x480"] = statistics.median(frame_ms(fr_frame, frames)[0])
+        speed["face_recognition_frame_ms_one_face_640x480"] = statistics.median(frame_ms(fr_frame, frames))
         speed["ratio_frame_time_face_recognition_over_faceguard"] = (
             speed["face_recognition_frame_ms_one_face_640x480"] / speed["frame_ms_one_face_640x480_flip"])
     results["speed"] = speed

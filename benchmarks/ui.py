@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--clip", default=str(REPO.parent / "shared/data/video/short_hamilton_clip.mp4"))
     ap.add_argument("--provider", default="auto")
     ap.add_argument("--doorcheck", action="store_true")
+    ap.add_argument("--photo-check", action="store_true", help="with --doorcheck: the photo check on")
     ap.add_argument("--out", default=str(REPO / "artifacts" / "bench_ui.json"))
     args = ap.parse_args()
     if args.doorcheck:
@@ -65,7 +66,7 @@ def main() -> int:
     app = QApplication.instance() or QApplication([])
     load_style(app)
     pipeline = FacePipeline.load(args.provider)
-    settings = Settings(camera=args.clip, loop_video=True)
+    settings = Settings(camera=args.clip, loop_video=True, photo_check=args.photo_check)
 
     class PipelineOnly:
         def process(self, frame):

@@ -39,7 +39,7 @@ def cmd_bench(args) -> int:
         return len(results)
 
     if frames:
-        times, _ = frame_ms(process, frames, faces=None)
+        times = frame_ms(process, frames, faces=None)
         out.update(frames=len(frames), faces=len(chips), frame_ms_median=float(np.median(times)),
                    frame_ms_p95=float(np.percentile(times, 95)))
     size = pipeline.chip_size

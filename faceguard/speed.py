@@ -35,9 +35,9 @@ def embed_ms_per_face(pipeline: FacePipeline, chips: np.ndarray, batch: int, run
 
 
 def frame_ms(process: Callable[[np.ndarray], int], frames: Sequence[np.ndarray],
-             faces: int | None = 1) -> tuple[list[float], int]:
+             faces: int | None = 1) -> list[float]:
     """Times (ms) of `process(frame)` (which returns the number of faces found), kept for the
-    frames with exactly `faces` faces (None: all), and how many frames were kept."""
+    frames with exactly `faces` faces (None: all)."""
     times = []
     for rgb in frames:
         t0 = time.perf_counter()
@@ -45,4 +45,4 @@ def frame_ms(process: Callable[[np.ndarray], int], frames: Sequence[np.ndarray],
         dt = (time.perf_counter() - t0) * 1000
         if faces is None or n == faces:
             times.append(dt)
-    return times, len(times)
+    return times
