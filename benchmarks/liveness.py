@@ -17,12 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from faceguard.access.liveness import (
-    DEFAULT_MIN_MOTION,
-    MIN_EYE_DISTANCE_PX,
-    MIN_FRAMES,
-    MotionCheck,
-)
+from faceguard.access.liveness import DEFAULT_MIN_MOTION, MIN_FRAMES, MotionCheck
 from faceguard.access.track import IouTracker
 from faceguard.camera import FrameSource
 from faceguard.vision.image import load_image
@@ -42,11 +37,10 @@ def tracks(pipeline: FacePipeline, frames: list[tuple[float, np.ndarray]], min_f
         faces = pipeline.detect(rgb)
         for tid, face in zip(tracker.update([f.box for f in faces]), faces, strict=True):
             check = checks.setdefault(tid, MotionCheck())
-            check.add(t, face.landmarks)
             s = seen.setdefault(tid, {"frames": 0, "measured": 0, "widths": [], "max_motion": 0.0,
                                       "passes_at_s": None})
             s["frames"] += 1
-            s["measured"] += bool(np.linalg.norm(face.landmarks[1] - face.landmarks[0]) >= MIN_EYE_DISTANCE_PX)
+            s["measured"] += check.add(t, face.landmarks)
             s["widths"].append(float(face.box[2] - face.box[0]))
             motion = check.motion()
             s["max_motion"] = max(s["max_motion"], motion)
@@ -79,7 +73,7 @@ def main() -> int:
     for label, r in rows:
         at = "never" if r["passes_at_s"] is None else f"{r['passes_at_s']:.2f} s"
         print(f"{label:<34}{r['frames']:>7}{r['measured']:>9}{r['face_px']:>8}{r['max_motion']:>11.3f}{at:>10}")
-    # Real faces too far away to measure (eyes < MIN_EYE_DISTANCE_PX apart) are left out.
+    # Real faces too far away to measure (MotionCheck skipped their frames) are left out.
     near = [r for r in real if r["measured"] >= MIN_FRAMES]
     summary = {"bar": DEFAULT_MIN_MOTION, "real_tracks_measured": len(near),
                "real_min_of_max_motion": min(r["max_motion"] for r in near),

@@ -33,6 +33,7 @@ def cmd_bench(args) -> int:
                 frames.append(frame.rgb)
         if not frames:
             raise FaceGuardError(f"No frames came from {args.camera}.")
+
     def process(rgb) -> int:
         results = pipeline.process(rgb)
         chips.extend(r.chip for r in results)   # real faces for the embedding timing below

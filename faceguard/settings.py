@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from faceguard import paths
+from faceguard.access.liveness import DEFAULT_MIN_MOTION
 from faceguard.errors import SettingsError
 
 PROVIDERS = ("auto", "cuda", "cpu")
@@ -71,7 +72,7 @@ class Settings:
     stranger_frames: int = 5          # K frames of a stranger before DENIED
     cooldown_s: float = 10.0          # one visit = one event per person
     photo_check: bool = False         # a recognised face must move like a head, not a picture
-    photo_check_min_motion: float = 0.3   # see faceguard/access/liveness.py
+    photo_check_min_motion: float = DEFAULT_MIN_MOTION   # see faceguard/access/liveness.py
     photo_check_timeout_s: float = 8.0    # recognised but not moved for this long: DENIED
     door: DoorSettings = field(default_factory=DoorSettings)
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set

@@ -391,9 +391,7 @@ class Decider:
             if not claim.frames_seen:
                 reason = f"no face seen within {self.claim_timeout_s:.0f} s of the claim for {label}"
             elif bound is not None and bound.photo_wait is not None:
-                reason = (f"{label} matched, but within {self.claim_timeout_s:.0f} s of the claim the face "
-                          f"did not move like a real head (photo check: motion {bound.best_motion:.2f} "
-                          f"< {self.min_motion:.2f}); a photo or a screen?")
+                reason = f"{label} matched, but {self._no_head_movement(bound, self.claim_timeout_s, 'of the claim')}"
             elif own:
                 reason = (f"no face matched {label} within {self.claim_timeout_s:.0f} s of the claim "
                           f"(median distance {distance:.2f} > threshold {claim.threshold:.2f})")
@@ -450,12 +448,16 @@ class Decider:
             self._show(status, state.box, w.distance)
             return status
         reason = (f"{w.label} recognised (median distance {w.distance:.2f} ≤ threshold {w.threshold:.2f}), "
-                  f"but in {self.photo_check_timeout_s:.0f} s the face did not move like a real head "
-                  f"(photo check: motion {state.best_motion:.2f} < {self.min_motion:.2f}); a photo or a screen?")
+                  f"but {self._no_head_movement(state, self.photo_check_timeout_s)}")
         state.settled = TrackStatus(tid, state.box, "denied", f"{w.label}: photo check failed", w.person, w.name)
         self._show(state.settled, state.box, w.distance)
         return Decision(t, DENIED, w.person, w.name, w.distance, w.threshold, len(state.window), reason, tid,
                         state.box, mode=w.mode)
+
+    def _no_head_movement(self, state: _TrackState, seconds: float, since: str = "") -> str:
+        within = f"within {seconds:.0f} s {since}".rstrip()
+        return (f"{within} the face did not move like a real head (photo check: motion "
+                f"{state.best_motion:.2f} < {self.min_motion:.2f}); a photo or a screen?")
 
     def _photo_note(self, state: _TrackState) -> str:
         if not self.photo_check:

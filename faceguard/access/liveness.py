@@ -57,13 +57,15 @@ class MotionCheck:
         self.window_s = window_s
         self._seen: deque[tuple[float, np.ndarray]] = deque()
 
-    def add(self, t: float, landmarks: np.ndarray) -> None:
+    def add(self, t: float, landmarks: np.ndarray) -> bool:
+        """Record one frame; False when the face is too far away to be measured."""
         lm = np.asarray(landmarks, np.float64)
         if np.linalg.norm(lm[1] - lm[0]) < MIN_EYE_DISTANCE_PX:
-            return
+            return False
         self._seen.append((t, nose_position(lm)))
         while self._seen and t - self._seen[0][0] > self.window_s:
             self._seen.popleft()
+        return True
 
     @property
     def frames(self) -> int:
