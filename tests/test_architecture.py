@@ -47,3 +47,13 @@ def test_the_app_imports_without_torch():
     result = _run(sys.executable, "-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_ci_runs_the_readme_test_command_word_for_word():
+    """README has two set-up commands; CI must run the test one exactly as a new user would."""
+    readme = (REPO / "README.md").read_text().split("## Set up", 1)[1].split("\n## ", 1)[0]
+    commands = [ln.strip() for ln in readme.splitlines() if ln.startswith("    python3 ")]
+    assert len(commands) == 2, commands                  # start the app; run the tests
+    (test_command,) = [c for c in commands if "pytest" in c]
+    ci_lines = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert test_command in ci_lines
