@@ -37,10 +37,11 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def _threshold(pipeline, gallery) -> float:
+def _threshold_setting() -> float | None:
+    """The user's threshold from Settings (None = the calibrated one for the gallery size)."""
     from faceguard.settings import load_settings
 
-    return pipeline.threshold_for(len(gallery), load_settings().threshold)
+    return load_settings().threshold
 
 
 def _pipeline(args):
@@ -66,17 +67,6 @@ def _current_model_id(args) -> str:
     return embedding_id(load_manifest().embedder(settings.model_id or None).id, flip)
 
 
-def _bring_up_to_date(gallery, pipeline) -> None:
-    """Re-embed people stored with another model before anything compares against them."""
-    stale = gallery.stale_count(pipeline.model_id)
-    if not stale:
-        return
-    log.info("Re-embedding %d people for model %s", stale, pipeline.model_id)
-    failed = gallery.reembed(pipeline)
-    for employee_id, why in failed.items():
-        log.warning("%s could not be re-embedded: %s", employee_id, why)
-
-
 # -- enroll / identify -------------------------------------------------------------------------
 def cmd_enroll(args) -> int:
     from faceguard.errors import GalleryError
@@ -89,7 +79,7 @@ def cmd_enroll(args) -> int:
     pipeline = _pipeline(args)
     with _open() as gallery:
         person = enrol(gallery, pipeline, rgb, args.name, args.id, consent=True,
-                       threshold=_threshold(pipeline, gallery), override_duplicate=args.override_duplicate)
+                       threshold=_threshold_setting(), override_duplicate=args.override_duplicate)
     if args.json:
         print(json.dumps({"enrolled": person.to_dict()}))
     else:
@@ -97,13 +87,9 @@ def cmd_enroll(args) -> int:
     return 0
 
 
-def identify_faces(gallery, pipeline, rgb, threshold: float) -> list[dict]:
-    """One dict per face in ``rgb`` (the ``faces`` items of ``identify --json``)."""
-    from faceguard.gallery.match import Matcher
-
-    ids, matrix = gallery.embeddings(pipeline.model_id)
-    names = {p.employee_id: p.name for p in gallery.people()}
-    matcher = Matcher(ids, matrix, threshold, rule="distance", names=[names[i] for i in ids])
+def identify_faces(matcher, pipeline, rgb) -> list[dict]:
+    """One dict per face in ``rgb`` (the ``faces`` items of ``identify --json``), judged by the
+    door's rule (``gallery_matcher``)."""
     faces = []
     for result in pipeline.process(rgb):
         m = matcher.search(result.embedding)
@@ -113,21 +99,21 @@ def identify_faces(gallery, pipeline, rgb, threshold: float) -> list[dict]:
             "person": nearest if m.accepted else None,
             "distance": None if m.id is None else round(m.distance, 4),
             "nearest": nearest,
-            "threshold": threshold,
+            "threshold": matcher.threshold,
         })
     return faces
 
 
 def cmd_identify(args) -> int:
+    from faceguard.gallery.recognise import gallery_matcher
     from faceguard.vision.image import load_image
 
     rgb = load_image(args.image)
     pipeline = _pipeline(args)
     with _open() as gallery:
-        _bring_up_to_date(gallery, pipeline)
-        threshold = _threshold(pipeline, gallery)
-        faces = identify_faces(gallery, pipeline, rgb, threshold)
-        size = len(gallery.embeddings(pipeline.model_id)[0])
+        matcher = gallery_matcher(gallery, pipeline, _threshold_setting())
+        faces = identify_faces(matcher, pipeline, rgb)
+        threshold, size = matcher.threshold, len(matcher)
     if args.json:
         print(json.dumps({"image": str(args.image), "model_id": pipeline.model_id,
                           "threshold": threshold, "gallery_size": size, "faces": faces}))

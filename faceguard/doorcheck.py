@@ -20,6 +20,7 @@ from faceguard.camera import Frame
 from faceguard.errors import FaceGuardError
 from faceguard.gallery.events import EventLog
 from faceguard.gallery.match import Matcher, MatchResult
+from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery
 from faceguard.settings import Settings
 from faceguard.vision.pipeline import FacePipeline
@@ -91,25 +92,13 @@ class DoorCheck:
 
     # -- the gallery -----------------------------------------------------------------------
     def _build_matcher(self) -> Matcher:
-        """Embeddings of the current model, and the rule and threshold for this many people."""
-        model_id = self.pipeline.model_id
-        if self.gallery.stale_count(model_id):
-            # Never compare across models: re-embed from the stored photos first.
-            problems = self.gallery.reembed(self.pipeline)
-            for emp, problem in problems.items():
-                log.warning("re-embedding %s failed: %s", emp, problem)
-        ids, matrix = self.gallery.embeddings(model_id)
-        # The threshold follows the gallery: more people, more chances for a stranger to match;
-        # large galleries are scored by the runner-up margin rule (issue 6, models/README.md).
-        if self.settings.mode == "verify":
-            # One comparison with the claimed person, whatever the gallery size.
-            self.rule, self.threshold = "distance", self.pipeline.threshold_for(1, self.settings.threshold)
-        else:
-            self.rule, self.threshold = self.pipeline.scoring_for(len(ids), self.settings.threshold)
+        """The gallery's matcher by the one rule (``gallery_matcher``); the Decider judges by
+        its threshold."""
+        matcher = gallery_matcher(self.gallery, self.pipeline, self.settings.threshold,
+                                  mode=self.settings.mode)
+        self.rule, self.threshold = matcher.rule, matcher.threshold
         self.decider.threshold = self.threshold
-        names = {p.employee_id: p.name for p in self.gallery.people()}
-        return Matcher(ids, matrix, self.threshold, rule=self.rule, names=[names.get(i, i) for i in ids],
-                       dim=self.pipeline.embedder.spec.embedding_size)
+        return matcher
 
     def reload_gallery(self) -> None:
         """Call after enrolment or removal so the next frame matches against the new gallery."""

@@ -11,6 +11,7 @@ import pytest
 
 from faceguard import cli
 from faceguard.cli_gallery import identify_faces
+from faceguard.gallery.recognise import gallery_matcher
 from faceguard.errors import GalleryError, NoFaceError
 from faceguard.gallery import crypto
 from faceguard.gallery.enrol import DuplicatePersonError, enrol, replace_photo
@@ -69,12 +70,12 @@ def test_enrol_then_identify(gallery, pipeline, photos, threshold):
     assert all(p.model_id == pipeline.model_id for p in gallery.people())
     distances = []
     for i, who in enumerate(STAFF):
-        faces = identify_faces(gallery, pipeline, photos(who, "probe", 0), threshold)
+        faces = identify_faces(gallery_matcher(gallery, pipeline, threshold), pipeline, photos(who, "probe", 0))
         assert len(faces) == 1
         assert faces[0]["person"] == {"name": who.replace("_", " "), "employee_id": f"E{i}"}
         assert faces[0]["distance"] < threshold
         distances.append(faces[0]["distance"])
-    stranger = identify_faces(gallery, pipeline, photos(STRANGER, "probe", 0), threshold)
+    stranger = identify_faces(gallery_matcher(gallery, pipeline, threshold), pipeline, photos(STRANGER, "probe", 0))
     assert stranger[0]["person"] is None and stranger[0]["distance"] > threshold
     assert stranger[0]["nearest"] is not None
     print(f"\nenrolled-person probe distances {np.round(distances, 3)}, stranger "
@@ -133,7 +134,7 @@ def test_replace_photo_and_reembed(gallery, pipeline, photos, threshold):
     ids, matrix = gallery.embeddings(pipeline.model_id)
     expected = pipeline.process(gallery.photo("E2"))[0].embedding
     np.testing.assert_allclose(matrix[ids.index("E2")], expected, atol=1e-5)
-    probe = identify_faces(gallery, pipeline, photos("Jennifer_Garner", "probe", 0), threshold)
+    probe = identify_faces(gallery_matcher(gallery, pipeline, threshold), pipeline, photos("Jennifer_Garner", "probe", 0))
     assert probe[0]["person"]["employee_id"] == "E2"
     assert gallery.check(pipeline.model_id) == []
 
@@ -157,7 +158,7 @@ def test_export_import_round_trip(gallery, pipeline, photos, threshold, tmp_path
         f"E{i}": who.replace("_", " ") for i, who in enumerate(STAFF)}
     assert not other.person("E3").active
     assert other.person("E0").consent_at == pytest.approx(gallery.person("E0").consent_at, abs=1)
-    faces = identify_faces(other, pipeline, photos("William_Macy", "probe", 1), threshold)
+    faces = identify_faces(gallery_matcher(other, pipeline, threshold), pipeline, photos("William_Macy", "probe", 1))
     assert faces[0]["person"]["employee_id"] == "E1"
     assert other.check(pipeline.model_id) == []
     # importing twice resolves by employee id: nobody is added twice

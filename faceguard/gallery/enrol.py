@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from faceguard.errors import GalleryError, NoFaceError
+from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery, Person
 from faceguard.vision.quality import face_side, main_faces
 
@@ -56,25 +57,15 @@ def single_face(pipeline, rgb: np.ndarray):
     return usable[0]
 
 
-def nearest_person(gallery: Gallery, model_id: str, embedding: np.ndarray) -> tuple[Person, float] | None:
-    """The enrolled person (active or not) nearest to ``embedding``, with the squared L2 distance."""
-    ids, matrix = gallery.embeddings(model_id, active_only=False)
-    if not ids:
-        return None
-    d = np.sum((matrix - np.asarray(embedding, np.float32)[None, :]) ** 2, axis=1)
-    i = int(np.argmin(d))
-    person = gallery.person(ids[i])
-    return (person, float(d[i])) if person else None
-
-
 def enrol(gallery: Gallery, pipeline, rgb: np.ndarray, name: str, employee_id: str, consent: bool,
-          threshold: float, override_duplicate: bool = False) -> Person:
+          threshold: float | None = None, override_duplicate: bool = False) -> Person:
     """Enrol one person from one photo (RGB uint8); returns the new Person.
 
     Raises GalleryError (empty name/id, no consent, id taken), NoFaceError (no face, several
     faces, face too small) or DuplicatePersonError (the face matches someone enrolled, unless
-    ``override_duplicate``). Stored photos made by another model are re-embedded first, so the
-    duplicate check sees everyone.
+    ``override_duplicate``). The duplicate check is the door's own rule (``gallery_matcher``:
+    same scoring rule and threshold; ``threshold`` is the user's setting, None = calibrated) over
+    everyone enrolled, active or not; stored photos made by another model are re-embedded first.
     """
     name = (name or "").strip()
     employee_id = (employee_id or "").strip()
@@ -90,16 +81,14 @@ def enrol(gallery: Gallery, pipeline, rgb: np.ndarray, name: str, employee_id: s
         raise GalleryError(f"Employee id '{employee_id}' is already enrolled as {existing.name}. "
                            "Choose another id, or replace that person's photo.")
     face = single_face(pipeline, rgb)
-    if gallery.stale_count(pipeline.model_id):
-        gallery.reembed(pipeline)
-    near = nearest_person(gallery, pipeline.model_id, face.embedding)
-    if near and near[1] <= threshold:
-        other, dist = near
-        message = (f"This face looks like {other.name} (employee id {other.employee_id}), who is "
-                   f"already enrolled (distance {dist:.2f} ≤ threshold {threshold:.2f}).")
+    near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).search(face.embedding)
+    if near.accepted:
+        message = (f"This face looks like {near.name} (employee id {near.id}), who is already "
+                   f"enrolled ({near.explain()}).")
         if not override_duplicate:
             raise DuplicatePersonError(message + " If they are different people, enrol again with "
-                                       "the duplicate override.", other.employee_id, other.name, dist)
+                                       "the duplicate override.", str(near.id), near.name or "",
+                                       near.distance)
         log.warning("%s Enrolled anyway (override).", message)
     return gallery.add_person(name, employee_id, rgb, face.embedding, pipeline.model_id,
                               consent_at=time.time())

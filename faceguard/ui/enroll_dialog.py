@@ -278,9 +278,8 @@ class EnrollDialog(QDialog):
             self.error.setText(why)
             return False
         from faceguard.gallery.enrol import enrol
-        threshold = self.pipeline.threshold_for(len(self.gallery) + 1, self.settings.threshold)
         kwargs = dict(name=self.name.text().strip(), employee_id=self.employee_id.text().strip(),
-                      consent=self.consent.isChecked(), threshold=threshold)
+                      consent=self.consent.isChecked(), threshold=self.settings.threshold)
         try:
             try:
                 self.enrolled = enrol(self.gallery, self.pipeline, self.captured.rgb, **kwargs)
