@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from faceguard.access.decide import DENIED, GRANTED, Decider, Decision
+from faceguard.access.decide import Decider
 from faceguard.access.door import AsyncDoor, DoorResult, make_door
+from faceguard.access.records import DENIED, GRANTED, Decision, TrackState
+from faceguard.access.track import distinct_faces
 from faceguard.camera import Frame
 from faceguard.errors import FaceGuardError
 from faceguard.gallery.events import EventLog
 from faceguard.gallery.match import Matcher, MatchResult
 from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery
+from faceguard.instance import claim_data_folder
 from faceguard.settings import Settings
 from faceguard.vision.pipeline import FacePipeline
 
@@ -41,7 +44,7 @@ class FaceReport:
     employee_id: str | None
     distance: float             # to the nearest enrolled person (inf: empty gallery)
     threshold: float
-    state: str                  # Decider's track state: looking | recognising | granted | ...
+    state: TrackState           # Decider's track state: looking | recognising | granted | ...
     status: str                 # e.g. "recognising Ana 2/3"
     explanation: str            # e.g. "Ana: distance 0.08 ≤ threshold 0.11"
 
@@ -72,10 +75,12 @@ class DoorCheck:
         self.pipeline = pipeline
         self.gallery = gallery
         self.settings = settings.validate()
+        claim_data_folder(gallery.root)   # one door check per data folder
         self.decider = Decider.from_settings(settings)  # its threshold follows the gallery
         self.events = EventLog(gallery) if log_events else None
         self.door = AsyncDoor(door or make_door(settings.door))
         self._pending: list[tuple[Decision, np.ndarray | None]] = []
+        self._claim_decisions: list[Decision] = []   # refused claims, reported with the next frame
         self._retention_due = 0.0
         self._enforce_retention()
         self.matcher = self._build_matcher()
@@ -104,12 +109,25 @@ class DoorCheck:
         """Call after enrolment or removal so the next frame matches against the new gallery."""
         self.matcher = self._build_matcher()
 
-    def claim(self, employee_id: str, t: float) -> None:
-        """Verify mode: the next face is checked against this employee only."""
+    @property
+    def gallery_empty(self) -> bool:
+        """Nobody (active) is enrolled: the door decides nothing and logs nothing."""
+        return len(self.matcher) == 0
+
+    def claim(self, employee_id: str, t: float) -> Decision | None:
+        """Verify mode: the next face is checked against this employee only. An unknown or
+        inactive id is itself a DENIED (logged, and reported with the next frame); returned."""
         person = self.gallery.person(employee_id)
-        if person is None or not person.active:
-            raise FaceGuardError(f"No active employee with id '{employee_id}'.")
-        self.decider.claim(employee_id, t, name=person.name)
+        if person is not None and person.active:
+            self.decider.claim(employee_id, t, name=person.name)
+            return None
+        why = "no employee has this id" if person is None else f"{person.name} is not active"
+        decision = Decision(t, DENIED, None, None if person is None else person.name, math.inf,
+                            self.threshold, 0, f"claimed id '{employee_id}': {why}", -1,
+                            (0.0, 0.0, 0.0, 0.0), mode="verify")
+        self._log(decision, None, DoorResult(True, "door stays closed"))
+        self._claim_decisions.append(decision)
+        return decision
 
     # -- one frame -------------------------------------------------------------------------
     def _match(self, embedding: np.ndarray) -> MatchResult:
@@ -121,25 +139,38 @@ class DoorCheck:
     def process(self, frame: Frame) -> FrameReport:
         started = time.perf_counter()
         results = self.pipeline.process(frame.rgb)
+        # One face found twice by the detector is one face: one track, one decision.
+        keep = distinct_faces([r.box for r in results], [r.score for r in results])
+        results = [results[i] for i in keep]
         matches = [self._match(r.embedding) for r in results]
         infer_ms = (time.perf_counter() - started) * 1000.0
-        decisions = self.decider.update(frame.t, [(r.box, m) for r, m in zip(results, matches, strict=True)],
-                                        [r.landmarks for r in results])
-        statuses = self.decider.statuses
+        refused, self._claim_decisions = self._claim_decisions, []   # logged when refused
+        decisions: list[Decision] = []
+        if self.gallery_empty:
+            # Nothing to recognise: no DENIED (and no snapshot) for every passer-by.
+            statuses = [None] * len(results)
+        else:
+            decisions = self.decider.update(
+                frame.t, [(r.box, m) for r, m in zip(results, matches, strict=True)],
+                [r.landmarks for r in results], [r.embedding for r in results])
+            statuses = self.decider.statuses
         faces = []
-        for i, (r, m) in enumerate(zip(results, matches, strict=True)):
-            st = statuses[i] if i < len(statuses) else None
+        for r, m, st in zip(results, matches, statuses, strict=True):
+            if st is None:
+                st_state, st_text = TrackState.NO_GALLERY, "nobody is enrolled yet"
+            else:
+                st_state, st_text = st.state, st.text
+            # The name painted is this frame's answer only, never a track's earlier one.
             faces.append(FaceReport(
                 box=tuple(float(v) for v in r.box), landmarks=r.landmarks,
                 name=m.name if m.accepted else None,
                 employee_id=m.id if m.accepted else None,
                 distance=float(m.distance), threshold=self.threshold,
-                state=st.state if st else "looking", status=st.text if st else "",
-                explanation=m.explain()))
+                state=st_state, status=st_text, explanation=m.explain()))
         for d in decisions:
             self._act(d, frame.rgb)
         self._enforce_retention()
-        return FrameReport(frame, faces, decisions, infer_ms, self._finish_door())
+        return FrameReport(frame, faces, refused + decisions, infer_ms, self._finish_door())
 
     def _act(self, decision: Decision, rgb: np.ndarray) -> None:
         snapshot = face_crop(rgb, decision.box) if self.settings.keep_snapshots else None
@@ -182,6 +213,14 @@ class DoorCheck:
             log.error("access log entry not written: %s", exc)
 
     def close(self, timeout: float = 10.0) -> list[tuple[Decision, DoorResult]]:
-        """Wait for door outputs still running and log them."""
+        """Wait up to ``timeout`` s for door outputs still running and log them; one still
+        running after that is logged too, as not known, so no decision is ever lost."""
         self.door.close(timeout)
-        return self._finish_door()
+        done = self._finish_door()
+        for decision, snapshot in self._pending:
+            result = DoorResult(False, f"door result not known: still running {timeout:g} s after "
+                                       "the door check stopped")
+            self._log(decision, snapshot, result)
+            done.append((decision, result))
+        self._pending.clear()
+        return done

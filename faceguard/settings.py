@@ -14,12 +14,44 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from faceguard import paths
-from faceguard.access.liveness import DEFAULT_MIN_MOTION
 from faceguard.errors import SettingsError
 
 PROVIDERS = ("auto", "cuda", "cpu")
 DOOR_KINDS = ("none", "command", "webhook", "serial")
 MODES = ("identify", "verify")
+# The photo check's bar (faceguard/access/liveness.py): waved prints reach 0.08-0.23, real
+# faces 0.49-1.15 (benchmarks/liveness.py).
+DEFAULT_MIN_MOTION = 0.3
+
+# The one place for each numeric setting's valid range, (low, high, unit): Settings.validate
+# and the Decider both check here. Ends are inclusive, except where a value of 0 (or 2) makes
+# no sense (open ranges are marked by the `open_low` / `open_high` sets below).
+RANGES: dict[str, tuple[float, float, str]] = {
+    "threshold": (0.0, 4.0, "a squared L2 distance"),
+    "window_frames": (1, 60, "frames"),
+    "stranger_frames": (1, 120, "frames"),
+    "cooldown_s": (0, 3600, "seconds"),
+    "claim_timeout_s": (1, 120, "seconds"),
+    "photo_check_min_motion": (0.0, 2.0, ""),
+    "photo_check_timeout_s": (1.0, 60.0, "seconds"),
+    "log_retention_days": (1, 3650, "days"),
+}
+_OPEN_ENDS = {"threshold", "photo_check_min_motion"}
+
+
+def check_range(key: str, value: float) -> None:
+    """Raise SettingsError naming ``key`` when ``value`` is outside RANGES[key]."""
+    low, high, unit = RANGES[key]
+    inside = low < value < high if key in _OPEN_ENDS else low <= value <= high
+    if not inside:
+        what = f"{unit} " if unit and key == "threshold" else ""
+        tail = f" {unit}" if unit and key != "threshold" else ""
+        raise SettingsError(f"Setting '{key}': must be {what}between {low:g} and {high:g}{tail}.")
+
+
+def check_confirm_frames(confirm_frames: int, window_frames: int) -> None:
+    if not 1 <= confirm_frames <= window_frames:
+        raise SettingsError(f"Setting 'confirm_frames': must be between 1 and window_frames ({window_frames}).")
 
 
 _TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
@@ -91,22 +123,12 @@ class Settings:
             raise bad("provider", f"must be one of {', '.join(PROVIDERS)}, not '{self.provider}'.")
         if self.mode not in MODES:
             raise bad("mode", f"must be one of {', '.join(MODES)}, not '{self.mode}'.")
-        if self.threshold is not None and not (0.0 < float(self.threshold) < 4.0):
-            raise bad("threshold", "must be a squared L2 distance between 0 and 4.")
-        if not (1 <= self.window_frames <= 60):
-            raise bad("window_frames", "must be between 1 and 60.")
-        if not (1 <= self.confirm_frames <= self.window_frames):
-            raise bad("confirm_frames", f"must be between 1 and window_frames ({self.window_frames}).")
-        if not (1 <= self.stranger_frames <= 120):
-            raise bad("stranger_frames", "must be between 1 and 120.")
-        if not (0 <= self.cooldown_s <= 3600):
-            raise bad("cooldown_s", "must be between 0 and 3600 seconds.")
-        if not (0.0 < self.photo_check_min_motion < 2.0):
-            raise bad("photo_check_min_motion", "must be between 0 and 2.")
-        if not (1.0 <= self.photo_check_timeout_s <= 60.0):
-            raise bad("photo_check_timeout_s", "must be between 1 and 60 seconds.")
-        if not (1 <= self.log_retention_days <= 3650):
-            raise bad("log_retention_days", "must be between 1 and 3650 days.")
+        if self.threshold is not None:
+            check_range("threshold", float(self.threshold))
+        for key in ("window_frames", "stranger_frames", "cooldown_s", "photo_check_min_motion",
+                    "photo_check_timeout_s", "log_retention_days"):
+            check_range(key, getattr(self, key))
+        check_confirm_frames(self.confirm_frames, self.window_frames)
         if not str(self.camera).strip():
             raise bad("camera", "must name a device index, a URL or a video file.")
         d = self.door

@@ -78,13 +78,18 @@ def test_door_check_reports_every_face_with_an_explanation(shared_data, pipeline
     assert all(f.distance > f.threshold for f in strangers)
 
 
-def test_an_empty_gallery_denies_everyone(shared_data, pipeline):
+def test_an_empty_gallery_opens_for_nobody_and_logs_nobody(shared_data, pipeline):
+    """Issue 10: with nobody enrolled there is nothing to decide: no GRANTED, and no DENIED
+    with a snapshot for every passer-by; each face says nobody is enrolled yet."""
     with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
-        check = DoorCheck(pipeline, gallery, Settings(stranger_frames=2), log_events=False)
-        decisions = [d for _ in range(3) for d in check.process(src.read()).decisions]
+        check = DoorCheck(pipeline, gallery, Settings(stranger_frames=2))
+        reports = [check.process(src.read()) for _ in range(6)]
         check.close()
-    assert decisions and {d.kind for d in decisions} == {"DENIED"}
-    assert all(d.person_id is None for d in decisions)
+        rows = EventLog(gallery).events()
+    faces = [f for r in reports for f in r.faces]
+    assert check.gallery_empty and len(faces) >= 6
+    assert [d for r in reports for d in r.decisions] == [] and rows == []
+    assert {(f.state, f.status, f.name) for f in faces} == {("no_gallery", "nobody is enrolled yet", None)}
 
 
 def test_face_crop_keeps_a_margin_and_stays_inside_the_image():

@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from faceguard.access.decide import GRANTED, Decision
+from faceguard.access.records import GRANTED, Decision
 from faceguard.errors import DoorError
 
 log = logging.getLogger(__name__)
@@ -254,10 +254,19 @@ class AsyncDoor:
             except queue.Empty:
                 return out
 
-    def close(self, timeout: float | None = None) -> None:
-        """Finish the queued decisions, then stop the worker (waits up to ``timeout`` s)."""
-        self._pending.put(None)
-        self._thread.join(timeout)
+    def close(self, timeout: float | None = None) -> bool:
+        """Finish the queued decisions, then stop the worker, waiting at most ``timeout`` s in
+        all (None: as long as it takes). True when the worker has stopped; a door output still
+        running after that ends on its own (the thread is a daemon)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            # The stop mark waits for room in a full queue, but never past the deadline.
+            self._pending.put(None, timeout=timeout)
+        except queue.Full:
+            return False
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        self._thread.join(left)
+        return not self._thread.is_alive()
 
     def __enter__(self) -> AsyncDoor:
         return self

@@ -27,6 +27,8 @@ from collections import deque
 
 import numpy as np
 
+from faceguard.settings import DEFAULT_MIN_MOTION  # noqa: F401 (the bar, named here too)
+
 EYES_AND_MOUTH = [0, 1, 3, 4]   # landmark order: eye, eye, nose, mouth corner, mouth corner
 NOSE = 2
 _SQUARE = np.array([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])
@@ -35,7 +37,6 @@ MIN_FRAMES = 10                 # fewer frames than this prove nothing either wa
 # Faces farther away than the door (eyes closer than this, i.e. a face under about 60 px wide)
 # are not measured: their landmarks jitter by a larger part of the face.
 MIN_EYE_DISTANCE_PX = 24.0
-DEFAULT_MIN_MOTION = 0.3
 
 
 def nose_position(landmarks: np.ndarray) -> np.ndarray:

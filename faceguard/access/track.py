@@ -37,6 +37,20 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def distinct_faces(boxes: Sequence[Sequence[float]] | np.ndarray, scores: Sequence[float],
+                   max_iou: float = 0.5) -> list[int]:
+    """Indices of the boxes to keep when the detector found one face twice (two boxes that
+    overlap by more than ``max_iou``): the higher-scoring box of each such pair stays, so one
+    face makes one track and one decision. Order of the kept boxes is preserved."""
+    det = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    ious = iou_matrix(det, det)
+    keep: list[int] = []
+    for i in sorted(range(len(det)), key=lambda k: -float(scores[k])):
+        if all(ious[i, j] <= max_iou for j in keep):
+            keep.append(i)
+    return sorted(keep)
+
+
 @dataclass
 class Track:
     id: int
@@ -97,6 +111,15 @@ class IouTracker:
                 self.tracks[tid] = Track(tid, det[di].copy())
                 assigned[di] = tid
         return [int(t) for t in assigned]
+
+    def split(self, tid: int) -> int:
+        """Another face now stands where track ``tid`` was (the Decider saw the identity change):
+        give it a new id, keeping the box and motion, so it is decided on its own."""
+        track = self.tracks.pop(tid)
+        track.id, self._next_id = self._next_id, self._next_id + 1
+        track.hits = 1
+        self.tracks[track.id] = track
+        return track.id
 
     def reset(self) -> None:
         self.ended = list(self.tracks)

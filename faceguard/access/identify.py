@@ -1,0 +1,143 @@
+"""Identify mode: who of the enrolled people is this face, decided per tracked face.
+
+GRANTED for a person once they are the accepted match in at least N of the face's last M
+frames (and, with the photo check on, the face moved like a head); DENIED once the face has
+shown K frames of a stranger. One decision per face; the cool-down belongs to the PERSON (one
+visit, one event): a second track of someone let in within ``cooldown_s`` makes no new event.
+Strangers get the same courtesy: a stranger who stays in view (their track lost and found
+again) is DENIED once per visit, recognised by their own embedding, not once every few seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Hashable
+
+import numpy as np
+
+from faceguard.access.photo_gate import PhotoGate
+from faceguard.access.records import DENIED, GRANTED, Decision, TrackState, TrackStatus
+from faceguard.access.track_state import FaceTrack, PhotoWait, StatusBoard, Vote
+from faceguard.gallery.match import MatchResult
+
+
+class IdentifyRule:
+    def __init__(self, confirm_frames: int, stranger_frames: int, cooldown_s: float,
+                 same_face_distance: float, photo: PhotoGate, board: StatusBoard):
+        self.confirm_frames = confirm_frames
+        self.stranger_frames = stranger_frames
+        self.cooldown_s = cooldown_s
+        self.same_face_distance = same_face_distance
+        self.photo = photo
+        self.board = board
+        self.last_granted: dict[Hashable, float] = {}
+        # Recently denied strangers: [embedding, last seen]. Refreshed while they stay in view.
+        self._strangers: list[list] = []
+
+    def reset(self) -> None:
+        self.last_granted.clear()
+        self._strangers.clear()
+
+    def step(self, t: float, tid: int, track: FaceTrack, result: MatchResult, vote: Vote,
+             threshold: float) -> Decision | None:
+        track.window.append(vote)
+        if vote.person is not None:
+            self.photo.measure(track, t, vote.person)
+        if track.settled is not None:
+            self._show_settled(t, track, vote, result.distance)
+            return None
+        wait = track.photo.wait
+        if vote.person is None and wait is not None:
+            # Already recognised and asked to turn: a turned head may miss a frame or two, and
+            # those are not a stranger's frames. The grant still needs N of M again.
+            gate = self.photo.check(t, tid, track, wait)
+            if gate is None:
+                self.board.say(tid, track.box, TrackState.RECOGNISING, f"recognising {wait.label}",
+                               result.distance, wait.person, wait.name)
+            return gate if isinstance(gate, Decision) else None
+        if vote.person is not None:
+            return self._recognised(t, tid, track, result, vote, threshold)
+        return self._stranger(t, tid, track, result, threshold)
+
+    def _show_settled(self, t: float, track: FaceTrack, vote: Vote, distance: float) -> None:
+        """A decided face: show its decision only while this frame supports it (the same person,
+        or still a stranger), never a name the face in front of the camera is not."""
+        settled = track.settled
+        if vote.person == settled.person_id:
+            if settled.state == TrackState.DENIED and settled.person_id is None:
+                self._seen_stranger(t, track.embedding)
+            self.board.show(settled, track.box, distance)
+        else:
+            self.board.say(settled.track_id, track.box, TrackState.LOOKING, "checking…", distance)
+
+    def _recognised(self, t: float, tid: int, track: FaceTrack, result: MatchResult, vote: Vote,
+                    threshold: float) -> Decision | None:
+        label = vote.label
+        agree = [v for v in track.window if v.person == vote.person]
+        if len(agree) < self.confirm_frames:
+            self.board.say(tid, track.box, TrackState.RECOGNISING,
+                           f"recognising {label} {len(agree)}/{self.confirm_frames}",
+                           result.distance, vote.person, result.name)
+            return None
+        last = self.last_granted.get(vote.person)
+        if last is not None and t - last < self.cooldown_s:
+            # Same visit (e.g. the face was lost for a moment and came back as a new track).
+            track.settled = TrackStatus(tid, track.box, TrackState.COOLDOWN,
+                                        f"{label}: already let in {t - last:.0f} s ago",
+                                        vote.person, result.name)
+            self.board.show(track.settled, track.box, result.distance)
+            return None
+        distance = statistics.median(v.distance for v in agree)
+        gate = self.photo.check(t, tid, track, PhotoWait(t, label, vote.person, result.name, distance,
+                                                         threshold, "identify"))
+        if gate is not None:
+            return gate if isinstance(gate, Decision) else None
+        self.last_granted[vote.person] = t
+        score = statistics.median(v.score for v in agree)
+        measure = (f"median distance {distance:.2f}" if result.rule != "margin"
+                   else f"median score {score:.2f}, median distance {distance:.2f}")
+        reason = (f"{label} recognised in {len(agree)} of the last {len(track.window)} frames "
+                  f"({measure} ≤ threshold {threshold:.2f}){self.photo.note(track)}")
+        track.settled = TrackStatus(tid, track.box, TrackState.GRANTED, f"{label}: granted",
+                                    vote.person, result.name)
+        self.board.show(track.settled, track.box, result.distance)
+        return Decision(t, GRANTED, vote.person, result.name, distance, threshold, len(agree), reason,
+                        tid, track.box, **self.photo.evidence(track))
+
+    def _stranger(self, t: float, tid: int, track: FaceTrack, result: MatchResult,
+                  threshold: float) -> Decision | None:
+        track.stranger.append(Vote(None, None if result.index is None else result.label,
+                                   result.distance, result.score))
+        if len(track.stranger) < self.stranger_frames:
+            self.board.say(tid, track.box, TrackState.STRANGER,
+                           f"unknown {len(track.stranger)}/{self.stranger_frames}", result.distance)
+            return None
+        track.settled = TrackStatus(tid, track.box, TrackState.DENIED, "stranger: denied")
+        self.board.show(track.settled, track.box, result.distance)
+        if self._seen_stranger(t, track.embedding):
+            return None          # the same stranger, still (or again) in view: one visit, one event
+        frames = track.stranger[-self.stranger_frames:]
+        nearest = [v for v in frames if v.label is not None]
+        if nearest:
+            distance = statistics.median(v.distance for v in nearest)
+            who = statistics.mode(v.label for v in nearest)
+            reason = (f"stranger: no one within threshold {threshold:.2f} in {len(frames)} frames "
+                      f"(nearest {who}, median distance {distance:.2f})")
+        else:
+            distance = math.inf
+            reason = f"stranger: the gallery is empty ({len(frames)} frames)"
+        return Decision(t, DENIED, None, None, distance, threshold, len(frames), reason, tid, track.box)
+
+    def _seen_stranger(self, t: float, embedding: np.ndarray | None) -> bool:
+        """Whether this stranger was denied within the cool-down (then refresh their time);
+        otherwise remember them. Without embeddings every stranger track is a new visit."""
+        self._strangers = [s for s in self._strangers if t - s[1] < self.cooldown_s]
+        if embedding is None:
+            return False
+        for entry in self._strangers:
+            if float(np.sum((entry[0] - embedding) ** 2)) <= self.same_face_distance:
+                entry[1] = t
+                return True
+        self._strangers.append([np.array(embedding, np.float32), t])
+        return False

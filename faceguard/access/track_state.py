@@ -1,0 +1,84 @@
+"""Per-face decision state shared by the identify and verify rules and the photo gate.
+
+A ``FaceTrack`` holds what one tracked face has shown so far: its recent votes, its stranger
+frames, its photo-check evidence and, once decided, the status it settled on. It belongs to ONE
+face: when the face on a track stops being the face it was decided for, the Decider starts a
+fresh FaceTrack (see decide.py), so nothing here ever lends one face's frames to another.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceguard.access.liveness import MotionCheck
+from faceguard.access.records import TrackState, TrackStatus
+
+
+@dataclass
+class Vote:
+    """One frame's match of one face."""
+
+    person: Hashable | None             # accepted person, None = stranger frame
+    label: str | None                   # nearest entry's name (or id), for explanations
+    distance: float
+    score: float
+    claimed: bool = False               # verify: the distance is to the claimed person
+
+
+@dataclass
+class PhotoWait:
+    """A face recognised (N of M) that has not yet moved like a head: what to say if it never does."""
+
+    since: float
+    label: str
+    person: Hashable
+    name: str | None
+    distance: float
+    threshold: float
+    mode: str
+
+
+@dataclass
+class PhotoEvidence:
+    """Photo check: motion measured only on frames recognised as ``person``, so a stranger's
+    face swapped in for a moment cannot lend a photo its movement."""
+
+    person: Hashable | None = None
+    motion: MotionCheck = field(default_factory=MotionCheck)
+    best: float = 0.0                   # the most that person's face has moved like a head
+    wait: PhotoWait | None = None       # recognised, waiting for the photo check
+
+
+@dataclass
+class FaceTrack:
+    window: deque
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    landmarks: np.ndarray | None = None  # this frame's
+    embedding: np.ndarray | None = None  # this frame's
+    stranger: list[Vote] = field(default_factory=list)   # every stranger frame of the track
+    settled: TrackStatus | None = None   # set once the track made (or skipped) its decision
+    photo: PhotoEvidence = field(default_factory=PhotoEvidence)
+    mismatches: int = 0                  # frames in a row that are not the settled person
+
+
+class StatusBoard:
+    """The statuses of this frame, one per visible face, in the order the faces came."""
+
+    def __init__(self) -> None:
+        self.statuses: list[TrackStatus] = []
+
+    def clear(self) -> None:
+        self.statuses = []
+
+    def show(self, status: TrackStatus, box: tuple, distance: float = math.inf) -> None:
+        self.statuses.append(TrackStatus(status.track_id, box, status.state, status.text,
+                                         status.person_id, status.name, distance))
+
+    def say(self, tid: int, box: tuple, state: TrackState, text: str, distance: float,
+            person_id: Hashable | None = None, name: str | None = None) -> None:
+        self.statuses.append(TrackStatus(tid, box, state, text, person_id, name, distance))
