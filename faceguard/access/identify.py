@@ -21,7 +21,6 @@ from faceguard.access.records import DENIED, GRANTED, Decision, TrackState, Trac
 from faceguard.access.track_state import FaceTrack, PhotoWait, StatusBoard, Vote
 from faceguard.gallery.match import MatchResult
 
-
 # A stranger seen again is the same stranger when their embeddings lie this close: one
 # person's photos lie 0.04-0.08 apart (dev-set staff, gallery vs probe), the same face in a
 # video closer still; two different strangers can be as near as 0.16. Erring towards "a new
