@@ -26,7 +26,7 @@ def test_good_photo_passes(pipeline, good):
     q = judge(pipeline, good)
     assert q.ok, q
     assert q.message == quality.MSG_OK
-    assert q.face_px >= quality.MIN_FACE_PX
+    assert q.face_px >= quality.MIN_LIVE_FACE_PX
     assert q.sharpness >= quality.MIN_SHARPNESS
     assert abs(q.yaw) <= quality.MAX_YAW
 
@@ -50,7 +50,7 @@ def test_tiny_face_asks_to_come_closer(pipeline, good):
     canvas[200:283, 280:363] = small
     q = judge(pipeline, canvas)
     assert q.message == quality.MSG_CLOSER, q
-    assert q.face_px < quality.MIN_FACE_PX
+    assert q.face_px < quality.MIN_LIVE_FACE_PX
 
 
 def test_blurred_face_asks_to_hold_still(pipeline, good):

@@ -19,7 +19,7 @@ from faceguard.vision.quality import face_side, main_faces
 
 log = logging.getLogger(__name__)
 
-MIN_FACE_PX = 60   # the smaller side of the face box; below this the embedding is unreliable
+MIN_PHOTO_FACE_PX = 60   # the smaller side of the face box; below this the embedding is unreliable
 
 
 class DuplicatePersonError(GalleryError):
@@ -35,7 +35,7 @@ class DuplicatePersonError(GalleryError):
 def single_face(pipeline, rgb: np.ndarray):
     """The one FaceResult in an enrolment photo; NoFaceError for none, several or too small.
 
-    Faces smaller than MIN_FACE_PX are background (a poster, a passer-by far behind) and do not
+    Faces smaller than MIN_PHOTO_FACE_PX are background (a poster, a passer-by far behind) and do not
     count as a second person; when they are all there is, the message says "too small".
     """
     results = pipeline.process(rgb)
@@ -44,13 +44,13 @@ def single_face(pipeline, rgb: np.ndarray):
                           "the face is clearly visible.")
     # Bystanders much smaller than the main face (and detector false positives in hair or
     # background, which are small too) are not a second person: the same rule as the live gate.
-    usable = [r for r in main_faces(results) if face_side(r) >= MIN_FACE_PX]
+    usable = [r for r in main_faces(results) if face_side(r) >= MIN_PHOTO_FACE_PX]
     if len(usable) > 1:
         raise NoFaceError(f"The photo shows {len(usable)} faces; an enrolment photo must show "
                           "exactly one person. Crop it or take another.")
     if not usable:
         side = max(face_side(r) for r in results)
-        raise NoFaceError(f"The face is too small ({side:.0f} px across; at least {MIN_FACE_PX} px "
+        raise NoFaceError(f"The face is too small ({side:.0f} px across; at least {MIN_PHOTO_FACE_PX} px "
                           "needed). Move closer to the camera or use a larger photo.")
     if len(results) > 1:
         log.info("Ignored %d small background face(s) in the enrolment photo", len(results) - 1)

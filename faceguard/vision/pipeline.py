@@ -23,7 +23,7 @@ DETECT_MAX_SIDE = 1280
 # Smallest face searched for, in pixels of the detection image. A face at the door fills far
 # more; smaller ones are too far away to recognise reliably, and each halving of this value
 # roughly triples the detector's cost (measured: 20 px 76 ms, 40 px 41 ms per 640×360 frame).
-MIN_FACE_PX = 40
+MIN_DETECT_FACE_PX = 40
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class FacePipeline:
         flip: bool = True,
         models_dir: Path | None = None,
         threads: int | None = None,
-        min_face_size: int = MIN_FACE_PX,
+        min_face_size: int = MIN_DETECT_FACE_PX,
     ) -> FacePipeline:
         """Open the detector and embedder listed in the manifest, hashes checked first."""
         manifest = load_manifest(models_dir)

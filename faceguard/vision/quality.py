@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-# Face box side (pixels, the shorter of width and height) below which the chip would be
-# upsampled from too few pixels to be a good one-shot reference.
-MIN_FACE_PX = 80
+# Face box side (pixels, the shorter of width and height) the live enrolment gate asks for:
+# below it the chip would be upsampled from too few pixels to be a good one-shot reference.
+# (Not the detector's smallest face, vision/pipeline.MIN_DETECT_FACE_PX, nor the floor for an
+# enrolment photo file, gallery/enrol.MIN_PHOTO_FACE_PX.)
+MIN_LIVE_FACE_PX = 80
 # Mean luma (0..255) of the face region: below it the embedding gets noisy, above it washes out.
 MIN_BRIGHTNESS = 60.0
 MAX_BRIGHTNESS = 220.0
@@ -149,7 +151,7 @@ def assess(rgb: np.ndarray, faces: list) -> Quality:
     yaw, roll, pitch = pose(face.landmarks)
 
     failed: list[tuple[str, str]] = []
-    if face_px < MIN_FACE_PX:
+    if face_px < MIN_LIVE_FACE_PX:
         failed.append(("size", MSG_CLOSER))
     if bright < MIN_BRIGHTNESS:
         failed.append(("brightness", MSG_DARK))
