@@ -106,6 +106,7 @@ class Settings:
     photo_check: bool = False         # a recognised face must move like a head, not a picture
     photo_check_min_motion: float = DEFAULT_MIN_MOTION   # see faceguard/access/liveness.py
     photo_check_timeout_s: float = 8.0    # recognised but not moved for this long: DENIED
+    challenge: bool = False           # with the photo check: one random head movement per visit
     door: DoorSettings = field(default_factory=DoorSettings)
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set
     log_retention_days: int = 30

@@ -60,6 +60,8 @@ class Decider:
         photo_check: bool = False,
         min_motion: float = DEFAULT_MIN_MOTION,
         photo_check_timeout_s: float = 8.0,
+        challenge: bool = False,
+        seed: int | None = None,
         same_face_distance: float = SAME_FACE_DISTANCE,
         split_frames: int = SPLIT_FRAMES,
         tracker: IouTracker | None = None,
@@ -84,7 +86,8 @@ class Decider:
         self.split_frames = split_frames
         self.tracker = tracker or IouTracker()
         self.board = StatusBoard()
-        self.photo = PhotoGate(photo_check, min_motion, photo_check_timeout_s, self.board)
+        self.photo = PhotoGate(photo_check, min_motion, photo_check_timeout_s, self.board,
+                               challenge=challenge, seed=seed)
         self.identify = IdentifyRule(confirm_frames, stranger_frames, cooldown_s, self.photo, self.board)
         self.verify = VerifyRule(confirm_frames, window_frames, stranger_frames, claim_timeout_s,
                                  self.photo, self.board)
@@ -100,7 +103,7 @@ class Decider:
             stranger_frames=settings.stranger_frames, cooldown_s=settings.cooldown_s,
             mode=settings.mode, photo_check=settings.photo_check,
             min_motion=settings.photo_check_min_motion,
-            photo_check_timeout_s=settings.photo_check_timeout_s, **kw)
+            photo_check_timeout_s=settings.photo_check_timeout_s, challenge=settings.challenge, **kw)
 
     @property
     def statuses(self) -> list[TrackStatus]:

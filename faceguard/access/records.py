@@ -62,6 +62,9 @@ class Decision:
     # and the bar it had to reach.
     motion: float | None = None
     min_motion: float | None = None
+    # The challenges of this visit (challenge.Challenge.to_dict each: direction, outcome,
+    # movement, times); None when the challenge is off.
+    challenges: tuple[dict, ...] | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready (inf becomes None); the photo check's evidence only when it ran."""
@@ -74,6 +77,8 @@ class Decision:
         }
         if self.motion is not None:
             out.update(motion=self.motion, min_motion=self.min_motion)
+        if self.challenges is not None:
+            out["challenges"] = list(self.challenges)
         return out
 
 
@@ -88,3 +93,4 @@ class TrackStatus:
     person_id: Hashable | None = None
     name: str | None = None
     distance: float = math.inf          # this frame's nearest distance
+    direction: str | None = None        # TURN_HEAD with a challenge: LEFT | RIGHT | UP

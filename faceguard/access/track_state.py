@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceguard.access.challenge import ChallengeRun
 from faceguard.access.liveness import MotionCheck
 from faceguard.access.records import TrackState, TrackStatus
 
@@ -52,6 +53,7 @@ class PhotoEvidence:
     motion: MotionCheck = field(default_factory=MotionCheck)
     best: float = 0.0                   # the most that person's face has moved like a head
     wait: PhotoWait | None = None       # recognised, waiting for the photo check
+    challenge: ChallengeRun | None = None   # this visit's challenges (when they are on)
 
 
 @dataclass
@@ -77,7 +79,7 @@ class StatusBoard:
 
     def show(self, status: TrackStatus, box: tuple, distance: float = math.inf) -> None:
         self.statuses.append(TrackStatus(status.track_id, box, status.state, status.text,
-                                         status.person_id, status.name, distance))
+                                         status.person_id, status.name, distance, status.direction))
 
     def say(self, tid: int, box: tuple, state: TrackState, text: str, distance: float,
             person_id: Hashable | None = None, name: str | None = None) -> None:

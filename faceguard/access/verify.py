@@ -165,7 +165,6 @@ class VerifyRule:
         else:
             reason = f"no face matched {claim.label} within {seconds:.0f} s of the claim"
         box = bound.box if bound is not None else (0.0,) * 4
-        evidence = self.photo.evidence(bound) if bound is not None else {}
         return Decision(t, DENIED, claim.person_id, claim.name, distance, claim.threshold,
                         len(claim.window), reason, -1 if claim.track_id is None else claim.track_id,
-                        box, mode="verify", **evidence)
+                        box, mode="verify", **self.photo.evidence(bound))

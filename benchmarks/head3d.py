@@ -1,0 +1,97 @@
+"""A textured 3-D head for the challenge benchmark and tests: the enrolment photo laid on a
+simple face surface (an ellipsoid with a nose), turned by yaw and pitch and seen by a camera.
+
+Unlike the flat print of photo_attack.py, this surface has depth where a face has it (the nose
+tip stands about 0.6 eye-distances in front of the eyes, the cheeks fall back towards the
+ears), so turning it moves the nose across the face the way a real head does. It is a
+stand-in for a person who follows the door's instructions; real people must confirm the
+numbers it gives (say so wherever they are quoted).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+FRAME_W, FRAME_H = 640, 480
+
+
+class Head:
+    def __init__(self, photo: np.ndarray, landmarks: np.ndarray, face_width_px: float = 200.0):
+        """``photo`` RGB, ``landmarks`` its 5 detector points (eyes, nose, mouth corners);
+        the head is scaled so the face is about ``face_width_px`` wide in the frame."""
+        lm = np.asarray(landmarks, np.float64)
+        eye_dist = float(np.linalg.norm(lm[1] - lm[0]))
+        scale = face_width_px / (2.2 * eye_dist)
+        self.photo = cv2.resize(photo[..., :3], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        lm = lm * scale
+        eye_dist *= scale
+        h, w = self.photo.shape[:2]
+        centre = np.array([(lm[0, 0] + lm[1, 0]) / 2, (lm[0, 1] + lm[3, 1]) / 2 + 0.1 * eye_dist])
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+        rx, ry = 1.25 * eye_dist, 1.7 * eye_dist            # the face oval
+        r2 = ((xs - centre[0]) / rx) ** 2 + ((ys - centre[1]) / ry) ** 2
+        depth = 1.1 * eye_dist * np.sqrt(np.clip(1.0 - r2, 0.0, None))
+        nose = np.exp(-(((xs - lm[2, 0]) ** 2 + (ys - lm[2, 1] + 0.25 * eye_dist) ** 2)
+                        / (2 * (0.28 * eye_dist) ** 2)))
+        depth += 0.6 * eye_dist * nose * (r2 < 1)
+        self.points = np.stack([xs - centre[0], ys - centre[1], depth], axis=-1).reshape(-1, 3)
+        self.colours = self.photo.reshape(-1, 3)
+        self.pivot_depth = -0.9 * eye_dist                  # the neck turns about a point behind the face
+
+    def render(self, yaw_deg: float, pitch_deg: float = 0.0, *, shift=(0.0, 0.0)) -> np.ndarray:
+        """The head turned by yaw (positive: to the person's LEFT, nose to image right) and pitch
+        (positive: chin up), centred in a 640×480 grey frame."""
+        y, p = np.radians([yaw_deg, pitch_deg])
+        ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+        rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+        pts = self.points - [0, 0, self.pivot_depth]
+        pts = pts @ (ry @ rx).T + [0, 0, self.pivot_depth]
+        x = np.round(pts[:, 0] + FRAME_W / 2 + shift[0]).astype(np.int64)
+        yy = np.round(pts[:, 1] + FRAME_H / 2 + shift[1]).astype(np.int64)
+        ok = (x >= 0) & (x < FRAME_W) & (yy >= 0) & (yy < FRAME_H)
+        order = np.argsort(pts[ok, 2], kind="stable")       # far first: the nearest point wins
+        frame = np.full((FRAME_H, FRAME_W, 3), 90, np.uint8)
+        written = np.zeros((FRAME_H, FRAME_W), np.uint8)
+        xi, yi = x[ok][order], yy[ok][order]
+        frame[yi, xi] = self.colours[ok][order]
+        written[yi, xi] = 1
+        # Splatting leaves pinholes where the surface stretches; fill them from their neighbours.
+        holes = ((cv2.dilate(written, np.ones((5, 5), np.uint8)) > 0) & (written == 0)).astype(np.uint8)
+        return cv2.inpaint(frame, holes, 2, cv2.INPAINT_TELEA)
+
+
+class Responder:
+    """A person at the door: looks at the camera (with a little natural sway), and when the
+    door asks for a direction, turns that way after a reaction time, holds, and turns back."""
+
+    def __init__(self, rng: np.random.Generator, reaction_s: tuple[float, float] = (0.3, 0.8),
+                 turn_deg: float = 20.0, speed_deg_s: float = 90.0):
+        self.rng = rng
+        self.reaction_s = reaction_s
+        self.turn_deg = turn_deg
+        self.speed = speed_deg_s
+        self.asked: tuple[str, float, float] | None = None    # direction, seen at, reaction
+
+    def ask(self, direction: str | None, t: float) -> None:
+        if direction is None:
+            return
+        if self.asked is None or self.asked[0] != direction or t - self.asked[1] > 2.5:
+            if self.asked is None or self.asked[0] != direction:
+                self.asked = (direction, t, float(self.rng.uniform(*self.reaction_s)))
+
+    def pose(self, t: float) -> tuple[float, float]:
+        sway = 1.0 * np.sin(2.1 * t), 0.7 * np.sin(1.3 * t + 0.5)
+        if self.asked is None:
+            return sway
+        direction, seen, reaction = self.asked
+        moving = t - seen - reaction
+        if moving <= 0:
+            return sway
+        hold = self.turn_deg / self.speed + 0.6
+        angle = self.turn_deg * min(1.0, moving * self.speed / self.turn_deg)
+        if moving > hold:                                   # turn back to the camera
+            angle = max(0.0, self.turn_deg - (moving - hold) * self.speed)
+        yaw = {"LEFT": angle, "RIGHT": -angle}.get(direction, 0.0)
+        pitch = angle * 0.8 if direction == "UP" else 0.0
+        return sway[0] + yaw, sway[1] + pitch
