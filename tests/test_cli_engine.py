@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from faceguard.cli import main
-from faceguard.evaluate import EmbeddedSet
+from faceguard.tools.evaluate import EmbeddedSet
 from faceguard.vision.image import load_image
 from faceguard.vision.models import load_manifest
 from faceguard.vision.pipeline import distance

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceguard import evaluate as ev
 from faceguard.errors import FaceGuardError
+from faceguard.tools import evaluate as ev
 
 
 def test_best_threshold_separable():
@@ -220,7 +220,7 @@ def test_calibrate_meets_the_stranger_rate_with_leave_one_out_strangers(rule):
 def test_calibration_plot_is_written(tmp_path):
     import cv2
 
-    from faceguard.plot import distance_histograms
+    from faceguard.tools.plot import distance_histograms
 
     out = distance_histograms([0.05, 0.06, 0.08], [0.15, 0.2, -0.01], 0.1, tmp_path / "h.png")
     img = cv2.imread(str(out))
