@@ -1,9 +1,11 @@
-"""The engine commands of `faceguard` (embed, verify, eval, doctor), run in-process on real photos."""
+"""The engine commands of `faceguard` (embed, verify, eval, doctor, bench) on real photos, and the
+CLI's error boundary and refused options as a user meets them (subprocesses, exit codes)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +201,110 @@ def test_bench_refuses_bad_values_and_missing_video(tmp_path, capsys):
     assert main(["bench", "--provider", "cpu", "--camera", str(tmp_path / "none.mp4")]) == 2
     err = capsys.readouterr().err
     assert "none.mp4" in err and "Traceback" not in err
+
+
+# -- the error boundary and refused options: real subprocesses, real exit codes -----------------
+CLIP = REPO.parent / "shared" / "data" / "video" / "short_hamilton_clip.mp4"
+
+
+def faceguard(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`faceguard ARGV` as a user runs it (this checkout's package, the test's private dirs)."""
+    return subprocess.run([sys.executable, "-m", "faceguard.cli", *argv], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+def test_unwritable_output_is_one_line_naming_the_path(lfw, tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    shutil.copy(lfw / ABEL_1, root / "a.jpg")
+    out = tmp_path / "no-such-folder" / "x.npz"
+    proc = faceguard("embed", str(root), "--out", str(out), "--provider", "cpu")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"faceguard: {out}: the folder {out.parent} does not exist."]
+    assert proc.stdout == ""
+
+
+def test_output_that_is_a_folder_is_one_line_naming_the_problem(lfw, tmp_path):
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(PAIRS)
+    proc = faceguard("eval", "pairs", str(lfw), str(pairs), "--json", str(tmp_path), "--provider", "cpu")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"faceguard: {tmp_path}: is a directory."]
+    assert proc.stdout.startswith("pairs 8: accuracy")  # the numbers were printed before
+
+
+def _door_on_a_loop() -> subprocess.Popen:
+    # An empty gallery: every face is a stranger, so DENIED lines keep coming as the clip loops.
+    proc = subprocess.Popen([sys.executable, "-m", "faceguard.cli", "door", "--camera", str(CLIP),
+                             "--headless", "--loop", "--provider", "cpu", "--max-seconds", "90"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    first = proc.stdout.readline()
+    assert json.loads(first)["decision"] == "DENIED", proc.stderr.read()
+    return proc
+
+
+def test_ctrl_c_exits_130_quietly():
+    proc = _door_on_a_loop()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err == ""
+
+
+def test_reader_going_away_ends_the_door_quietly():
+    """`faceguard door ... | head -1`: the pipe closes after one line."""
+    proc = _door_on_a_loop()
+    proc.stdout.close()
+    rc = proc.wait(timeout=90)
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert rc == 141, err      # a broken pipe, not the 90 s limit (that would be 0)
+    assert err == ""
+
+
+def test_a_bug_is_one_line_and_a_logged_traceback(monkeypatch, capsys, caplog):
+    from faceguard import paths
+    from faceguard.cli import engine
+
+    def broken(args):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(engine, "cmd_verify", broken)
+    assert main(["verify", "a.jpg", "b.jpg"]) == 70
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"faceguard: unexpected error (ValueError: a bug); please report "
+                                f"it with the details from {paths.log_file()}"]
+    assert "Traceback" not in err
+    # the traceback goes to the log (the log file outside tests), for the bug report
+    (record,) = [r for r in caplog.records if r.name == "faceguard"]
+    assert record.exc_info and record.exc_info[0] is ValueError
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["door", "--claim", "E001"], "faceguard door: error: --claim needs --headless"),
+    (["door", "--timeline", "--loop"], "faceguard door: error: --loop, --timeline needs --headless"),
+    (["door", "--headless", "--fullscreen"], "faceguard door: error: --fullscreen is for the window"),
+    (["bench", "--frames", "5"], "faceguard bench: error: --frames counts camera frames"),
+    (["eval", "identify", "ROOT", "SPLIT", "--draws", "5"],
+     "faceguard eval identify: error: --draws needs --gallery-size"),
+    (["calibrate", "ROOT", "SPLIT", "--save", "--rule", "margin"],
+     "faceguard calibrate: error: --save needs --rule distance"),
+])
+def test_options_the_mode_ignores_are_refused(argv, error):
+    # Refused before any work: without --headless a door window would not return in time.
+    proc = faceguard(*argv, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1].startswith(error), proc.stderr
+    assert proc.stderr.startswith("usage: ") and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_no_flip_embeds_the_chip_only(lfw, capsys):
+    rc, out, err = run(capsys, "verify", str(lfw / ABEL_1), str(lfw / ABEL_4), "--json",
+                       "--provider", "cpu", "--no-flip")
+    assert rc == 0, err
+    model = json.loads(out)["model"]
+    assert not model.endswith("+flip")
+    rc, out, _ = run(capsys, "verify", str(lfw / ABEL_1), str(lfw / ABEL_4), "--json",
+                     "--provider", "cpu", "--flip")
+    assert json.loads(out)["model"] == model + "+flip"
