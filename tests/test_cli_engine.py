@@ -284,6 +284,8 @@ def test_a_bug_is_one_line_and_a_logged_traceback(monkeypatch, capsys, caplog):
     (["door", "--claim", "E001"], "faceguard door: error: --claim needs --headless"),
     (["door", "--timeline", "--loop"], "faceguard door: error: --loop, --timeline needs --headless"),
     (["door", "--headless", "--fullscreen"], "faceguard door: error: --fullscreen is for the window"),
+    (["door", "--headless", "--loop", "--camera", "0"],
+     "faceguard door: error: --loop replays a video file; camera 0 is live"),
     (["bench", "--frames", "5"], "faceguard bench: error: --frames counts camera frames"),
     (["eval", "identify", "ROOT", "SPLIT", "--draws", "5"],
      "faceguard eval identify: error: --draws needs --gallery-size"),

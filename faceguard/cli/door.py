@@ -60,8 +60,10 @@ def cmd_door(args) -> int:
     if args.claim:
         settings.mode = "verify"
     camera = args.camera if args.camera is not None else settings.camera
-    pipeline = common.load_pipeline(args)
     source = FrameSource(camera, loop=args.loop, realtime=False)
+    if args.loop and (isinstance(source.source, int) or "://" in str(source.source)):
+        raise common.Refused(f"--loop replays a video file; {source.describe()} is live")
+    pipeline = common.load_pipeline(args)
     first_face: float | None = None
     timeline: list[dict] = []
     frames = 0
