@@ -4,6 +4,7 @@ CLI's error boundary and refused options as a user meets them (subprocesses, exi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -259,6 +260,18 @@ def test_reader_going_away_ends_the_door_quietly():
     err = proc.stderr.read()
     proc.stderr.close()
     assert rc == 141, err      # a broken pipe, not the 90 s limit (that would be 0)
+    assert err == ""
+
+
+def test_reader_gone_before_the_output_is_flushed_is_quiet_too():
+    """Block-buffered output to a pipe is written at the end: `faceguard gallery list | true`."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as usual
+    proc = subprocess.Popen([sys.executable, "-m", "faceguard.cli", "gallery", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env=env)
+    proc.stdout.close()                 # before the child has even imported FaceGuard
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141
     assert err == ""
 
 

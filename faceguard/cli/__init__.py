@@ -103,6 +103,20 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        # What is still buffered goes out here, inside the boundary: a reader that went away
+        # would otherwise show as an "Exception ignored" message at interpreter exit.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The core turns its own I/O failures into FaceGuardErrors or door results, so a broken
+        # pipe that reaches here is our reader going away: nobody is left to tell.
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: list[str] | None) -> int:
     ap = build_parser()
     try:
         args = ap.parse_args(argv)
@@ -122,10 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The core turns its own I/O failures into FaceGuardErrors or door results, so a broken
-        # pipe that reaches here is our reader going away: nobody is left to tell.
-        _silence_stdout()
-        return EXIT_BROKEN_PIPE
+        raise  # main's: the same quiet end whether it breaks now or at the final flush
     except OSError as exc:
         log.error("%s", exc)
         return _fail(describe_os_error(exc), EXIT_ERROR)
