@@ -1,11 +1,10 @@
-"""`faceguard gui` and `faceguard door`: the door check with a window, or (--headless) without.
-
-Options the window does not take (it reads them from the Settings dialog) are refused without
---headless, and --fullscreen is refused with it.
-
+"""`faceguard gui` (or `door` without --headless): the door-check window.
 `faceguard door --camera SRC --headless`: the whole door check without a window.
 
-Each decision is printed as one JSON line on stdout (kept stable, for kiosks run as a service
+The window takes its settings from the Settings dialog, so the headless-only options are
+refused without --headless, and --fullscreen is refused with it.
+
+Each headless decision is printed as one JSON line on stdout (kept stable, for kiosks run as a service
 and for tests)::
 
     {"time": float,            # seconds: clip position for video files, since start for cameras
