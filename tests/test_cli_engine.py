@@ -74,6 +74,13 @@ def test_verify_threshold_option_decides(lfw, capsys):
     assert out.startswith("same person: distance") and "threshold 3.900" in out
 
 
+@pytest.mark.parametrize("value", ["0", "-0.5", "4.5", "half"])
+def test_verify_refuses_a_threshold_outside_the_distance_range(value, capsys):
+    rc, out, err = run(capsys, "verify", "a.jpg", "b.jpg", "--threshold", value)
+    assert rc == 2 and out == ""
+    assert err.splitlines()[-1].startswith("faceguard verify: error: argument --threshold: ")
+
+
 def test_verify_bad_image_exits_2_with_one_line(lfw, tmp_path, capsys):
     bad = tmp_path / "broken.jpg"
     bad.write_text("not a picture")

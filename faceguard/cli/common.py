@@ -46,6 +46,18 @@ JSON_FILE.add_argument("--json", type=Path, default=None, metavar="FILE",
                        help="also write the numbers to this JSON file")
 
 
+def distance_threshold(text: str) -> float:
+    """argparse type of --threshold: a squared L2 distance between unit vectors, in (0, 4]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 4.0:
+        raise argparse.ArgumentTypeError(
+            f"{text} is outside (0, 4]: thresholds are squared distances between unit vectors")
+    return value
+
+
 def load_pipeline(args):
     """The FacePipeline for --provider / --flip, falling back to the user's Settings.
 

@@ -26,7 +26,7 @@ import sys
 import time
 
 from faceguard.cli import common
-from faceguard.cli.common import CAMERA, ENGINE, command
+from faceguard.cli.common import CAMERA, ENGINE, command, distance_threshold
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def register(sub) -> None:
     p.add_argument("--headless", action="store_true", help="no window; print decisions as JSON")
     p.add_argument("--fullscreen", action="store_true", help="(with a window) kiosk mode")
     p.add_argument("--loop", action="store_true", help="loop a video file")
-    p.add_argument("--threshold", type=float, default=None, help="override the threshold")
+    p.add_argument("--threshold", type=distance_threshold, default=None, help="override the threshold")
     p.add_argument("--claim", metavar="EMPID", help="verify mode: check the face against this id")
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--frames", type=int, default=None, help="stop after this many frames")

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from faceguard.cli import common
-from faceguard.cli.common import ENGINE, JSON_FILE, JSON_STDOUT, command
+from faceguard.cli.common import ENGINE, JSON_FILE, JSON_STDOUT, command, distance_threshold
 from faceguard.errors import FaceGuardError
 
 
@@ -61,7 +61,8 @@ def cmd_verify(args) -> int:
     from faceguard.vision.pipeline import distance
 
     pipeline = common.load_pipeline(args)
-    threshold = pipeline.threshold_for(1, args.threshold or load_settings().threshold)
+    setting = args.threshold if args.threshold is not None else load_settings().threshold
+    threshold = pipeline.threshold_for(1, setting)
     (fa, na), (fb, nb) = _one_face(pipeline, args.a), _one_face(pipeline, args.b)
     d = distance(fa.embedding, fb.embedding)
     same = d <= threshold
@@ -192,7 +193,8 @@ def register(sub) -> None:
                 help="are two photos the same person?")
     p.add_argument("a", type=Path)
     p.add_argument("b", type=Path)
-    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--threshold", type=distance_threshold, default=None,
+                   help="same person when the distance is at most this (default: from settings)")
 
     ev = sub.add_parser("eval", help="measure accuracy on a labelled photo set")
     evsub = ev.add_subparsers(dest="what", required=True)
