@@ -10,7 +10,7 @@ faceguard.cli.common. ``main`` is the one error boundary:
 - exit 130 interrupted (Ctrl-C), quietly;
 - exit 141 (as a program killed by SIGPIPE) when the reader of stdout went away
   (``faceguard door ... | head -1``), quietly;
-- exit 70 a bug: one line on stderr, the traceback in the log file.
+- exit 70 (EX_SOFTWARE, sysexits.h) a bug: one line on stderr, the traceback in the log file.
 """
 
 from __future__ import annotations
