@@ -330,3 +330,24 @@ def test_no_flip_embeds_the_chip_only(lfw, capsys):
     rc, out, _ = run(capsys, "verify", str(lfw / ABEL_1), str(lfw / ABEL_4), "--json",
                      "--provider", "cpu", "--flip")
     assert json.loads(out)["model"] == model + "+flip"
+
+
+def test_train_runs_through_the_cli_and_its_errors_through_the_one_boundary(lfw, tmp_path, capsys):
+    pytest.importorskip("torch")
+    data = tmp_path / "people"
+    for person in ("Abel_Pacheco", "Akhmed_Zakayev"):
+        (data / person).mkdir(parents=True)
+        for src in sorted((lfw / "images" / person).glob("*.jpg"))[:2]:
+            shutil.copy(src, data / person / src.name)
+    out = tmp_path / "run"
+    rc, text, err = run(capsys, "train", "--data", str(data), "--out", str(out), "--epochs", "1",
+                        "--max-steps", "1", "--people-per-batch", "2", "--images-per-person", "2",
+                        "--no-augment")
+    assert rc == 0, err
+    assert f"checkpoint: {out / 'last.pt'}" in text and (out / "curves.png").is_file()
+    assert err == ""                           # the progress bar draws on a terminal only
+    # a second run into the same folder is a FaceGuardError: one line, exit 2
+    rc, _, err = run(capsys, "train", "--data", str(data), "--out", str(out))
+    assert rc == 2
+    assert err.splitlines() == [f"faceguard: {out} already holds a checkpoint; pass --resume to "
+                                "continue it or choose another --out folder."]
