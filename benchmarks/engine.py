@@ -21,9 +21,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceguard import evaluate as ev
 from faceguard.camera import FrameSource
-from faceguard.speed import embed_ms_per_face, frame_ms
+from faceguard.tools import evaluate as ev
+from faceguard.tools.progress import ProgressBar
+from faceguard.tools.speed import embed_ms_per_face, frame_ms
 from faceguard.vision.pipeline import FacePipeline, central_face
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,7 +124,7 @@ def main() -> int:
     systems, sets = {}, {}
     for name, flip in () if args.speed_only else (("faceguard", True), ("faceguard_plain", False)):
         pipeline = FacePipeline.load("cpu", flip=flip)
-        sets[name] = ev.embed_files(pipeline, LFW, files, show=False)
+        sets[name] = ev.embed_files(pipeline, LFW, files, progress=ProgressBar(f"embedding ({name})"))
         systems[name] = accuracy(sets[name], pairs, split, labels)
         systems[name]["provider"] = pipeline.provider
     fr = None if args.no_reference else load_face_recognition()

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
 
 
 def _count_pairs(pairs_file: Path, keep) -> int:
-    from faceguard.evaluate import read_pairs
+    from faceguard.tools.evaluate import read_pairs
 
     return sum(1 for p in read_pairs(pairs_file) if keep(p.a, p.b))
 

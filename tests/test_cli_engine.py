@@ -1,9 +1,12 @@
-"""The engine commands of `faceguard` (embed, verify, eval, doctor), run in-process on real photos."""
+"""The engine commands of `faceguard` (embed, verify, eval, doctor, bench) on real photos, and the
+CLI's error boundary and refused options as a user meets them (subprocesses, exit codes)."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +16,7 @@ import numpy as np
 import pytest
 
 from faceguard.cli import main
-from faceguard.evaluate import EmbeddedSet
+from faceguard.tools.evaluate import EmbeddedSet
 from faceguard.vision.image import load_image
 from faceguard.vision.models import load_manifest
 from faceguard.vision.pipeline import distance
@@ -69,6 +72,13 @@ def test_verify_threshold_option_decides(lfw, capsys):
                      "--provider", "cpu")
     assert rc == 0
     assert out.startswith("same person: distance") and "threshold 3.900" in out
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5", "4.5", "half"])
+def test_verify_refuses_a_threshold_outside_the_distance_range(value, capsys):
+    rc, out, err = run(capsys, "verify", "a.jpg", "b.jpg", "--threshold", value)
+    assert rc == 2 and out == ""
+    assert err.splitlines()[-1].startswith("faceguard verify: error: argument --threshold: ")
 
 
 def test_verify_bad_image_exits_2_with_one_line(lfw, tmp_path, capsys):
@@ -199,3 +209,145 @@ def test_bench_refuses_bad_values_and_missing_video(tmp_path, capsys):
     assert main(["bench", "--provider", "cpu", "--camera", str(tmp_path / "none.mp4")]) == 2
     err = capsys.readouterr().err
     assert "none.mp4" in err and "Traceback" not in err
+
+
+# -- the error boundary and refused options: real subprocesses, real exit codes -----------------
+CLIP = REPO.parent / "shared" / "data" / "video" / "short_hamilton_clip.mp4"
+
+
+def faceguard(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`faceguard ARGV` as a user runs it (this checkout's package, the test's private dirs)."""
+    return subprocess.run([sys.executable, "-m", "faceguard.cli", *argv], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+def test_unwritable_output_is_one_line_naming_the_path(lfw, tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    shutil.copy(lfw / ABEL_1, root / "a.jpg")
+    out = tmp_path / "no-such-folder" / "x.npz"
+    proc = faceguard("embed", str(root), "--out", str(out), "--provider", "cpu")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"faceguard: {out}: the folder {out.parent} does not exist."]
+    assert proc.stdout == ""
+
+
+def test_output_that_is_a_folder_is_one_line_naming_the_problem(lfw, tmp_path):
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(PAIRS)
+    proc = faceguard("eval", "pairs", str(lfw), str(pairs), "--json", str(tmp_path), "--provider", "cpu")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"faceguard: {tmp_path}: is a directory."]
+    assert proc.stdout.startswith("pairs 8: accuracy")  # the numbers were printed before
+
+
+def _door_on_a_loop() -> subprocess.Popen:
+    # An empty gallery: every face is a stranger, so DENIED lines keep coming as the clip loops.
+    proc = subprocess.Popen([sys.executable, "-m", "faceguard.cli", "door", "--camera", str(CLIP),
+                             "--headless", "--loop", "--provider", "cpu", "--max-seconds", "90"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    first = proc.stdout.readline()
+    assert json.loads(first)["decision"] == "DENIED", proc.stderr.read()
+    return proc
+
+
+def test_ctrl_c_exits_130_quietly():
+    proc = _door_on_a_loop()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err == ""
+
+
+def test_reader_going_away_ends_the_door_quietly():
+    """`faceguard door ... | head -1`: the pipe closes after one line."""
+    proc = _door_on_a_loop()
+    proc.stdout.close()
+    rc = proc.wait(timeout=90)
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert rc == 141, err      # a broken pipe, not the 90 s limit (that would be 0)
+    assert err == ""
+
+
+def test_reader_gone_before_the_output_is_flushed_is_quiet_too():
+    """Block-buffered output to a pipe is written at the end: `faceguard gallery list | true`."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as usual
+    proc = subprocess.Popen([sys.executable, "-m", "faceguard.cli", "gallery", "list"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env=env)
+    proc.stdout.close()                 # before the child has even imported FaceGuard
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141
+    assert err == ""
+
+
+def test_a_bug_is_one_line_and_a_logged_traceback(monkeypatch, capsys, caplog):
+    from faceguard import paths
+    from faceguard.cli import engine
+
+    def broken(args):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(engine, "cmd_verify", broken)
+    assert main(["verify", "a.jpg", "b.jpg"]) == 70
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"faceguard: unexpected error (ValueError: a bug); please report "
+                                f"it with the details from {paths.log_file()}"]
+    assert "Traceback" not in err
+    # the traceback goes to the log (the log file outside tests), for the bug report
+    (record,) = [r for r in caplog.records if r.name == "faceguard"]
+    assert record.exc_info and record.exc_info[0] is ValueError
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["door", "--claim", "E001"], "faceguard door: error: --claim needs --headless"),
+    (["door", "--timeline", "--loop"], "faceguard door: error: --loop, --timeline needs --headless"),
+    (["door", "--headless", "--fullscreen"], "faceguard door: error: --fullscreen is for the window"),
+    (["door", "--headless", "--loop", "--camera", "0"],
+     "faceguard door: error: --loop replays a video file; camera 0 is live"),
+    (["bench", "--frames", "5"], "faceguard bench: error: --frames counts camera frames"),
+    (["eval", "identify", "ROOT", "SPLIT", "--draws", "5"],
+     "faceguard eval identify: error: --draws needs --gallery-size"),
+    (["calibrate", "ROOT", "SPLIT", "--save", "--rule", "margin"],
+     "faceguard calibrate: error: --save needs --rule distance"),
+])
+def test_options_the_mode_ignores_are_refused(argv, error):
+    # Refused before any work: without --headless a door window would not return in time.
+    proc = faceguard(*argv, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1].startswith(error), proc.stderr
+    assert proc.stderr.startswith("usage: ") and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_no_flip_embeds_the_chip_only(lfw, capsys):
+    rc, out, err = run(capsys, "verify", str(lfw / ABEL_1), str(lfw / ABEL_4), "--json",
+                       "--provider", "cpu", "--no-flip")
+    assert rc == 0, err
+    model = json.loads(out)["model"]
+    assert not model.endswith("+flip")
+    rc, out, _ = run(capsys, "verify", str(lfw / ABEL_1), str(lfw / ABEL_4), "--json",
+                     "--provider", "cpu", "--flip")
+    assert json.loads(out)["model"] == model + "+flip"
+
+
+def test_train_runs_through_the_cli_and_its_errors_through_the_one_boundary(lfw, tmp_path, capsys):
+    pytest.importorskip("torch")
+    data = tmp_path / "people"
+    for person in ("Abel_Pacheco", "Akhmed_Zakayev"):
+        (data / person).mkdir(parents=True)
+        for src in sorted((lfw / "images" / person).glob("*.jpg"))[:2]:
+            shutil.copy(src, data / person / src.name)
+    out = tmp_path / "run"
+    rc, text, err = run(capsys, "train", "--data", str(data), "--out", str(out), "--epochs", "1",
+                        "--max-steps", "1", "--people-per-batch", "2", "--images-per-person", "2",
+                        "--no-augment")
+    assert rc == 0, err
+    assert f"checkpoint: {out / 'last.pt'}" in text and (out / "curves.png").is_file()
+    assert err == ""                           # the progress bar draws on a terminal only
+    # a second run into the same folder is a FaceGuardError: one line, exit 2
+    rc, _, err = run(capsys, "train", "--data", str(data), "--out", str(out))
+    assert rc == 2
+    assert err.splitlines() == [f"faceguard: {out} already holds a checkpoint; pass --resume to "
+                                "continue it or choose another --out folder."]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from faceguard import cli
-from faceguard.cli_gallery import identify_faces
+from faceguard.cli import common as cli_common
+from faceguard.cli.gallery import identify_faces
 from faceguard.errors import GalleryError, NoFaceError
 from faceguard.gallery import crypto
 from faceguard.gallery.enrol import DuplicatePersonError, enrol, replace_photo
@@ -193,7 +194,7 @@ def _cli(capsys, *argv) -> tuple[int, str, str]:
 
 
 def test_cli_commands(lfw, split, pipeline, monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(cli, "_pipeline", lambda args: pipeline)   # load the models once per session
+    monkeypatch.setattr(cli_common, "load_pipeline", lambda args: pipeline)   # load the models once per session
     save_settings(Settings(threshold=THRESHOLD))
     enrolled = lfw / split["Hugo_Chavez"]["gallery"][0]
     code, out, _ = _cli(capsys, "enroll", str(enrolled), "--name", "Hugo Chavez", "--id", "E7",

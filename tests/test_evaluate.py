@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceguard import evaluate as ev
 from faceguard.errors import FaceGuardError
+from faceguard.tools import evaluate as ev
 
 
 def test_best_threshold_separable():
@@ -220,8 +220,81 @@ def test_calibrate_meets_the_stranger_rate_with_leave_one_out_strangers(rule):
 def test_calibration_plot_is_written(tmp_path):
     import cv2
 
-    from faceguard.plot import distance_histograms
+    from faceguard.tools.plot import distance_histograms
 
     out = distance_histograms([0.05, 0.06, 0.08], [0.15, 0.2, -0.01], 0.1, tmp_path / "h.png")
     img = cv2.imread(str(out))
     assert img is not None and img.shape == (420, 900, 3) and img.std() > 5
+
+
+def test_embed_files_reports_progress_only_when_asked(lfw, pipeline, capsys):
+    files = ["images/Abel_Pacheco/Abel_Pacheco_0001.jpg", "images/Amber_Tamblyn/Amber_Tamblyn_0001.jpg"]
+    calls = []
+    es = ev.embed_files(pipeline, lfw, files, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 2), (2, 2)] and es.emb.shape == (2, 128)
+    ev.embed_files(pipeline, lfw, files)          # library code: quiet unless asked
+    assert capsys.readouterr() == ("", "")
+
+
+class _Terminal:
+    """A stream that says it is a terminal and keeps what is written."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, s: str) -> None:
+        self.text += s
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_bar_redraws_one_line_per_run_on_a_terminal():
+    from faceguard.tools.progress import ProgressBar
+
+    term = _Terminal()
+    bar = ProgressBar("embedding", term, every_s=0.0)
+    for i in range(1, 5):
+        bar(i, 4, note=f"step {i}")
+    bar(1, 2, label="epoch 2/2")
+    bar(2, 2, label="epoch 2/2", note="x")
+    lines = term.text.split("\n")
+    assert len(lines) == 3 and lines[-1] == ""    # two runs, each ended by a newline
+    first = lines[0].split("\r")[1:]
+    assert len(first) == 4 and first[0].startswith("embedding [#######") and " 1/4 " in first[0]
+    assert first[-1].startswith(f"embedding [{'#' * 30}] 4/4 ") and first[-1].rstrip().endswith("step 4")
+    assert lines[1].split("\r")[-1].startswith(f"epoch 2/2 [{'#' * 30}] 2/2 ")
+    # a shorter line blanks what the longer one before it left on screen
+    assert all(len(b) >= len(a.rstrip()) for a, b in zip(first, first[1:], strict=False))
+
+
+def test_progress_bar_is_silent_off_a_terminal():
+    import io
+
+    from faceguard.tools.progress import ProgressBar
+
+    stream = io.StringIO()                          # a service's log, a test's capture
+    bar = ProgressBar("embedding", stream, every_s=0.0)
+    for i in range(1, 4):
+        bar(i, 3)
+    assert stream.getvalue() == ""
+
+
+def test_the_door_never_imports_the_tools_or_the_cli():
+    """Layers (DESIGN.md): tools and cli sit on top; nothing the door runs imports them, not
+    even through another module."""
+    import grimp
+
+    graph = grimp.build_graph("faceguard")
+    below = ["faceguard.doorcheck", "faceguard.access", "faceguard.gallery", "faceguard.vision",
+             "faceguard.camera", "faceguard.settings", "faceguard.paths", "faceguard.errors"]
+    for low in below:
+        for top in ("faceguard.tools", "faceguard.cli"):
+            chain = graph.find_shortest_chain(importer=low, imported=top, as_packages=True)
+            assert chain is None, f"{low} imports {top}: {' -> '.join(chain)}"
+    # and the check can see an import when there is one
+    assert graph.find_shortest_chain(importer="faceguard.cli", imported="faceguard.tools",
+                                     as_packages=True)

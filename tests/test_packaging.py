@@ -53,3 +53,21 @@ def test_bundle_verifies_two_photos(bundle, lfw, tmp_path):
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["same"] is True and out["distance"] < out["threshold"]
+
+
+def test_bundle_carries_the_tools_and_leaves_training_out(bundle, lfw, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(lfw / "images" / "Abel_Pacheco" / "Abel_Pacheco_0001.jpg", photos / "a.jpg")
+    out = tmp_path / "emb.npz"
+    result = _run(bundle, "embed", str(photos), "--out", str(out), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr        # faceguard.tools.evaluate is in the bundle
+    assert out.is_file() and "1 images embedded" in result.stdout
+    # the frozen app has the same error boundary: one line, exit 2
+    missing = tmp_path / "nowhere" / "x.npz"
+    result = _run(bundle, "embed", str(photos), "--out", str(missing), tmp_path=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"faceguard: {missing}: the folder {missing.parent} does not exist."]
+    # training is not shipped, so its commands are not offered
+    result = _run(bundle, "train", "--data", str(photos), tmp_path=tmp_path)
+    assert result.returncode == 2 and "invalid choice: 'train'" in result.stderr

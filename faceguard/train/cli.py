@@ -1,15 +1,14 @@
-"""`faceguard train` and `faceguard export`: argparse sub-commands for the lead's CLI.
+"""`faceguard train` and `faceguard export`: sub-commands that faceguard.cli registers only
+where the training package is shipped (the desktop bundle leaves it out).
 
 torch is imported only when one of these commands runs, so the rest of the CLI works without
-the `train` extra.
+the `train` extra. Errors are FaceGuardErrors, printed by the CLI's one error boundary.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
-import time
 from pathlib import Path
 
 from faceguard.errors import FaceGuardError
@@ -58,42 +57,25 @@ def _require_torch() -> None:
                              "(pip install 'faceguard[train]').") from exc
 
 
-class _Bar:
-    """One stderr line per epoch, rewritten in place: [####....] step/steps loss active."""
-
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.t0 = time.monotonic()
-
-    def __call__(self, p) -> None:
-        width = 24
-        done = int(width * p.step_in_epoch / max(p.steps_in_epoch, 1))
-        rate = p.step_in_epoch / max(time.monotonic() - self.t0, 1e-9)
-        self.stream.write(f"\repoch {p.epoch}/{p.epochs} [{'#' * done}{'.' * (width - done)}] "
-                          f"{p.step_in_epoch}/{p.steps_in_epoch} loss {p.loss:.4f} "
-                          f"active {p.active_fraction:.0%} {rate:.2f} steps/s ")
-        if p.step_in_epoch == p.steps_in_epoch:
-            self.stream.write("\n")
-            self.t0 = time.monotonic()
-        self.stream.flush()
-
-
 def run_train(args: argparse.Namespace) -> int:
-    try:
-        _require_torch()
-        from faceguard.train.loop import TrainConfig, train
-        from faceguard.vision.pipeline import FacePipeline
+    _require_torch()
+    from faceguard.tools.progress import ProgressBar
+    from faceguard.train.loop import TrainConfig, train
+    from faceguard.vision.pipeline import FacePipeline
 
-        config = TrainConfig(
-            data=args.data, out=args.out, arch=args.arch, init=args.init, mining=args.mining,
-            margin=args.margin, epochs=args.epochs, max_steps=args.max_steps, pairs=args.pairs,
-            people_per_batch=args.people_per_batch, images_per_person=args.images_per_person,
-            lr=args.lr, augment=not args.no_augment, seed=args.seed)
-        pipeline = FacePipeline.load(provider="cpu", flip=False)
-        result = train(config, pipeline.manifest, pipeline, resume=args.resume, on_step=_Bar())
-    except FaceGuardError as exc:
-        print(f"faceguard train: {exc}", file=sys.stderr)
-        return 2
+    config = TrainConfig(
+        data=args.data, out=args.out, arch=args.arch, init=args.init, mining=args.mining,
+        margin=args.margin, epochs=args.epochs, max_steps=args.max_steps, pairs=args.pairs,
+        people_per_batch=args.people_per_batch, images_per_person=args.images_per_person,
+        lr=args.lr, augment=not args.no_augment, seed=args.seed)
+    pipeline = FacePipeline.load(provider="cpu", flip=False)
+    bar = ProgressBar()
+
+    def on_step(p) -> None:  # one bar line per epoch
+        bar(p.step_in_epoch, p.steps_in_epoch, label=f"epoch {p.epoch}/{p.epochs}",
+            note=f"loss {p.loss:.4f} active {p.active_fraction:.0%}")
+
+    result = train(config, pipeline.manifest, pipeline, resume=args.resume, on_step=on_step)
     last = result.history[-1] if result.history else {}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if isinstance(v, float))
     print(f"checkpoint: {result.checkpoint}\nlast epoch: {summary}")
@@ -102,19 +84,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    try:
-        _require_torch()
-        from faceguard.train.export import export_checkpoint, export_facenet_pytorch
+    _require_torch()
+    from faceguard.train.export import export_checkpoint, export_facenet_pytorch
 
-        if args.facenet_pytorch:
-            res = export_facenet_pytorch(args.facenet_pytorch, args.out, args.model_id,
-                                         add_to_shipped=args.add_to_shipped)
-        else:
-            res = export_checkpoint(args.checkpoint, args.out, args.model_id,
-                                    add_to_shipped=args.add_to_shipped)
-    except FaceGuardError as exc:
-        print(f"faceguard export: {exc}", file=sys.stderr)
-        return 2
+    if args.facenet_pytorch:
+        res = export_facenet_pytorch(args.facenet_pytorch, args.out, args.model_id,
+                                     add_to_shipped=args.add_to_shipped)
+    else:
+        res = export_checkpoint(args.checkpoint, args.out, args.model_id,
+                                add_to_shipped=args.add_to_shipped)
     print(f"model: {res.onnx_file}\nmanifest: {res.manifest} (id {res.model_id})\n"
           f"parity with torch: max |diff| {res.max_abs_diff:.2e}\n"
           f"use it: FACEGUARD_MODELS_DIR={res.manifest.parent} faceguard, then pick "

@@ -30,7 +30,7 @@ DLIB_TEMPLATE_150 = [[47.56, 45.52], [101.27, 45.25], [73.73, 78.27], [50.72, 10
 # Squared L2 between flip-averaged unit embeddings, per gallery size, such that ~1 % of
 # strangers are accepted per frame. Derived by `faceguard calibrate --curve` from all 171,139
 # impostor pairs of ../shared/data/lfw_dev_fold1 (see models/README.md and
-# faceguard.evaluate.threshold_curve); the plain default is the 100-person value.
+# faceguard.tools.evaluate.threshold_curve); the plain default is the 100-person value.
 THRESHOLD_CURVE = [[1, 0.1766], [2, 0.1649], [5, 0.1525], [10, 0.1432], [20, 0.1344],
                    [50, 0.1232], [100, 0.1146], [200, 0.1113]]
 DEFAULT_THRESHOLD = 0.1146

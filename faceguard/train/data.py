@@ -20,7 +20,7 @@ import numpy as np
 import platformdirs
 
 from faceguard.errors import FaceGuardError, ImageError
-from faceguard.evaluate import centre_face
+from faceguard.tools.evaluate import centre_face
 from faceguard.vision.align import align_face
 from faceguard.vision.image import IMAGE_SUFFIXES, load_image
 from faceguard.vision.pipeline import FacePipeline, central_face

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from faceguard.errors import FaceGuardError, ModelError
-from faceguard.evaluate import kfold_accuracy, read_pairs
+from faceguard.tools.evaluate import kfold_accuracy, read_pairs
+from faceguard.tools.plot import line_panels
 from faceguard.train import nets
 from faceguard.train.data import (
     FACENET_TEMPLATE_160,
@@ -280,42 +280,12 @@ def _plain(v):
 
 
 # ---------------------------------------------------------------------------------------------
-# the curves (OpenCV: matplotlib is not a dependency)
+# the curves
 
 
-def plot_history(history: list[dict], path: Path, panel: tuple[int, int] = (360, 260)) -> None:
+def plot_history(history: list[dict], path: Path) -> None:
+    """curves.png: training loss, active-triplet fraction and validation accuracy per epoch."""
     keys = [("loss", "training loss"), ("active_fraction", "active triplets"),
             ("val_accuracy", "validation accuracy")]
-    w, h = panel
-    canvas = np.full((h, w * len(keys), 3), 255, np.uint8)
-    for k, (key, title) in enumerate(keys):
-        pts = [(r["epoch"], r[key]) for r in history if r.get(key) is not None]
-        _draw_panel(canvas[:, k * w:(k + 1) * w], pts, title)
-    if not cv2.imwrite(str(path), canvas):
-        raise FaceGuardError(f"Cannot write the plot {path}.")
-
-
-def _draw_panel(img: np.ndarray, pts: list[tuple[float, float]], title: str) -> None:
-    h, w = img.shape[:2]
-    left, right, top, bottom = 50, 12, 28, 30
-    font, black, grey = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0), (170, 170, 170)
-    cv2.putText(img, title, (left, 18), font, 0.5, black, 1, cv2.LINE_AA)
-    cv2.rectangle(img, (left, top), (w - right, h - bottom), grey, 1)
-    if not pts:
-        cv2.putText(img, "no data", (left + 10, h // 2), font, 0.45, grey, 1, cv2.LINE_AA)
-        return
-    xs, ys = np.array([p[0] for p in pts], float), np.array([p[1] for p in pts], float)
-    x0, x1 = xs.min(), max(xs.max(), xs.min() + 1)
-    y0, y1 = ys.min(), ys.max()
-    pad = (y1 - y0) * 0.1 or abs(y1) * 0.1 or 0.1
-    y0, y1 = y0 - pad, y1 + pad
-    px = left + (xs - x0) / (x1 - x0) * (w - left - right)
-    py = (h - bottom) - (ys - y0) / (y1 - y0) * (h - top - bottom)
-    for val, ypix in ((y1, top), (y0, h - bottom)):
-        cv2.putText(img, f"{val:.3g}", (2, ypix + 4), font, 0.35, black, 1, cv2.LINE_AA)
-    cv2.putText(img, f"epoch {x0:g}", (left, h - 10), font, 0.35, black, 1, cv2.LINE_AA)
-    cv2.putText(img, f"{x1:g}", (w - right - 20, h - 10), font, 0.35, black, 1, cv2.LINE_AA)
-    line = np.stack([px, py], 1).round().astype(np.int32)
-    cv2.polylines(img, [line], False, (200, 90, 20), 2, cv2.LINE_AA)
-    for x, y in line:
-        cv2.circle(img, (int(x), int(y)), 3, (200, 90, 20), -1, cv2.LINE_AA)
+    line_panels([(title, [(r["epoch"], r[key]) for r in history if r.get(key) is not None])
+                 for key, title in keys], path)

@@ -7,6 +7,7 @@ accepted as someone; FNIR is the fraction of enrolled people not returned as the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,6 @@ import numpy as np
 
 from faceguard.errors import FaceGuardError, ImageError
 from faceguard.gallery.match import open_set_score
-from faceguard.progress import progress
 from faceguard.vision.detect import Face
 from faceguard.vision.image import load_image
 from faceguard.vision.pipeline import FacePipeline, central_face
@@ -54,14 +54,15 @@ def centre_face(shape: tuple[int, ...], template: np.ndarray, chip: int) -> Face
     return Face(np.array([x0, y0, x0 + side, y0 + side], np.float32), lm.astype(np.float32), 0.0)
 
 
-def embed_files(pipeline: FacePipeline, root: Path, rel_paths: list[str], *, show: bool = True,
-                batch: int = 32) -> EmbeddedSet:
+def embed_files(pipeline: FacePipeline, root: Path, rel_paths: list[str], *, batch: int = 32,
+                progress: Callable[[int, int], None] | None = None) -> EmbeddedSet:
     """Embed the face nearest the centre of each file (or its centre crop when none is found).
 
+    ``progress(done, total)`` is called after each file (e.g. a tools.progress.ProgressBar).
     Raises ImageError for a file that cannot be read: a benchmark must not silently skip.
     """
     chips, found = [], []
-    for rel in progress(rel_paths, label="embedding", enabled=show):
+    for done, rel in enumerate(rel_paths, 1):
         rgb = load_image(Path(root) / rel)
         face = central_face(pipeline.detect(rgb), rgb.shape)
         found.append(face is not None)
@@ -69,6 +70,8 @@ def embed_files(pipeline: FacePipeline, root: Path, rel_paths: list[str], *, sho
             spec = pipeline.embedder.spec
             face = centre_face(rgb.shape, spec.landmark_template, spec.input_size)
         chips.append(pipeline.align(rgb, face))
+        if progress:
+            progress(done, len(rel_paths))
     emb = [pipeline.embed_chips(np.stack(chips[i:i + batch])) for i in range(0, len(chips), batch)]
     dim = pipeline.embedder.spec.embedding_size
     return EmbeddedSet(np.array(rel_paths, dtype=str),

@@ -1,6 +1,10 @@
-"""`faceguard door --camera SRC --headless`: the whole door check without a window.
+"""`faceguard gui` (or `door` without --headless): the door-check window.
+`faceguard door --camera SRC --headless`: the whole door check without a window.
 
-Each decision is printed as one JSON line on stdout (kept stable, for kiosks run as a service
+The window takes its settings from the Settings dialog, so the headless-only options are
+refused without --headless, and --fullscreen is refused with it.
+
+Each headless decision is printed as one JSON line on stdout (kept stable, for kiosks run as a service
 and for tests)::
 
     {"time": float,            # seconds: clip position for video files, since start for cameras
@@ -21,28 +25,44 @@ import logging
 import sys
 import time
 
+from faceguard.cli import common
+from faceguard.cli.common import CAMERA, ENGINE, command, distance_threshold
+
 log = logging.getLogger(__name__)
+
+# What only the headless loop uses, {argparse dest: option}.
+HEADLESS_ONLY = {"claim": "--claim", "threshold": "--threshold", "loop": "--loop",
+                 "max_seconds": "--max-seconds", "frames": "--frames", "timeline": "--timeline",
+                 "provider": "--provider", "flip": "--flip/--no-flip"}
+
+
+def cmd_gui(args) -> int:
+    from faceguard.ui.app import run
+
+    return run(camera=getattr(args, "camera", None), fullscreen=getattr(args, "fullscreen", False))
 
 
 def cmd_door(args) -> int:
     from faceguard.camera import FrameSource
-    from faceguard.cli import _pipeline
     from faceguard.doorcheck import DoorCheck
     from faceguard.gallery.store import Gallery
     from faceguard.settings import load_settings
 
     if not args.headless:
-        from faceguard.cli import cmd_gui
-
+        common.refuse(args, HEADLESS_ONLY, "needs --headless (the window takes these from its "
+                                           "Settings dialog)")
         return cmd_gui(args)
+    common.refuse(args, {"fullscreen": "--fullscreen"}, "is for the window, not --headless")
     settings = load_settings()
     if args.threshold is not None:
         settings.threshold = args.threshold
     if args.claim:
         settings.mode = "verify"
     camera = args.camera if args.camera is not None else settings.camera
-    pipeline = _pipeline(args)
     source = FrameSource(camera, loop=args.loop, realtime=False)
+    if args.loop and (isinstance(source.source, int) or "://" in str(source.source)):
+        raise common.Refused(f"--loop replays a video file; {source.describe()} is live")
+    pipeline = common.load_pipeline(args)
     first_face: float | None = None
     timeline: list[dict] = []
     frames = 0
@@ -96,17 +116,16 @@ def cmd_door(args) -> int:
 
 
 def register(sub) -> None:
-    from faceguard.cli import add_engine_options
+    p = command(sub, "gui", cmd_gui, parents=[CAMERA], help="open the door-check window (the default)")
+    p.add_argument("--fullscreen", action="store_true", help="kiosk mode (Esc asks for the PIN)")
 
-    p = sub.add_parser("door", help="run the door check (--headless: no window, JSON lines)")
-    p.add_argument("--camera", help="device index, stream URL or video file (default: settings)")
+    p = command(sub, "door", cmd_door, parents=[CAMERA, ENGINE],
+                help="run the door check (--headless: no window, JSON lines)")
     p.add_argument("--headless", action="store_true", help="no window; print decisions as JSON")
     p.add_argument("--fullscreen", action="store_true", help="(with a window) kiosk mode")
     p.add_argument("--loop", action="store_true", help="loop a video file")
-    p.add_argument("--threshold", type=float, default=None, help="override the threshold")
+    p.add_argument("--threshold", type=distance_threshold, default=None, help="override the threshold")
     p.add_argument("--claim", metavar="EMPID", help="verify mode: check the face against this id")
-    p.add_argument("--max-seconds", type=float, default=0, help="stop after this many seconds")
-    p.add_argument("--frames", type=int, default=0, help="stop after this many frames")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--timeline", action="store_true", help="summary of decisions on stderr")
-    add_engine_options(p)
-    p.set_defaults(func=cmd_door)

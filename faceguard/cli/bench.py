@@ -10,26 +10,28 @@ with a camera or video, the median and 95th-percentile time per frame (detect, a
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from faceguard.cli import common
+from faceguard.cli.common import CAMERA, ENGINE, JSON_FILE, command
 
 
 def cmd_bench(args) -> int:
     import numpy as np
 
     from faceguard.camera import FrameSource
-    from faceguard.cli import _pipeline
     from faceguard.errors import FaceGuardError
-    from faceguard.speed import embed_ms_per_face, frame_ms, noise_chips
+    from faceguard.tools.speed import embed_ms_per_face, frame_ms, noise_chips
 
-    if args.batch < 1 or args.runs < 1 or args.frames < 1:
+    if args.camera is None:
+        common.refuse(args, {"frames": "--frames"}, "counts camera frames: it needs --camera")
+    n_frames = 60 if args.frames is None else args.frames
+    if args.batch < 1 or args.runs < 1 or n_frames < 1:
         raise FaceGuardError("--batch, --runs and --frames must be at least 1.")
-    pipeline = _pipeline(args)
+    pipeline = common.load_pipeline(args)
     out: dict = {"provider": pipeline.provider, "model": pipeline.model_id, "batch": args.batch}
     frames, chips = [], []
     if args.camera is not None:
         with FrameSource(args.camera) as src:
-            while len(frames) < args.frames and (frame := src.read()) is not None:
+            while len(frames) < n_frames and (frame := src.read()) is not None:
                 frames.append(frame.rgb)
         if not frames:
             raise FaceGuardError(f"No frames came from {args.camera}.")
@@ -54,19 +56,13 @@ def cmd_bench(args) -> int:
     if frames:
         print(f"whole frame (detect, align, embed): median {out['frame_ms_median']:.1f} ms, 95th percentile "
               f"{out['frame_ms_p95']:.1f} ms over {out['frames']} frames ({out['faces']} faces)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    common.write_json(args.json, out)
     return 0
 
 
 def register(sub) -> None:
-    from faceguard.cli import add_engine_options
-
-    p = sub.add_parser("bench", help="how fast FaceGuard runs here (embedding, whole frames)")
-    p.add_argument("--camera", help="also time whole frames from this device index, URL or video file")
-    p.add_argument("--frames", type=int, default=60, help="frames to time (with --camera)")
+    p = command(sub, "bench", cmd_bench, parents=[CAMERA, ENGINE, JSON_FILE],
+                help="how fast FaceGuard runs here (embedding; with --camera, whole frames)")
+    p.add_argument("--frames", type=int, default=None, help="frames to time (with --camera; default 60)")
     p.add_argument("--batch", type=int, default=16, help="faces per embedding batch")
     p.add_argument("--runs", type=int, default=5, help="timed embedding batches (median kept)")
-    p.add_argument("--json", help="also write the numbers to this JSON file")
-    add_engine_options(p)
-    p.set_defaults(func=cmd_bench)

@@ -34,6 +34,9 @@ import json
 import logging
 from pathlib import Path
 
+from faceguard.cli import common
+from faceguard.cli.common import ENGINE, FLIP, JSON_STDOUT, command
+
 log = logging.getLogger(__name__)
 
 
@@ -42,12 +45,6 @@ def _threshold_setting() -> float | None:
     from faceguard.settings import load_settings
 
     return load_settings().threshold
-
-
-def _pipeline(args):
-    from faceguard.cli import _pipeline as load
-
-    return load(args)
 
 
 def _open():
@@ -63,7 +60,7 @@ def _current_model_id(args) -> str:
     from faceguard.vision.models import load_manifest
 
     settings = load_settings()
-    flip = settings.flip_average if getattr(args, "flip", None) is None else args.flip
+    flip = common.flip_setting(args, settings)
     return embedding_id(load_manifest().embedder(settings.model_id or None).id, flip)
 
 
@@ -76,7 +73,7 @@ def cmd_enroll(args) -> int:
     if not args.consent:
         raise GalleryError("Enrolment needs the person's consent: add --consent once they agreed.")
     rgb = load_image(args.photo)
-    pipeline = _pipeline(args)
+    pipeline = common.load_pipeline(args)
     with _open() as gallery:
         person = enrol(gallery, pipeline, rgb, args.name, args.id, consent=True,
                        threshold=_threshold_setting(), override_duplicate=args.override_duplicate)
@@ -109,7 +106,7 @@ def cmd_identify(args) -> int:
     from faceguard.vision.image import load_image
 
     rgb = load_image(args.image)
-    pipeline = _pipeline(args)
+    pipeline = common.load_pipeline(args)
     with _open() as gallery:
         matcher = gallery_matcher(gallery, pipeline, _threshold_setting())
         faces = identify_faces(matcher, pipeline, rgb)
@@ -165,7 +162,7 @@ def cmd_gallery_export(args) -> int:
 
 
 def cmd_gallery_import(args) -> int:
-    pipeline = _pipeline(args)
+    pipeline = common.load_pipeline(args)
     with _open() as gallery:
         report = gallery.import_zip(args.file, pipeline)
     print(f"imported {args.file}: {len(report.added)} added, {len(report.updated)} updated, "
@@ -199,48 +196,35 @@ def cmd_log_export(args) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from faceguard.cli import add_engine_options
-
-    p = sub.add_parser("enroll", help="enrol one person from one photo")
+    p = command(sub, "enroll", cmd_enroll, parents=[ENGINE, JSON_STDOUT],
+                help="enrol one person from one photo")
     p.add_argument("photo", type=Path)
     p.add_argument("--name", required=True)
     p.add_argument("--id", required=True, help="employee id (unique)")
     p.add_argument("--consent", action="store_true", help="the person agreed to be enrolled")
     p.add_argument("--override-duplicate", action="store_true",
                    help="enrol even when the face matches someone already enrolled")
-    p.add_argument("--json", action="store_true")
-    add_engine_options(p)
-    p.set_defaults(func=cmd_enroll)
 
-    p = sub.add_parser("identify", help="who is in this photo?")
+    p = command(sub, "identify", cmd_identify, parents=[ENGINE, JSON_STDOUT],
+                help="who is in this photo?")
     p.add_argument("image", type=Path)
-    p.add_argument("--json", action="store_true")
-    add_engine_options(p)
-    p.set_defaults(func=cmd_identify)
 
     g = sub.add_parser("gallery", help="list, remove, export, import or check the gallery")
     gsub = g.add_subparsers(dest="gallery_command", required=True)
-    p = gsub.add_parser("list", help="everyone enrolled")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_gallery_list)
-    p = gsub.add_parser("remove", help="erase a person (photo, face data, log snapshots)")
+    command(gsub, "list", cmd_gallery_list, parents=[JSON_STDOUT], help="everyone enrolled")
+    p = command(gsub, "remove", cmd_gallery_remove,
+                help="erase a person (photo, face data, log snapshots)")
     p.add_argument("employee_id")
-    p.set_defaults(func=cmd_gallery_remove)
-    p = gsub.add_parser("export", help="all people as one zip (photos + JSON)")
+    p = command(gsub, "export", cmd_gallery_export, help="all people as one zip (photos + JSON)")
     p.add_argument("file", type=Path)
-    p.set_defaults(func=cmd_gallery_export)
-    p = gsub.add_parser("import", help="add people from an exported zip (re-embeds the photos)")
+    p = command(gsub, "import", cmd_gallery_import, parents=[ENGINE],
+                help="add people from an exported zip (re-embeds the photos)")
     p.add_argument("file", type=Path)
-    add_engine_options(p)
-    p.set_defaults(func=cmd_gallery_import)
-    p = gsub.add_parser("check", help="verify photos, embeddings and files; exit 1 on problems")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--no-flip", dest="flip", action="store_false", default=None,
-                   help="check against the no-flip embedding id")
-    p.set_defaults(func=cmd_gallery_check)
+    # --flip / --no-flip: which embedding id the stored vectors are checked against.
+    command(gsub, "check", cmd_gallery_check, parents=[FLIP, JSON_STDOUT],
+            help="verify photos, embeddings and files; exit 1 on problems")
 
     lg = sub.add_parser("log", help="the access log")
     lsub = lg.add_subparsers(dest="log_command", required=True)
-    p = lsub.add_parser("export", help="write the access log as CSV")
+    p = command(lsub, "export", cmd_log_export, help="write the access log as CSV")
     p.add_argument("file", type=Path)
-    p.set_defaults(func=cmd_log_export)
