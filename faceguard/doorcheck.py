@@ -71,12 +71,14 @@ def face_crop(rgb: np.ndarray, box, margin: float = SNAPSHOT_MARGIN) -> np.ndarr
 
 class DoorCheck:
     def __init__(self, pipeline: FacePipeline, gallery: Gallery, settings: Settings, *,
-                 log_events: bool = True, door=None):
+                 log_events: bool = True, door=None, seed: int | None = None):
+        """``seed`` makes the photo check's challenge directions reproducible (tests,
+        benchmarks); None draws them unpredictably."""
         self.pipeline = pipeline
         self.gallery = gallery
         self.settings = settings.validate()
         claim_data_folder(gallery.root)   # one door check per data folder
-        self.decider = Decider.from_settings(settings)  # its threshold follows the gallery
+        self.decider = Decider.from_settings(settings, seed=seed)  # its threshold follows the gallery
         self.events = EventLog(gallery) if log_events else None
         self.door = AsyncDoor(door or make_door(settings.door))
         self._pending: list[tuple[Decision, np.ndarray | None]] = []

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 # What only the headless loop uses, {argparse dest: option}.
 HEADLESS_ONLY = {"claim": "--claim", "threshold": "--threshold", "loop": "--loop",
                  "max_seconds": "--max-seconds", "frames": "--frames", "timeline": "--timeline",
-                 "provider": "--provider", "flip": "--flip/--no-flip"}
+                 "provider": "--provider", "flip": "--flip/--no-flip",
+                 "photo_check": "--photo-check", "seed": "--seed"}
 
 
 def cmd_gui(args) -> int:
@@ -58,6 +59,8 @@ def cmd_door(args) -> int:
         settings.threshold = args.threshold
     if args.claim:
         settings.mode = "verify"
+    if args.photo_check is not None:
+        settings.photo_check = args.photo_check == "on"
     camera = args.camera if args.camera is not None else settings.camera
     source = FrameSource(camera, loop=args.loop, realtime=False)
     if args.loop and (isinstance(source.source, int) or "://" in str(source.source)):
@@ -76,9 +79,12 @@ def cmd_door(args) -> int:
 
     gallery = Gallery.open()
     try:
-        check = DoorCheck(pipeline, gallery, settings)
-        if args.claim:
-            check.claim(args.claim, 0.0)
+        check = DoorCheck(pipeline, gallery, settings, seed=args.seed)
+        refused = check.claim(args.claim, 0.0) if args.claim else None
+        if refused is not None:         # an unknown or inactive id: DENIED (logged), nothing to check
+            emit(refused, None)
+            check.close()
+            return 0
         with source:
             while True:
                 if args.max_seconds and time.monotonic() - started > args.max_seconds:
@@ -129,3 +135,7 @@ def register(sub) -> None:
     p.add_argument("--max-seconds", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--timeline", action="store_true", help="summary of decisions on stderr")
+    p.add_argument("--photo-check", choices=("on", "off"), default=None,
+                   help="this run only: the photo check (and its challenge) on or off")
+    p.add_argument("--seed", type=int, default=None,
+                   help="make the challenge directions reproducible (tests, benchmarks)")
