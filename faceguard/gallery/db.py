@@ -104,7 +104,7 @@ MIGRATIONS: list[Migration] = [
 def check_migrations(migrations: Sequence[Migration]) -> int:
     """The schema version ``migrations`` lead to; ValueError unless they number 1, 2, 3, …"""
     versions = [v for v, _ in migrations]
-    if versions != list(range(1, len(versions) + 1)):
+    if not versions or versions != list(range(1, len(versions) + 1)):
         raise ValueError(f"schema migrations must be numbered 1, 2, 3, … in order, not {versions}")
     return versions[-1]
 
