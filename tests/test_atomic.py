@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 from pathlib import Path
@@ -25,8 +26,10 @@ def test_write_creates_private_file_and_replaces(tmp_path):
     target = tmp_path / "a.bin"
     write_bytes_atomic(target, b"first")
     assert target.read_bytes() == b"first" and target.stat().st_mode & 0o777 == 0o600
-    write_bytes_atomic(target, b"second", mode=0o644)
-    assert target.read_bytes() == b"second" and target.stat().st_mode & 0o777 == 0o644
+    umask = os.umask(0)
+    os.umask(umask)
+    write_bytes_atomic(target, b"second", mode=0o644)          # the umask applies, as for open()
+    assert target.read_bytes() == b"second" and target.stat().st_mode & 0o777 == 0o644 & ~umask
     write_text_atomic(tmp_path / "t.txt", "zoë\n")
     assert (tmp_path / "t.txt").read_text(encoding="utf-8") == "zoë\n"
     assert leftovers(tmp_path) == []
