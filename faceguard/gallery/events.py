@@ -32,26 +32,6 @@ SNAPSHOT_MAX_SIDE = 320
 CSV_COLUMNS = ("time", "decision", "employee_id", "name", "distance", "threshold", "reason",
                "door_result", "snapshot")
 
-_COLUMNS = ("time", "decision", "employee_id", "name", "distance", "threshold", "reason",
-               "door_result", "snapshot")
-
-EVENTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id            INTEGER PRIMARY KEY,
-    time          REAL NOT NULL,
-    employee_id   TEXT,                 -- NULL: a stranger
-    name          TEXT,
-    distance      REAL,
-    threshold     REAL,
-    decision      TEXT NOT NULL,
-    reason        TEXT NOT NULL DEFAULT '',
-    door_result   TEXT NOT NULL DEFAULT '',
-    snapshot_file TEXT UNIQUE
-);
-CREATE INDEX IF NOT EXISTS events_time ON events(time);
-CREATE INDEX IF NOT EXISTS events_employee ON events(employee_id);
-"""
-
 _COLUMNS = "id, time, employee_id, name, distance, threshold, decision, reason, door_result, snapshot_file"
 
 
