@@ -11,12 +11,12 @@ import pytest
 
 from faceguard import cli
 from faceguard.cli_gallery import identify_faces
-from faceguard.gallery.recognise import gallery_matcher
 from faceguard.errors import GalleryError, NoFaceError
 from faceguard.gallery import crypto
 from faceguard.gallery.enrol import DuplicatePersonError, enrol, replace_photo
 from faceguard.gallery.events import EventLog
 from faceguard.gallery.portable import export_zip, import_zip
+from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery
 from faceguard.settings import Settings, save_settings
 from faceguard.vision.image import load_image
