@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from faceguard import paths
+from faceguard.atomic import write_text_atomic
 from faceguard.errors import SettingsError
 
 PROVIDERS = ("auto", "cuda", "cpu")
@@ -193,16 +192,7 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     path = path or paths.settings_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".tmp")
+        write_text_atomic(path, json.dumps(settings.to_dict(), indent=2))
     except OSError as exc:  # e.g. the config folder is read-only or is a file
-        raise SettingsError(f"Settings could not be saved to {path} ({exc.strerror}).") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(settings.to_dict(), fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise SettingsError(f"Settings could not be saved to {path} ({exc.strerror}).") from exc
     return path

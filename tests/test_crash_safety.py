@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceguard.gallery.store import DB_NAME, TMP_PREFIX, Gallery
+from faceguard.gallery.db import DB_NAME, TMP_PREFIX
+from faceguard.gallery.store import Gallery
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from crash_child import colour_for, embedding_for  # noqa: E402

@@ -16,6 +16,7 @@ from faceguard.errors import GalleryError, NoFaceError
 from faceguard.gallery import crypto
 from faceguard.gallery.enrol import DuplicatePersonError, enrol, replace_photo
 from faceguard.gallery.events import EventLog
+from faceguard.gallery.portable import export_zip, import_zip
 from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery
 from faceguard.settings import Settings, save_settings
@@ -144,7 +145,7 @@ def test_export_import_round_trip(gallery, pipeline, photos, threshold, tmp_path
     enrol_staff(gallery, pipeline, photos, threshold)
     gallery.set_active("E3", False)
     out = tmp_path / "gallery.zip"
-    assert gallery.export_zip(out) == 4
+    assert export_zip(gallery, out) == 4
     with zipfile.ZipFile(out) as zf:
         doc = json.loads(zf.read("gallery.json"))
         assert sorted(p["employee_id"] for p in doc["people"]) == ["E0", "E1", "E2", "E3"]
@@ -153,7 +154,7 @@ def test_export_import_round_trip(gallery, pipeline, photos, threshold, tmp_path
     other = Gallery.open(tmp_path / "office2", tmp_path / "office2.key")
     other.add_person("Someone Else", "E1", photos("Trent_Lott"), pipeline.process(photos("Trent_Lott"))[0].embedding,
                      pipeline.model_id)
-    report = other.import_zip(out, pipeline)
+    report = import_zip(other, out, pipeline)
     assert sorted(report.added) == ["E0", "E2", "E3"] and report.updated == ["E1"] and report.failed == {}
     assert {p.employee_id: p.name for p in other.people(active_only=False)} == {
         f"E{i}": who.replace("_", " ") for i, who in enumerate(STAFF)}
@@ -163,7 +164,7 @@ def test_export_import_round_trip(gallery, pipeline, photos, threshold, tmp_path
     assert faces[0]["person"]["employee_id"] == "E1"
     assert other.check(pipeline.model_id) == []
     # importing twice resolves by employee id: nobody is added twice
-    again = other.import_zip(out, pipeline)
+    again = import_zip(other, out, pipeline)
     assert again.added == [] and len(again.updated) == 4 and len(other) == 4
     other.close()
 
@@ -172,18 +173,18 @@ def test_import_rejects_bad_files(gallery, pipeline, tmp_path):
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"not a zip")
     with pytest.raises(GalleryError, match="not a readable zip"):
-        gallery.import_zip(junk, pipeline)
+        import_zip(gallery, junk, pipeline)
     no_json = tmp_path / "nojson.zip"
     with zipfile.ZipFile(no_json, "w") as zf:
         zf.writestr("x.txt", "hello")
     with pytest.raises(GalleryError, match="no gallery.json"):
-        gallery.import_zip(no_json, pipeline)
+        import_zip(gallery, no_json, pipeline)
     bad_entry = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad_entry, "w") as zf:
         zf.writestr("gallery.json", json.dumps({"format": "faceguard-gallery", "people": [
             {"employee_id": "E9", "name": "Nobody", "photo": "photos/missing.jpg",
              "consent_at": "2024-01-01T00:00:00+00:00"}]}))
-    report = gallery.import_zip(bad_entry, pipeline)
+    report = import_zip(gallery, bad_entry, pipeline)
     assert list(report.failed) == ["E9"] and report.added == [] and len(gallery) == 0
 
 

@@ -17,8 +17,9 @@ import pytest
 
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto
+from faceguard.gallery.db import DB_NAME
 from faceguard.gallery.events import EventLog
-from faceguard.gallery.store import DB_NAME, PHOTO_MAX_SIDE, Gallery
+from faceguard.gallery.store import PHOTO_MAX_SIDE, Gallery
 
 REPO = Path(__file__).resolve().parent.parent
 JPEG_MAGIC = b"\xff\xd8\xff"

@@ -155,16 +155,20 @@ def cmd_gallery_remove(args) -> int:
 
 
 def cmd_gallery_export(args) -> int:
+    from faceguard.gallery import portable
+
     with _open() as gallery:
-        n = gallery.export_zip(args.file)
+        n = portable.export_zip(gallery, args.file)
     print(f"exported {n} people to {args.file} (unencrypted photos: keep the file safe)")
     return 0
 
 
 def cmd_gallery_import(args) -> int:
+    from faceguard.gallery import portable
+
     pipeline = common.load_pipeline(args)
     with _open() as gallery:
-        report = gallery.import_zip(args.file, pipeline)
+        report = portable.import_zip(gallery, args.file, pipeline)
     print(f"imported {args.file}: {len(report.added)} added, {len(report.updated)} updated, "
           f"{len(report.failed)} failed")
     for who, why in report.failed.items():

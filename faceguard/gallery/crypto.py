@@ -23,6 +23,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from faceguard import paths
+from faceguard.atomic import write_text_atomic
 from faceguard.errors import GalleryError
 
 log = logging.getLogger(__name__)
@@ -90,17 +91,15 @@ def read_key(key_file: Path) -> bytes | None:
 def create_key(key_file: Path) -> bytes:
     """Write a new random key to ``key_file`` (mode 0600); never replaces an existing file."""
     key = secrets.token_bytes(_KEY_BYTES)
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, key.hex().encode("ascii") + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # link() fails when the name exists: a key another process made a moment ago is kept.
-        os.link(tmp, key_file)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # FileExistsError too: a file stands where the folder should be
+        raise GalleryError(
+            f"The folder {key_file.parent} for the gallery key cannot be created ({exc.strerror}); "
+            "check that the config folder is writable.") from exc
+    try:
+        # replace=False: a key another process made a moment ago is kept, never overwritten.
+        write_text_atomic(key_file, key.hex() + "\n", 0o600, encoding="ascii", replace=False)
     except FileExistsError:
         existing = read_key(key_file)
         if existing is None:  # pragma: no cover - vanished between link() and read
@@ -110,7 +109,5 @@ def create_key(key_file: Path) -> bytes:
         raise GalleryError(
             f"The gallery key file {key_file} cannot be created ({exc.strerror}); check that the "
             "config folder is writable.") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     log.info("Created a new gallery key in %s", key_file)
     return key

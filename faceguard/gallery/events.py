@@ -5,47 +5,32 @@ distance and threshold that decided, the decision and its reason, what the door 
 optionally a face snapshot (an encrypted JPEG in ``snapshots/``, written with the same
 temp → fsync → rename → commit order as photos). Erasing a person (``Gallery.remove``) deletes
 their snapshots but keeps the rows, so the log still says when the door opened.
+
+The table itself is created by db.py's schema migrations; this module builds on db.py only and
+does not import the people's store (``EventLog`` takes the gallery for its database).
 """
 
 from __future__ import annotations
 
 import csv
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
+from faceguard.atomic import atomic_open
 from faceguard.errors import GalleryError
-
-if TYPE_CHECKING:
-    from faceguard.gallery.store import Gallery
+from faceguard.gallery import crypto
+from faceguard.gallery.db import Database, encode_jpeg, iso, os_error_message
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_MAX_SIDE = 320
 CSV_COLUMNS = ("time", "decision", "employee_id", "name", "distance", "threshold", "reason",
                "door_result", "snapshot")
-
-EVENTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id            INTEGER PRIMARY KEY,
-    time          REAL NOT NULL,
-    employee_id   TEXT,                 -- NULL: a stranger
-    name          TEXT,
-    distance      REAL,
-    threshold     REAL,
-    decision      TEXT NOT NULL,
-    reason        TEXT NOT NULL DEFAULT '',
-    door_result   TEXT NOT NULL DEFAULT '',
-    snapshot_file TEXT UNIQUE
-);
-CREATE INDEX IF NOT EXISTS events_time ON events(time);
-CREATE INDEX IF NOT EXISTS events_employee ON events(employee_id);
-"""
 
 _COLUMNS = "id, time, employee_id, name, distance, threshold, decision, reason, door_result, snapshot_file"
 
@@ -64,8 +49,6 @@ class Event:
     has_snapshot: bool
 
     def to_dict(self) -> dict:
-        from faceguard.gallery.store import iso
-
         return {"time": iso(self.time), "decision": self.decision, "employee_id": self.employee_id,
                 "name": self.name, "distance": self.distance, "threshold": self.threshold,
                 "reason": self.reason, "door_result": self.door_result, "snapshot": self.has_snapshot}
@@ -75,11 +58,18 @@ def _event(row) -> Event:
     return Event(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9] is not None)
 
 
+class HasDatabase(Protocol):
+    """What EventLog needs of a gallery: its database (``Gallery`` has one as ``.db``)."""
+
+    db: Database
+
+
 class EventLog:
     """The access log of one gallery: ``EventLog(gallery)``."""
 
-    def __init__(self, gallery: Gallery):
-        self.gallery = gallery
+    def __init__(self, gallery: HasDatabase):
+        self.gallery = gallery   # kept for callers that reach the gallery through its log
+        self.db = gallery.db
 
     def log_event(self, decision: str, *, employee_id: str | None = None, name: str | None = None,
                   distance: float | None = None, threshold: float | None = None, reason: str = "",
@@ -87,20 +77,18 @@ class EventLog:
                   when: float | None = None) -> Event:
         """Record one decision. ``name`` defaults to the enrolled name of ``employee_id``;
         ``snapshot_rgb`` (RGB uint8, e.g. the face crop) is stored encrypted, ≤ 320 px."""
-        from faceguard.gallery import crypto
-        from faceguard.gallery.store import encode_jpeg
-
         decision = (decision or "").strip()
         if not decision:
             raise GalleryError("An access-log event needs a decision.")
         if employee_id is not None and name is None:
-            person = self.gallery.person(employee_id)
-            name = person.name if person else None
+            with self.db.reading() as con:
+                row = con.execute("SELECT name FROM people WHERE employee_id=?", (employee_id,)).fetchone()
+            name = row[0] if row else None
         blob = None
         if snapshot_rgb is not None:
-            blob = self.gallery.cipher.encrypt(encode_jpeg(snapshot_rgb, SNAPSHOT_MAX_SIDE, 85), crypto.SNAPSHOT)
-        with self.gallery._change() as change:
-            fname = change.write_file(self.gallery.snapshots_dir, blob) if blob is not None else None
+            blob = self.db.cipher.encrypt(encode_jpeg(snapshot_rgb, SNAPSHOT_MAX_SIDE, 85), crypto.SNAPSHOT)
+        with self.db.change() as change:
+            fname = change.write_file(self.db.snapshots_dir, blob) if blob is not None else None
             cur = change.con.execute(
                 "INSERT INTO events (time, employee_id, name, distance, threshold, decision, reason, "
                 "door_result, snapshot_file) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -110,7 +98,7 @@ class EventLog:
         return self.event(event_id)
 
     def event(self, event_id: int) -> Event:
-        with self.gallery._reading() as con:
+        with self.db.reading() as con:
             row = con.execute(f"SELECT {_COLUMNS} FROM events WHERE id=?", (event_id,)).fetchone()
         if row is None:
             raise GalleryError(f"There is no access-log event number {event_id}.")
@@ -123,30 +111,24 @@ class EventLog:
         if limit is not None:
             sql += " LIMIT ?"
             args += (int(limit),)
-        with self.gallery._reading() as con:
+        with self.db.reading() as con:
             return [_event(r) for r in con.execute(sql, args).fetchall()]
 
     def snapshot(self, event_id: int) -> np.ndarray | None:
         """The event's face snapshot as RGB uint8, or None when it has none (or was erased)."""
-        from faceguard.gallery import crypto
-        from faceguard.gallery.store import decode_jpeg
-
-        with self.gallery._reading() as con:
+        with self.db.reading() as con:
             row = con.execute("SELECT snapshot_file FROM events WHERE id=?", (event_id,)).fetchone()
         if row is None or row[0] is None:
             return None
-        data = self.gallery._read_encrypted(self.gallery.snapshots_dir / row[0], crypto.SNAPSHOT, "snapshot")
-        return decode_jpeg(data, "snapshot")
+        return self.db.read_image(self.db.snapshots_dir / row[0], crypto.SNAPSHOT, "snapshot")
 
     def export_csv(self, path: Path, since: float | None = None) -> int:
         """Write the log (oldest first) as CSV, atomically; returns the number of rows."""
-        from faceguard.gallery.store import iso, os_error_message
-
         path = Path(path)
         rows = list(reversed(self.events(limit=None, since=since)))
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            # private (0600): the log names people and says when they came and went
+            with atomic_open(path, 0o600, text=True, newline="") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(CSV_COLUMNS)
                 for e in rows:
@@ -154,13 +136,8 @@ class EventLog:
                                      "" if e.distance is None else f"{e.distance:.4f}",
                                      "" if e.threshold is None else f"{e.threshold:.4f}",
                                      e.reason, e.door_result, "yes" if e.has_snapshot else "no"])
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
         except OSError as exc:
             raise GalleryError(os_error_message(exc, path.parent).replace("gallery folder", "folder")) from exc
-        finally:
-            tmp.unlink(missing_ok=True)
         return len(rows)
 
     def enforce_retention(self, days: float, now: float | None = None) -> int:
@@ -168,12 +145,12 @@ class EventLog:
         if days <= 0:
             raise GalleryError("The log retention must be at least one day.")
         cutoff = (now or time.time()) - days * 86400.0
-        with self.gallery._change() as change:
+        with self.db.change() as change:
             con = change.con
             snaps = [r[0] for r in con.execute(
                 "SELECT snapshot_file FROM events WHERE time < ? AND snapshot_file IS NOT NULL", (cutoff,))]
             removed = con.execute("DELETE FROM events WHERE time < ?", (cutoff,)).rowcount
-            change.obsolete.extend(self.gallery.snapshots_dir / s for s in snaps)
+            change.obsolete.extend(self.db.snapshots_dir / s for s in snaps)
         if removed:
             log.info("Access log retention (%g days): removed %d event(s)", days, removed)
         return removed

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 import platformdirs
 
+from faceguard.atomic import write_bytes_atomic
 from faceguard.errors import FaceGuardError, ImageError
 from faceguard.tools.evaluate import centre_face
 from faceguard.vision.align import align_face
@@ -106,9 +106,9 @@ class ChipAligner:
                 return None
             face = centre_face(rgb.shape, self.template, self.size)
         chip = align_face(rgb, face.landmarks, self.template, self.size)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp.png")
-        cv2.imwrite(str(tmp), chip[:, :, ::-1])
-        os.replace(tmp, cached)  # atomic: a killed run never leaves a half-written chip
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(chip[:, :, ::-1]))
+        if ok:  # atomic: a killed run never leaves a half-written chip; unencodable: no cache
+            write_bytes_atomic(cached, png.tobytes(), 0o644)
         return chip
 
 

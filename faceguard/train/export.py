@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from faceguard import paths
+from faceguard.atomic import atomic_path, write_text_atomic
 from faceguard.errors import FaceGuardError, ModelError
 from faceguard.train import nets
 from faceguard.train.data import FACENET_TEMPLATE_160
@@ -49,16 +49,15 @@ def export_onnx(model: torch.nn.Module, path: Path, input_size: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    tmp = path.with_suffix(".tmp.onnx")
     dummy = torch.rand(2, 3, input_size, input_size) * 255
-    with warnings.catch_warnings():
+    # a killed export never leaves half a model where the app would load it
+    with atomic_path(path) as tmp, warnings.catch_warnings():
         # the zero-padding shapes are Python ints during tracing: right for a fixed chip size
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False is the legacy path
         torch.onnx.export(model, dummy, str(tmp), input_names=["input"],
                           output_names=["embedding"], opset_version=OPSET, dynamo=False,
                           dynamic_axes={"input": {0: "N"}, "embedding": {0: "N"}})
-    os.replace(tmp, path)
     return path
 
 
@@ -105,9 +104,7 @@ def write_manifest_entry(onnx_file: Path, model_id: str, entry: dict, *,
         log.info("replacing the manifest entry %s in %s", model_id, manifest_path)
     raw.setdefault("embedders", {})[model_id] = {"file": Path(onnx_file).name, **entry}
     raw.setdefault("sha256", {})[Path(onnx_file).name] = sha256_of(Path(onnx_file))
-    tmp = manifest_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(raw, indent=2), encoding="utf-8")
-    os.replace(tmp, manifest_path)
+    write_text_atomic(manifest_path, json.dumps(raw, indent=2), 0o644)
     return manifest_path
 
 

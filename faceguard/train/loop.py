@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from faceguard.atomic import atomic_open
 from faceguard.errors import FaceGuardError, ModelError
 from faceguard.tools.evaluate import kfold_accuracy, read_pairs
 from faceguard.tools.plot import line_panels
@@ -161,9 +161,8 @@ class PairValidator:
 
 
 def _save_checkpoint(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # a crash mid-save keeps the previous checkpoint intact
+    with atomic_open(path, 0o644) as fh:   # a crash mid-save keeps the previous checkpoint intact
+        torch.save(payload, fh)
 
 
 def load_checkpoint(path: Path) -> dict:

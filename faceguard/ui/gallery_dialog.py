@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceguard.errors import FaceGuardError
+from faceguard.gallery import portable
 from faceguard.ui.video import rgb_to_qimage
 from faceguard.vision.image import load_image
 
@@ -308,7 +309,7 @@ class GalleryDialog(QDialog):
         if not path:
             return None
         try:
-            n = self.gallery.export_zip(Path(path))
+            n = portable.export_zip(self.gallery, Path(path))
         except FaceGuardError as exc:
             self._fail(exc)
             return None
@@ -321,7 +322,7 @@ class GalleryDialog(QDialog):
         if not path:
             return None
         try:
-            report = self.gallery.import_zip(Path(path), self.pipeline)
+            report = portable.import_zip(self.gallery, Path(path), self.pipeline)
         except FaceGuardError as exc:
             self._fail(exc)
             return None
