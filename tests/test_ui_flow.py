@@ -4,6 +4,7 @@ enrol Lin-Manuel Miranda from his photo, play the Hamilton clip as the camera, s
 from __future__ import annotations
 
 import os
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
