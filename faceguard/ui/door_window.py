@@ -92,7 +92,7 @@ class DoorWindow(QMainWindow):
         c.decided.connect(self.show_decision)
         c.camera_status.connect(self._on_camera_status)
         c.failed.connect(self._on_failed)
-        c.enrolled.connect(lambda n: self._paint(self.rule.set_enrolled(n)))
+        c.enrolled.connect(self._on_enrolled)    # a method, not a lambda: queued from the worker
         self.resize(1180, 720)
 
     # The controller holds what the door check runs with; the window reads it from there.
@@ -258,6 +258,9 @@ class DoorWindow(QMainWindow):
     def _show_problem(self, message: str) -> None:
         self.no_camera.set_reason(message)
         self.pages.setCurrentIndex(1)
+
+    def _on_enrolled(self, count: int) -> None:
+        self._paint(self.rule.set_enrolled(count))
 
     @property
     def camera_text(self) -> str:
