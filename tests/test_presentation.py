@@ -180,6 +180,34 @@ def test_turn_your_head_waits_for_a_granted_and_goes_when_nobody_waits():
     assert rule.faces([unnamed], now=6.0).detail.startswith("You: recognised.")
 
 
+def test_a_claim_prompt_waits_for_the_decision_on_that_claim():
+    """Verify mode: "Abel: look at the camera" stays until Abel's claim is decided; a refused
+    id typed just before (its DENIED comes a frame later) does not cover it."""
+    rule = BannerRule(hold_s=4.0)
+    prompt = BannerView("problem", "Abel Pacheco: look at the camera", "Your face is checked…", "claim",
+                        person_id="E002")
+    rule.force(prompt)
+    unknown = decision(DENIED, None, None, math.inf, reason="claimed id 'E999': no employee has this id",
+                       track_id=-1, mode="verify")
+    assert rule.decision(unknown, now=0.1) is None and rule.shown == prompt
+    abel = decision(DENIED, "Abel Pacheco", "E002", 0.61, reason="not Abel Pacheco: distance 0.61 > "
+                    "threshold 0.18 in 5 frames", mode="verify")
+    assert rule.decision(abel, now=0.5).title == "DENIED"
+    assert event_row(unknown, "09:00:00").startswith("DENIED  unknown employee id\n09:00:00\n")
+
+
+def test_track_states_as_text_enums_are_read_by_their_values():
+    from faceguard.access.records import TrackState
+    ov = face_overlay(face("Ana", 0.08, TrackState.COOLDOWN, "Ana: already let in 4 s ago"))
+    assert ov.label == "Ana  0.08 · already let in 4 s ago" and ov.color == GREEN
+    other = face_overlay(face("Bob", 0.12, TrackState.RECOGNISING, "recognising Ana 2/3"))
+    assert other.label == "Bob  0.12 · recognising 2/3"
+    nobody = face_overlay(face(None, math.inf, TrackState.NO_GALLERY, "nobody is enrolled yet"))
+    assert nobody.label == "unknown" and nobody.color == GREY
+    waiting = face("Ana", 0.09, TrackState.TURN_HEAD, "Ana: turn your head a little")
+    assert BannerRule().faces([waiting], now=0.0).title == TURN_HEAD_TEXT
+
+
 def test_a_denied_never_covers_the_empty_gallery_notice():
     rule = BannerRule()
     assert rule.set_enrolled(0).title == EMPTY_GALLERY_TEXT

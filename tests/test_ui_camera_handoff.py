@@ -123,6 +123,8 @@ def test_a_door_worker_slow_to_stop_never_overlaps_the_preview(qtbot, pipeline, 
     busy, inside, done = threading.Event(), threading.Event(), threading.Event()
 
     class SlowCheck:
+        gallery_empty = False
+
         def process(self, frame):
             if busy.is_set():
                 inside.set()

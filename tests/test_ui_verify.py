@@ -70,6 +70,8 @@ def test_typed_employee_id_is_checked_against_the_face(qtbot, pipeline, shared_d
         abel = [d for d in w.decisions if d.person_id == "E002"][-1]
         assert abel.kind == "DENIED" and abel.mode == "verify"
         assert abel.distance > abel.threshold == pipeline.threshold_for(1)
+        # The unknown id typed first is on the list too: the door check logged it as a DENIED.
+        assert any(r.startswith("DENIED  unknown employee id\n") and "'E999'" in r for r in w.event_rows())
 
         assert w.submit_claim("E001")              # Lin-Manuel Miranda is
         qtbot.waitUntil(lambda: any(d.person_id == "E001" for d in w.decisions), timeout=20000)

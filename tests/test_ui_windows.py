@@ -70,6 +70,8 @@ class FakeCapture:
 class NoFaces:
     """A door check that sees nobody (the camera tests need no models)."""
 
+    gallery_empty = False
+
     def process(self, frame):
         from faceguard.doorcheck import FrameReport
         return FrameReport(frame, [], [], 1.0)

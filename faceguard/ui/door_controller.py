@@ -9,7 +9,8 @@ paints what the signals carry:
 * `checked(LiveFrame)`: a processed frame (its picture and the `FrameReport` of its faces);
 * `decided(Decision, rgb)`: each decision of that frame, with the frame for the snapshot;
 * `camera_status(str)`: live | reconnecting | ended | failed; `failed(str)`: a message to show;
-* `enrolled(int)`: the number of active people the check matches against (0: nobody yet).
+* `enrolled(int)`: the number of active people the check matches against (0: nobody yet, the
+  check decides nothing).
 
 Threads: the door check runs its frames in the worker thread; a gallery reload or a claim asked
 for in the UI thread is served there between two frames. When the worker stops (settings
@@ -46,8 +47,10 @@ DOOR_CLOSE_MAX_S = 30.0   # the longest a stopping door check waits for its door
 class Check(Protocol):
     """What the controller needs of a door check (`DoorCheck`, or a test's stand-in)."""
 
+    @property
+    def gallery_empty(self) -> bool: ...      # nobody to match: the check decides nothing
     def process(self, frame: Frame) -> FrameReport: ...
-    def claim(self, employee_id: str, t: float) -> None: ...
+    def claim(self, employee_id: str, t: float) -> object: ...
     def reload_gallery(self) -> None: ...
     def close(self, timeout: float = ...) -> object: ...
 
@@ -109,8 +112,11 @@ class DoorController(QObject):
         """Frames the current worker has checked (0 when stopped)."""
         return self.worker.frames if self.worker is not None else 0
 
-    def enrolled_count(self) -> int | None:
-        """Active people in the gallery, the ones the door check matches against."""
+    def enrolled_count(self, check: Check | None = None) -> int | None:
+        """Active people in the gallery, the ones the door check matches against; 0 whenever
+        the check has nobody to match (None: not known, e.g. no gallery)."""
+        if check is not None and check.gallery_empty:
+            return 0
         return None if self.gallery is None else len(self.gallery.people())
 
     # -- start and stop --------------------------------------------------------------------
@@ -130,7 +136,7 @@ class DoorController(QObject):
         self.worker.camera_status.connect(self._on_camera_status)
         self.worker.failed.connect(self.failed)
         self.worker.start()
-        count = self.enrolled_count()
+        count = self.enrolled_count(check)
         if count is not None:
             self.enrolled.emit(count)
 
@@ -170,7 +176,7 @@ class DoorController(QObject):
         if self._reload.is_set():
             self._reload.clear()
             check.reload_gallery()
-            count = self.enrolled_count()
+            count = self.enrolled_count(check)
             if count is not None:
                 self.enrolled.emit(count)      # queued to the UI thread
         while not self._claims.empty():
@@ -195,16 +201,15 @@ class DoorController(QObject):
         self.camera_status.emit(status)
 
     def claim(self, employee_id: str) -> Person | None:
-        """Verify mode: the next face is checked against this employee only. The person, or
-        None when no active employee has this id (nothing is claimed then)."""
+        """Verify mode: the next face is checked against this employee only. The check gets
+        every id (an unknown or inactive one is its DENIED, logged and reported with the next
+        frame); returned here is the person, or None when no active employee has this id."""
         employee_id = employee_id.strip()
-        if not employee_id or self.worker is None or self.gallery is None:
-            return None
-        person = self.gallery.person(employee_id)
-        if person is None or not person.active:
+        if not employee_id or self.worker is None:
             return None
         self._claims.put(employee_id)
-        return person
+        person = self.gallery.person(employee_id) if self.gallery is not None else None
+        return person if person is not None and person.active else None
 
     def gallery_changed(self) -> None:
         """The check caches the gallery's embeddings (and its threshold follows the gallery's

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceguard import paths
-from faceguard.access.decide import GRANTED, Decision
+from faceguard.access.records import GRANTED, Decision
 from faceguard.doorcheck import face_crop
 from faceguard.errors import FaceGuardError
 from faceguard.settings import Settings, save_settings
@@ -216,7 +216,8 @@ class DoorWindow(QMainWindow):
             self.banner_timer.start()
             return False
         self._paint(self.rule.force(BannerView("problem", f"{person.name}: look at the camera",
-                                               "Your face is checked against your enrolled photo.", "claim")))
+                                               "Your face is checked against your enrolled photo.", "claim",
+                                               person_id=person.employee_id)))
         return True
 
     def use_camera(self, source: str) -> None:
@@ -310,7 +311,7 @@ class DoorWindow(QMainWindow):
     def _add_event_row(self, decision: Decision, snapshot: QImage | None) -> None:
         item = QListWidgetItem(event_row(decision, time.strftime("%H:%M:%S")))
         item.setToolTip(explanation_of(decision))
-        item.setData(Qt.ItemDataRole.UserRole, decision.kind)
+        item.setData(Qt.ItemDataRole.UserRole, str(decision.kind))
         item.setForeground(row_color(decision))
         if snapshot is not None:
             item.setIcon(QIcon(QPixmap.fromImage(snapshot).scaled(

@@ -10,7 +10,8 @@ Priority of the banner (`BannerRule`):
 * a GRANTED is not replaced during its hold by anything but another GRANTED (a bystander's
   DENIED still gets its row in the event list, but neither the banner nor the sound);
 * "Please turn your head" is never hidden by another person's decision; only a decision about
-  the face that is asked to turn replaces it;
+  the face that is asked to turn replaces it (the same for "Ana: look at the camera" after an
+  employee id was typed in verify mode: only the decision on that claim replaces it);
 * with nobody enrolled, the idle banner says so and how to enrol, and a DENIED does not
   replace that notice (there is no one a passer-by could have been).
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtGui import QColor
 
-from faceguard.access.decide import GRANTED, Decision
+from faceguard.access.records import GRANTED, Decision
 from faceguard.doorcheck import FaceReport
 
 GREEN = QColor(34, 160, 90)
@@ -68,7 +69,8 @@ def face_overlay(face: FaceReport) -> Overlay:
     refused. A face this frame does not recognise is "unknown", red when it was compared with
     someone, grey when there was no one to compare with (empty gallery); the Decider's status
     is shown only where it names nobody else."""
-    name, state, text = face.name, face.state, face.status or ""
+    # str(): a TrackState is a text enum; its value is what the lookups below know.
+    name, state, text = face.name, str(face.state), face.status or ""
     if name is not None:
         color = GREEN if state in ("granted", "cooldown") else RED if state == "denied" else AMBER
         if text.startswith(name):          # "Ana: granted" → "granted", the name once
@@ -117,7 +119,9 @@ def who_of(decision: Decision) -> str:
     """The person a decision is about, as the event list names them."""
     if decision.name:
         return decision.name
-    return "unknown person" if decision.kind == GRANTED else "stranger"
+    if decision.kind == GRANTED:
+        return "unknown person"
+    return "unknown employee id" if decision.mode == "verify" and decision.person_id is None else "stranger"
 
 
 def event_row(decision: Decision, when: str) -> str:
@@ -134,7 +138,8 @@ def row_color(decision: Decision) -> QColor:
 @dataclass(frozen=True)
 class BannerView:
     """What the banner shows: `state` picks the style sheet's colours (idle | granted | denied |
-    problem); `role` says why it is up (idle, notice, decision, turn_head, problem)."""
+    problem); `role` says why it is up (idle, notice, decision, turn_head, claim, camera,
+    paused, problem)."""
     state: str
     title: str
     detail: str
@@ -186,7 +191,7 @@ class BannerRule:
     def takes_banner(self, view: BannerView, now: float) -> bool:
         """Whether a decision's banner may replace the one on show (see the module doc)."""
         shown = self.shown
-        if shown.role == "turn_head":
+        if shown.role in ("turn_head", "claim"):
             return view.person_id is not None and view.person_id == shown.person_id
         if view.state == "denied" and (self.enrolled == 0 or (self.held(now) and shown.state == "granted")):
             return False
@@ -203,7 +208,7 @@ class BannerRule:
     def faces(self, faces: Sequence[FaceReport], now: float) -> BannerView | None:
         """This frame's faces: ask a recognised face waiting for the photo check to turn its
         head (unless a GRANTED is on hold); take the request down once no face waits."""
-        waiting = [f for f in faces if f.state == "turn_head"]
+        waiting = [f for f in faces if str(f.state) == "turn_head"]
         if waiting:
             if self.held(now) and self.shown.state == "granted":
                 return None
