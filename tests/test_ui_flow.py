@@ -84,6 +84,12 @@ def test_enrol_from_photo_file_through_the_dialog(qtbot, pipeline, gallery, shar
     assert asked and NAME in asked[0]
     assert NAME in d.error.text()
     assert gallery.person("E-0002") is None and len(gallery.people()) == 1
+    # Confirmed: the second save (override) runs in its own thread too, and enrols.
+    d.confirm_duplicate = lambda message: asked.append(message) or True
+    with qtbot.waitSignal(d.save_finished, timeout=30000) as saved:
+        assert d.save()
+    assert saved.args == [True] and d.result() == 1 and len(asked) == 2
+    assert gallery.person("E-0002").name == "Someone Else" and len(gallery.people()) == 2
 
 
 def test_gallery_dialog_lists_searches_renames_removes(qtbot, pipeline, gallery, lfw):
