@@ -22,7 +22,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parent.parent
@@ -69,10 +68,17 @@ def main() -> int:
     settings = Settings(camera=args.clip, loop_video=True, photo_check=args.photo_check)
 
     class PipelineOnly:
+        gallery_empty = False
+
         def process(self, frame):
-            faces = [SimpleNamespace(box=r.box, landmarks=r.landmarks, name=None, distance=1.0, state="",
-                                     status="") for r in pipeline.process(frame.rgb)]
-            return SimpleNamespace(frame=frame, faces=faces, decisions=[], infer_ms=0.0)
+            from faceguard.doorcheck import FaceReport, FrameReport
+            faces = [FaceReport(box=tuple(float(v) for v in r.box), landmarks=r.landmarks, name=None,
+                                employee_id=None, distance=1.0, threshold=0.0, state="looking",
+                                status="", explanation="") for r in pipeline.process(frame.rgb)]
+            return FrameReport(frame, faces, [], 0.0)
+
+        def close(self, timeout=None):
+            return []
 
     make_check = None if args.doorcheck else PipelineOnly
     gallery = None
@@ -103,17 +109,17 @@ def main() -> int:
     paint_rates: list[float] = []
     t0 = time.monotonic()
     next_sample = 200
-    while w.worker is not None and w.worker.frames < args.frames:
+    while w.controller.running and w.controller.frames < args.frames:
         app.processEvents()
         time.sleep(0.002)
-        n = w.worker.frames
+        n = w.controller.frames
         if n >= next_sample:
             samples.append((n, rss_mb()))
             paint_rates.append(w.video.paint_meter.rate)
             next_sample += 200
             print(f"frames {n:5d}  RSS {samples[-1][1]:7.1f} MB  paint {paint_rates[-1]:5.1f}/s", flush=True)
     elapsed = time.monotonic() - t0
-    frames = w.worker.frames if w.worker else 0
+    frames = w.controller.frames
     w.stop()
     warmed = [s for s in samples if s[0] >= warm] or samples[-1:]
     base, last = warmed[0][1], samples[-1][1]

@@ -84,7 +84,7 @@ def enrol_while(qtbot, w, body) -> None:
 
 def test_enrolment_borrows_the_door_camera_and_gives_it_back(qtbot, pipeline, shared_data):
     from faceguard.gallery.store import Gallery
-    from faceguard.ui.door_window import PAUSED_TEXT
+    from faceguard.ui.presentation import PAUSED_TEXT
 
     readers = Readers(shared_data / "video" / "short_hamilton_clip.mp4")
     with Gallery.open() as gallery:
@@ -95,7 +95,7 @@ def test_enrolment_borrows_the_door_camera_and_gives_it_back(qtbot, pipeline, sh
 
         def preview_runs(dialog):
             qtbot.waitUntil(lambda: dialog.current is not None, timeout=15000)
-            seen.update(readers=len(readers.open_now), door_worker=w.worker, banner=w.banner.title.text(),
+            seen.update(readers=len(readers.open_now), door_worker=w.controller.worker, banner=w.banner.title.text(),
                         camera=w.camera_text, door_image=w.video.image)
 
         enrol_while(qtbot, w, preview_runs)
@@ -115,8 +115,7 @@ def test_enrolment_borrows_the_door_camera_and_gives_it_back(qtbot, pipeline, sh
 def test_a_door_worker_slow_to_stop_never_overlaps_the_preview(qtbot, pipeline, shared_data):
     """The door check is busy with a frame when enrolment opens and outlasts stop()'s wait: the
     preview opens the camera only after that frame is done and the door has closed it."""
-    from types import SimpleNamespace
-
+    from faceguard.doorcheck import FrameReport
     from faceguard.gallery.store import Gallery
     from faceguard.ui import video
 
@@ -124,16 +123,21 @@ def test_a_door_worker_slow_to_stop_never_overlaps_the_preview(qtbot, pipeline, 
     busy, inside, done = threading.Event(), threading.Event(), threading.Event()
 
     class SlowCheck:
+        gallery_empty = False
+
         def process(self, frame):
             if busy.is_set():
                 inside.set()
                 done.wait(20)       # a frame that takes far longer than stop() waits
                 busy.clear()
-            return SimpleNamespace(frame=frame, faces=[], decisions=[], infer_ms=1.0)
+            return FrameReport(frame, [], [], 1.0)
+
+        def close(self, timeout=None):
+            return []
 
     with Gallery.open() as gallery:
         w = door_window(qtbot, pipeline, gallery, readers, make_check=SlowCheck)
-        w.stop_wait_ms = 100
+        w.controller.stop_wait_ms = 100
         w.start()
         qtbot.waitUntil(lambda: w.camera_text.startswith("Camera: live"), timeout=15000)
         busy.set()

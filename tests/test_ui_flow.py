@@ -4,7 +4,6 @@ enrol Lin-Manuel Miranda from his photo, play the Hamilton clip as the camera, s
 from __future__ import annotations
 
 import os
-from types import SimpleNamespace
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -47,7 +46,15 @@ def enrol_lin(qtbot, pipeline, gallery, shared_data):
     assert d.enrol_btn.isEnabled()
     screenshot(d, "enroll_dialog")
     d.enrol_btn.click()
+    # Detect, embed and re-embed run in a thread: until its result is back, the dialog says so
+    # and nothing can be pressed twice, nor can it be closed.
+    assert d.saving and d.enrol_btn.text() == "Saving…"
+    assert not any(b.isEnabled() for b in (d.enrol_btn, d.cancel_btn, d.file_btn, d.capture_btn, d.name))
+    d.reject()
+    assert d.isVisible()
+    qtbot.waitUntil(lambda: d.result() == 1, timeout=30000)
     assert d.result() == 1, d.error.text()
+    assert not d.saving and d.enrolled is not None
     return d
 
 
@@ -71,10 +78,18 @@ def test_enrol_from_photo_file_through_the_dialog(qtbot, pipeline, gallery, shar
     d.name.setText("Someone Else")
     d.employee_id.setText("E-0002")
     d.consent.setChecked(True)
-    assert not d.save()
+    with qtbot.waitSignal(d.save_finished, timeout=30000) as saved:
+        assert d.save()                    # started; the gallery's answer comes back later
+    assert saved.args == [False]           # not enrolled
     assert asked and NAME in asked[0]
     assert NAME in d.error.text()
     assert gallery.person("E-0002") is None and len(gallery.people()) == 1
+    # Confirmed: the second save (override) runs in its own thread too, and enrols.
+    d.confirm_duplicate = lambda message: asked.append(message) or True
+    with qtbot.waitSignal(d.save_finished, timeout=30000) as saved:
+        assert d.save()
+    assert saved.args == [True] and d.result() == 1 and len(asked) == 2
+    assert gallery.person("E-0002").name == "Someone Else" and len(gallery.people()) == 2
 
 
 def test_gallery_dialog_lists_searches_renames_removes(qtbot, pipeline, gallery, lfw):
@@ -130,7 +145,7 @@ def test_enrolled_person_is_granted_on_the_clip(qtbot, pipeline, gallery, shared
     row = next(r for r in w.event_rows() if r.startswith("GRANTED"))
     assert row.startswith(f"GRANTED  {NAME}\n") and why in row
     assert "granted" in sounds.played
-    assert w.calibrated_threshold() == {"gallery_size": 1, "default_threshold": pytest.approx(threshold)}
+    assert w.controller.calibration() == {"gallery_size": 1, "default_threshold": pytest.approx(threshold)}
     assert w.provider_label.text() == f"Runs on: {pipeline.provider}"
     assert "ms" in w.infer_label.text() and "–" not in w.infer_label.text()
     screenshot(w, "door_window_granted")
@@ -148,7 +163,8 @@ def test_enrolled_person_is_granted_on_the_clip(qtbot, pipeline, gallery, shared
 
 def test_photo_check_asks_to_turn_the_head_then_denies_a_print(qtbot, pipeline, gallery, shared_data,
                                                                 print_attack_video):
-    from faceguard.ui.door_window import TURN_HEAD_TEXT, DoorWindow
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.presentation import TURN_HEAD_TEXT
     from faceguard.ui.sounds import SoundPlayer
     enrol_lin(qtbot, pipeline, gallery, shared_data)
     settings = Settings(camera=str(print_attack_video), photo_check=True, photo_check_timeout_s=3.0)
@@ -169,14 +185,22 @@ def test_photo_check_asks_to_turn_the_head_then_denies_a_print(qtbot, pipeline, 
 
 def test_door_window_paints_faces_on_the_clip(qtbot, pipeline, shared_data):
     """Without the gallery: boxes and labels over real video, and the banner's GRANTED look."""
+    from faceguard.access.decide import Decision
+    from faceguard.doorcheck import FaceReport, FrameReport
     from faceguard.ui.door_window import DoorWindow
     from faceguard.ui.sounds import SoundPlayer
 
     class Boxes:
+        gallery_empty = False
+
         def process(self, frame):
-            faces = [SimpleNamespace(box=r.box, landmarks=r.landmarks, name=None, distance=1.21,
-                                     state="stranger", status="") for r in pipeline.process(frame.rgb)]
-            return SimpleNamespace(frame=frame, faces=faces, decisions=[], infer_ms=0.0)
+            faces = [FaceReport(box=tuple(float(v) for v in r.box), landmarks=r.landmarks, name=None,
+                                employee_id=None, distance=1.21, threshold=0.36, state="stranger",
+                                status="", explanation="") for r in pipeline.process(frame.rgb)]
+            return FrameReport(frame, faces, [], 0.0)
+
+        def close(self, timeout=None):
+            return []
 
     clip = str(shared_data / "video" / "short_hamilton_clip.mp4")
     w = DoorWindow(Settings(camera=clip, loop_video=True), pipeline, None, make_check=Boxes,
@@ -184,13 +208,106 @@ def test_door_window_paints_faces_on_the_clip(qtbot, pipeline, shared_data):
     qtbot.addWidget(w)
     w.show()
     w.start()
-    qtbot.waitUntil(lambda: w.worker is not None and w.worker.frames >= 5 and w.video.image is not None,
-                    timeout=30000)
-    decision = SimpleNamespace(kind="DENIED", name=None, person_id=None, distance=1.21, threshold=0.36,
-                               reason="Not recognised (distance 1.21 > threshold 0.36).",
-                               box=(250.0, 60.0, 330.0, 160.0))
+    qtbot.waitUntil(lambda: w.controller.frames >= 5 and w.video.image is not None, timeout=30000)
+    decision = Decision(time=1.0, kind="DENIED", person_id=None, name=None, distance=1.21, threshold=0.36,
+                        frames_used=5, reason="Not recognised (distance 1.21 > threshold 0.36).",
+                        track_id=1, box=(250.0, 60.0, 330.0, 160.0))
     w.show_decision(decision, np.full((360, 640, 3), 120, np.uint8))
     assert w.banner.title.text() == "DENIED"
     assert w.event_rows()[0].startswith("DENIED  stranger")
     screenshot(w, "door_window_live")
     w.stop()
+
+
+def test_empty_gallery_says_how_to_enrol_instead_of_denying(qtbot, pipeline, gallery, shared_data):
+    """Nobody enrolled: the banner says so and how to enrol (Ctrl+E) while the clip's faces pass,
+    no DENIED takes the screen or plays; once someone is enrolled the notice goes."""
+    from faceguard.doorcheck import DoorCheck
+    from faceguard.gallery.enrol import enrol
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.presentation import EMPTY_GALLERY_TEXT, GREY
+    from faceguard.ui.sounds import SoundPlayer
+    from faceguard.vision.image import load_image
+
+    clip = str(shared_data / "video" / "short_hamilton_clip.mp4")
+    settings = Settings(camera=clip, loop_video=True, stranger_frames=2)
+    sounds = SoundPlayer(enabled=False)
+    checks = []
+
+    def make_check():
+        checks.append(DoorCheck(pipeline, gallery, settings))
+        return checks[-1]
+
+    w = DoorWindow(settings, pipeline, gallery, make_check=make_check, sounds=sounds, save=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    assert w.banner.title.text() == EMPTY_GALLERY_TEXT == "Nobody is enrolled yet"
+    assert "Ctrl+E" in w.banner.detail.text() and "enrol the first person" in w.banner.detail.text()
+    # Faces went by (more than stranger_frames of them) and the newest frame painted has some.
+    qtbot.waitUntil(lambda: w.last_frame_index >= 12 and bool(w.video._overlays), timeout=60000)
+    assert w.video.image is not None
+    labels = [ov.label for ov in w.video._overlays]
+    assert all(ov.color == GREY for ov in w.video._overlays), labels   # nobody to compare with
+    assert all(label.split(" · ")[0] == "unknown" for label in labels), labels   # no distance either
+    assert w.banner.title.text() == EMPTY_GALLERY_TEXT and w.banner.state == "problem"
+    assert "denied" not in sounds.played
+    assert not any(r.startswith("DENIED") for r in w.event_rows())   # nobody was turned away
+    screenshot(w, "door_window_empty_gallery")
+
+    enrol(gallery, pipeline, load_image(shared_data / "video" / "lin-manuel-miranda.png"), NAME,
+          EMPLOYEE_ID, consent=True, threshold=pipeline.threshold_for(1))
+    w.controller.gallery_changed()     # what closing the enrolment dialog does
+    qtbot.waitUntil(lambda: w.banner.title.text() != EMPTY_GALLERY_TEXT, timeout=30000)
+    assert w.rule.enrolled == 1
+    w.stop()
+
+
+@pytest.mark.parametrize("how", ["restart", "quit"])
+def test_stopping_logs_a_granted_whose_door_is_still_opening(qtbot, pipeline, gallery, shared_data,
+                                                             tmp_path, how):
+    """A door output that is still running when the door check is stopped (a settings change
+    restarts it, quitting closes the window): the check is closed, so the GRANTED is logged
+    with the door's result and no door thread is left behind."""
+    import threading
+
+    from faceguard.gallery.enrol import enrol
+    from faceguard.gallery.events import EventLog
+    from faceguard.settings import DoorSettings
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    from faceguard.vision.image import load_image
+
+    enrol(gallery, pipeline, load_image(shared_data / "video" / "lin-manuel-miranda.png"), NAME,
+          EMPLOYEE_ID, consent=True, threshold=pipeline.threshold_for(1))
+    started, release = tmp_path / "door-started", tmp_path / "door-release"
+    # The door command signals that it runs, then holds the door until the test lets go.
+    door = DoorSettings(kind="command", timeout_s=20.0,
+                        command=f"sh -c 'touch {started}; while [ ! -e {release} ]; do sleep 0.05; done'")
+    clip = str(shared_data / "video" / "short_hamilton_clip.mp4")
+    doors_before = {t for t in threading.enumerate() if t.name.startswith("door-")}
+    w = DoorWindow(Settings(camera=clip, loop_video=True, door=door), pipeline, gallery,
+                   sounds=SoundPlayer(enabled=False), save=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    qtbot.waitUntil(lambda: any(d.kind == "GRANTED" for d in w.decisions), timeout=60000)
+    qtbot.waitUntil(started.exists, timeout=10000)
+    events = EventLog(gallery)
+    assert not [e for e in events.events() if e.decision == "GRANTED"]   # the door is still opening
+    threading.Timer(1.0, release.touch).start()                          # it takes another second
+    if how == "restart":
+        w.start()          # what the settings dialog does after OK: stop, then a new check
+    else:
+        w.close()
+    rows = [e for e in events.events() if e.decision == "GRANTED"]
+    assert rows, "the GRANTED whose door was still opening was not logged"
+    granted = rows[-1]   # the oldest (a restarted check may let him in again)
+    assert granted.employee_id == EMPLOYEE_ID and granted.name == NAME
+    assert granted.door_result == "ok: door command ran: sh"
+    assert granted.distance <= granted.threshold
+    leftover = [t for t in threading.enumerate() if t.name == "door-command" and t not in doors_before]
+    assert len(leftover) == (1 if how == "restart" else 0)   # only the restarted check's own door
+    w.stop()
+    assert not [t for t in threading.enumerate() if t.name == "door-command" and t.is_alive()
+                and t not in doors_before]

@@ -70,8 +70,14 @@ class FakeCapture:
 class NoFaces:
     """A door check that sees nobody (the camera tests need no models)."""
 
+    gallery_empty = False
+
     def process(self, frame):
-        return SimpleNamespace(frame=frame, faces=[], decisions=[], infer_ms=1.0)
+        from faceguard.doorcheck import FrameReport
+        return FrameReport(frame, [], [], 1.0)
+
+    def close(self, timeout=None):
+        return []
 
 
 @pytest.fixture
@@ -86,14 +92,14 @@ def fake_window(qtbot, plug, **kw):
                                  open_capture=lambda src: FakeCapture(plug)).open()
     w = DoorWindow(Settings(camera="fake://door-camera"), SimpleNamespace(provider="CPU"), None,
                    make_check=kw.pop("make_check", NoFaces), open_source=kw.pop("open_source", opened),
-                   sounds=SoundPlayer(enabled=False), save=False, **kw)
+                   sounds=kw.pop("sounds", None) or SoundPlayer(enabled=False), save=False, **kw)
     qtbot.addWidget(w)
     w.show()
     return w
 
 
 def test_camera_unplug_shows_disconnected_then_recovers(qtbot, plug):
-    from faceguard.ui.door_window import CAMERA_LOST_TEXT
+    from faceguard.ui.presentation import CAMERA_LOST_TEXT
     w = fake_window(qtbot, plug)
     w.start()
     qtbot.waitUntil(lambda: w.camera_text.startswith("Camera: live") and w.video.image is not None, timeout=5000)
@@ -196,14 +202,15 @@ def test_door_window_passes_the_calibration_for_its_gallery_size(qtbot, plug):
             return ("margin", 0.09) if n >= 100 else ("distance", self.threshold_for(n))
 
     w = fake_window(qtbot, plug)
-    w.pipeline = Pipeline()
-    w.gallery = SimpleNamespace(people=lambda: [object()] * 4)
-    assert w.calibrated_threshold() == {"gallery_size": 4, "default_threshold": pytest.approx(0.198)}
-    w.gallery = SimpleNamespace(people=lambda: [object()] * 120)
-    assert w.calibrated_threshold() == {"gallery_size": 120, "default_threshold": pytest.approx(0.14),
-                                        "margin_threshold": 0.09}
-    w.pipeline = SimpleNamespace(provider="CPU")     # no models: nothing to show
-    assert w.calibrated_threshold() == {}
+    c = w.controller
+    c.pipeline = Pipeline()
+    c.gallery = SimpleNamespace(people=lambda: [object()] * 4)
+    assert c.calibration() == {"gallery_size": 4, "default_threshold": pytest.approx(0.198)}
+    c.gallery = SimpleNamespace(people=lambda: [object()] * 120)
+    assert c.calibration() == {"gallery_size": 120, "default_threshold": pytest.approx(0.14),
+                               "margin_threshold": 0.09}
+    c.pipeline = None     # no models: nothing to show
+    assert c.calibration() == {}
 
 
 def test_settings_dialog_saves_valid_values_and_pin(qtbot):
@@ -309,33 +316,39 @@ def test_gallery_change_reloads_the_check_in_the_worker_between_frames(qtbot, pl
     check = Reloadable()
     w = fake_window(qtbot, plug, make_check=lambda: check)
     w.start()
-    qtbot.waitUntil(lambda: w.worker.frames >= 2, timeout=5000)
-    worker = w.worker
-    w._gallery_changed()                      # what the enrol and gallery dialogs call on close
+    qtbot.waitUntil(lambda: w.controller.frames >= 2, timeout=5000)
+    worker = w.controller.worker
+    w.controller.gallery_changed()            # what the enrol and gallery dialogs call on close
     qtbot.waitUntil(lambda: len(check.reloads) == 1, timeout=5000)
     assert check.reloads[0] is not threading.main_thread()
-    assert w.worker is worker                 # the camera was not reopened
+    assert w.controller.worker is worker      # the camera was not reopened
     frames = worker.frames
     qtbot.waitUntil(lambda: worker.frames >= frames + 3, timeout=5000)
     assert len(check.reloads) == 1            # once per change, not once per frame
     w.stop()
 
 
+def decision(kind, name, distance, threshold, reason, person_id=None, box=(10.0, 10.0, 50.0, 50.0)):
+    from faceguard.access.decide import Decision
+    return Decision(time=1.0, kind=kind, person_id=person_id, name=name, distance=distance,
+                    threshold=threshold, frames_used=3, reason=reason, track_id=1, box=box)
+
+
 def test_every_decision_is_shown_with_its_distance_and_threshold(qtbot, plug):
-    from faceguard.ui.door_window import explanation_of
-    full = SimpleNamespace(kind="GRANTED", name="Ana", person_id=None, distance=0.08, threshold=0.18,
-                           reason="Ana recognised in 3 of the last 5 frames (median distance 0.08 ≤ threshold 0.18)",
-                           box=(10.0, 10.0, 50.0, 50.0))
+    from faceguard.ui.presentation import explanation_of
+    full = decision("GRANTED", "Ana", 0.08, 0.18,
+                    "Ana recognised in 3 of the last 5 frames (median distance 0.08 ≤ threshold 0.18)")
     assert explanation_of(full) == full.reason
-    bare = SimpleNamespace(kind="DENIED", name=None, person_id=None, distance=0.41, threshold=0.18,
-                           reason="stranger", box=(10.0, 10.0, 50.0, 50.0))
+    bare = decision("DENIED", None, 0.41, 0.18, "stranger")
     assert explanation_of(bare) == "stranger (distance 0.41 > threshold 0.18)"
-    assert explanation_of(SimpleNamespace(kind="DENIED", distance=float("inf"), threshold=0.18,
-                                          reason="")) == "threshold 0.18"
+    assert explanation_of(decision("DENIED", None, float("inf"), 0.18, "")) == "threshold 0.18"
     w = fake_window(qtbot, plug)
     w.show_decision(full, np.full((120, 160, 3), 90, np.uint8))
     assert w.banner.title.text() == "GRANTED  ·  Ana"
     assert w.banner.detail.text() == f"Welcome! {full.reason}"
+    w.banner_timer.stop()
+    w.banner_timer.timeout.emit()              # Ana's hold is over (else a DENIED waits its turn)
+    assert w.banner.state == "idle"
     w.show_decision(bare, np.full((120, 160, 3), 90, np.uint8))
     assert w.banner.detail.text() == "stranger (distance 0.41 > threshold 0.18)"
     denied, granted = w.event_rows()
@@ -343,13 +356,55 @@ def test_every_decision_is_shown_with_its_distance_and_threshold(qtbot, plug):
     assert granted.startswith("GRANTED  Ana") and granted.endswith("≤ threshold 0.18)")
 
 
+def test_a_bystanders_denied_does_not_replace_a_granted_on_hold(qtbot, plug):
+    """Ana is let in; a stranger behind her is refused a second later: the banner keeps
+    "GRANTED · Ana" (and only her sound plays), the event list has both; after the hold the
+    next decision shows again."""
+    from faceguard.ui.presentation import GREEN, RED
+    sounds = SoundRecorder()
+    w = fake_window(qtbot, plug, sounds=sounds)
+    w.resize(1000, 640)
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    frame[20:60, 20:60] = (200, 160, 120)
+    ana = decision("GRANTED", "Ana", 0.08, 0.18, "Ana recognised in 3 of the last 5 frames "
+                   "(median distance 0.08 ≤ threshold 0.18)", person_id="E1")
+    stranger = decision("DENIED", None, 0.52, 0.18, "stranger: no one within threshold 0.18 in 5 frames "
+                        "(nearest Ana, median distance 0.52)", box=(90.0, 20.0, 130.0, 60.0))
+    w.show_decision(ana, frame)
+    w.show_decision(stranger, frame)
+    assert w.banner.title.text() == "GRANTED  ·  Ana" and w.banner.state == "granted"
+    assert w.banner.detail.text() == f"Welcome! {ana.reason}"
+    assert sounds.played == ["granted"]
+    assert w.banner_timer.isActive() and w.banner_timer.interval() == 4000
+    denied, granted = w.event_rows()
+    assert denied.startswith("DENIED  stranger\n") and "median distance 0.52" in denied
+    assert granted.startswith("GRANTED  Ana\n")
+    assert w.events.item(0).foreground().color() == RED and w.events.item(1).foreground().color() == GREEN
+    assert list(w.decisions) == [ana, stranger]
+    screenshot(w, "door_window_granted_banner")
+    qtbot.waitUntil(lambda: w.banner.state == "idle", timeout=6000)    # the hold ran out
+    w.show_decision(stranger, frame)
+    assert w.banner.title.text() == "DENIED" and sounds.played == ["granted", "denied"]
+
+
+class SoundRecorder:
+    """What the window asked to play, without a sound card."""
+
+    def __init__(self):
+        self.played = []
+
+    def play(self, name):
+        self.played.append(name)
+
+
 def test_face_label_shows_name_distance_and_state_once():
-    from faceguard.ui.door_window import face_overlay
-    from faceguard.ui.video import GREEN, RED
+    from faceguard.doorcheck import FaceReport
+    from faceguard.ui.presentation import GREEN, RED, face_overlay
 
     def face(name, dist, state, status):
-        return SimpleNamespace(box=(1.0, 2.0, 41.0, 52.0), landmarks=None, name=name, distance=dist,
-                               state=state, status=status)
+        return FaceReport(box=(1.0, 2.0, 41.0, 52.0), landmarks=np.zeros((5, 2), np.float32), name=name,
+                          employee_id=None if name is None else "E1", distance=dist, threshold=0.18,
+                          state=state, status=status, explanation="")
     ana = face_overlay(face("Ana", 0.08, "granted", "Ana: granted"))
     assert ana.label == "Ana  0.08 · granted" and ana.color == GREEN and ana.box == (1.0, 2.0, 41.0, 52.0)
     stranger = face_overlay(face(None, 0.2, "stranger", "unknown 3/5"))

@@ -5,6 +5,10 @@ and says what to do ("come closer", "too dark"…); Capture is enabled only whil
 passes. Auto-capture takes the best-scoring frame of the next second. "From photo file" runs
 the same gate on a picture. Saving goes through gallery.enrol, which refuses a second
 enrolment of someone already in the gallery unless the operator confirms.
+
+Saving (detect, embed, the flipped re-embed, the encrypted photo and its row) runs in a
+`SaveJob` thread: the dialog says "Saving…" with its buttons off, and the result or the
+refusal comes back to the UI thread (`save_finished(bool)`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -53,7 +57,36 @@ def is_duplicate_error(exc: BaseException) -> bool:
     return type(exc).__name__ == "DuplicatePersonError"
 
 
+class SaveJob(QThread):
+    """`gallery.enrol.enrol(...)` off the UI thread: `saved(result)` or `refused(error)`, each
+    a FaceGuardError with a message for the operator (never a traceback)."""
+
+    saved = Signal(object)
+    refused = Signal(object)
+
+    def __init__(self, gallery, pipeline, rgb: np.ndarray, kwargs: dict, parent=None):
+        super().__init__(parent)
+        self._args = (gallery, pipeline, rgb)
+        self.kwargs = kwargs
+
+    def run(self) -> None:
+        from faceguard.gallery.enrol import enrol
+        try:
+            result = enrol(*self._args, **self.kwargs)
+        except FaceGuardError as exc:
+            self.refused.emit(exc)
+            return
+        except Exception as exc:   # noqa: BLE001 (a bug: logged, the operator gets a sentence)
+            log.exception("enrolment failed")
+            self.refused.emit(FaceGuardError(f"Saving failed ({type(exc).__name__}: {exc}). "
+                                             "Nothing was enrolled; see the log file."))
+            return
+        self.saved.emit(result)
+
+
 class EnrollDialog(QDialog):
+    save_finished = Signal(bool)   # True: enrolled (the dialog accepts); False: refused, reason shown
+
     def __init__(self, pipeline, gallery, settings, parent=None, *,
                  open_source: Callable[[], object] | None = None, live: bool = True):
         super().__init__(parent)
@@ -65,6 +98,7 @@ class EnrollDialog(QDialog):
         self.current: Checked | None = None     # newest checked live frame
         self.captured: Checked | None = None    # the photo that will be enrolled
         self.enrolled = None                    # what gallery.enrol returned
+        self.job: SaveJob | None = None         # the save running now
         self._burst: list[Checked] = []
         self._burst_until = 0.0
 
@@ -96,7 +130,7 @@ class EnrollDialog(QDialog):
         self.enrol_btn = QPushButton("Enrol")
         self.enrol_btn.setObjectName("primary")
         self.enrol_btn.setDefault(True)
-        cancel = QPushButton("Cancel")
+        self.cancel_btn = cancel = QPushButton("Cancel")
 
         left = QVBoxLayout()
         left.addWidget(self.preview, 1)
@@ -181,6 +215,8 @@ class EnrollDialog(QDialog):
                                     GREEN if judged and q.ok else AMBER, f.landmarks))
         self.preview.set_frame(r.image, overlays)
         self.show_quality(q)
+        if self.saving:
+            return   # the photo being saved stays the captured one
         if self._burst_until:
             if q.ok:
                 self._burst.append(checked)
@@ -201,10 +237,14 @@ class EnrollDialog(QDialog):
         self.feedback.setProperty("ok", q.ok)
         self.feedback.style().unpolish(self.feedback)
         self.feedback.style().polish(self.feedback)
-        self.capture_btn.setEnabled(q.ok)
+        self.capture_btn.setEnabled(q.ok and not self.saving)
+
+    @property
+    def saving(self) -> bool:
+        return self.job is not None
 
     def capture(self) -> None:
-        if self.current is not None and self.current.quality.ok:
+        if self.current is not None and self.current.quality.ok and not self.saving:
             self.set_captured(self.current)
 
     # -- from a file ------------------------------------------------------------------------
@@ -263,7 +303,7 @@ class EnrollDialog(QDialog):
 
     def _update_enrol_button(self) -> None:
         why = self.missing()
-        self.enrol_btn.setEnabled(why is None)
+        self.enrol_btn.setEnabled(why is None and not self.saving)
         self.enrol_btn.setToolTip(why or "")
 
     def confirm_duplicate(self, message: str) -> bool:
@@ -273,28 +313,66 @@ class EnrollDialog(QDialog):
         return answer == QMessageBox.StandardButton.Yes
 
     def save(self) -> bool:
+        """Start saving in a SaveJob; False (and the reason shown) when something is missing.
+        `save_finished` says how it ended."""
         why = self.missing()
         if why:
             self.error.setText(why)
             return False
-        from faceguard.gallery.enrol import enrol
-        kwargs = dict(name=self.name.text().strip(), employee_id=self.employee_id.text().strip(),
-                      consent=self.consent.isChecked(), threshold=self.settings.threshold)
-        try:
-            try:
-                self.enrolled = enrol(self.gallery, self.pipeline, self.captured.rgb, **kwargs)
-            except FaceGuardError as exc:
-                if not is_duplicate_error(exc) or not self.confirm_duplicate(str(exc)):
-                    raise
-                self.enrolled = enrol(self.gallery, self.pipeline, self.captured.rgb,
-                                      override_duplicate=True, **kwargs)
-        except FaceGuardError as exc:
-            self.error.setText(str(exc))
+        if self.saving:
             return False
-        log.info("enrolled %s", kwargs["name"])
-        self.accept()
+        self._start_save(override_duplicate=False)
         return True
 
+    def _start_save(self, override_duplicate: bool) -> None:
+        kwargs = dict(name=self.name.text().strip(), employee_id=self.employee_id.text().strip(),
+                      consent=self.consent.isChecked(), threshold=self.settings.threshold)
+        if override_duplicate:
+            kwargs["override_duplicate"] = True
+        self.job = SaveJob(self.gallery, self.pipeline, self.captured.rgb, kwargs, self)
+        self.job.saved.connect(self._on_saved)
+        self.job.refused.connect(self._on_refused)
+        self._set_saving(True)
+        self.job.start()
+
+    def _set_saving(self, on: bool) -> None:
+        for w in (self.capture_btn, self.file_btn, self.cancel_btn, self.name, self.employee_id,
+                  self.consent, self.auto):
+            w.setEnabled(not on)
+        if on:
+            self.enrol_btn.setEnabled(False)
+            self.enrol_btn.setText("Saving…")
+            self.error.setText("")
+        else:
+            self.enrol_btn.setText("Enrol")
+            self._update_enrol_button()
+            self.capture_btn.setEnabled(self.current is not None and self.current.quality.ok)
+
+    def _end_job(self) -> None:
+        job, self.job = self.job, None
+        if job is not None:
+            job.wait()        # it has emitted its last signal; let the thread finish
+            job.deleteLater()
+        self._set_saving(False)
+
+    def _on_saved(self, enrolled) -> None:
+        self._end_job()
+        self.enrolled = enrolled
+        log.info("enrolled %s", self.name.text().strip())
+        self.save_finished.emit(True)
+        self.accept()
+
+    def _on_refused(self, exc: FaceGuardError) -> None:
+        overriding = self.job is not None and "override_duplicate" in self.job.kwargs
+        self._end_job()
+        if is_duplicate_error(exc) and not overriding and self.confirm_duplicate(str(exc)):
+            self._start_save(override_duplicate=True)
+            return
+        self.error.setText(str(exc))
+        self.save_finished.emit(False)
+
     def done(self, result: int) -> None:
+        if self.saving:
+            return   # closing waits for the save: the buttons say "Saving…"
         self.stop_camera()
         super().done(result)

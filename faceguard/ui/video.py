@@ -14,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QThread, Signal, Slot
@@ -22,13 +22,12 @@ from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from faceguard.errors import CameraError, FaceGuardError
+from faceguard.ui.presentation import AMBER, GREEN, GREY, RED, Overlay
+
+__all__ = ["AMBER", "GREEN", "GREY", "RED", "OneReader", "Overlay", "RateMeter", "VideoView",
+           "VideoWorker", "WorkerResult", "rgb_to_qimage"]
 
 log = logging.getLogger(__name__)
-
-GREEN = QColor(34, 160, 90)
-RED = QColor(210, 50, 50)
-AMBER = QColor(230, 160, 30)
-GREY = QColor(140, 140, 140)
 
 
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
@@ -36,15 +35,6 @@ def rgb_to_qimage(rgb: np.ndarray) -> QImage:
     rgb = np.ascontiguousarray(rgb)
     h, w = rgb.shape[:2]
     return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-
-
-@dataclass
-class Overlay:
-    """One face drawn on the video: box in frame pixels, a label and a colour."""
-    box: tuple[float, float, float, float]
-    label: str = ""
-    color: QColor = field(default_factory=lambda: GREY)
-    landmarks: np.ndarray | None = None
 
 
 class RateMeter:
@@ -225,6 +215,9 @@ class VideoWorker(QThread):
 
     Signals: `result_ready()` (pick it up with `take()`), `camera_status(str)` with 'live',
     'reconnecting', 'ended', 'failed'; `failed(str)` with a user-facing message.
+    `finish()`, when given, runs in the worker thread as its last step, after the source is
+    closed, however the thread ends (the door check closes its door output there: the thread
+    that ran its frames is the one that closes it).
     """
 
     result_ready = Signal()
@@ -232,10 +225,11 @@ class VideoWorker(QThread):
     failed = Signal(str)
 
     def __init__(self, open_source: Callable[[], object], process: Callable[[object], object],
-                 parent=None, read_timeout: float = 0.5):
+                 parent=None, read_timeout: float = 0.5, finish: Callable[[], None] | None = None):
         super().__init__(parent)
         self._open_source = open_source
         self._process = process
+        self._finish = finish
         self._read_timeout = read_timeout
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -291,6 +285,16 @@ class VideoWorker(QThread):
 
     def run(self) -> None:
         try:
+            self._run()
+        finally:
+            if self._finish is not None:
+                try:
+                    self._finish()
+                except Exception:   # noqa: BLE001 (the thread must end; the log says why)
+                    log.exception("finishing the video worker failed")
+
+    def _run(self) -> None:
+        try:
             source = self._open_source()
         except FaceGuardError as exc:
             self.camera_status.emit("failed")
@@ -330,8 +334,8 @@ class VideoWorker(QThread):
                     continue
                 infer_ms = (time.perf_counter() - t0) * 1000.0
                 self.frames += 1
-                fps = float(getattr(source, "fps", 0.0) or 0.0)   # what the camera delivers
-                self._hand_over(WorkerResult(rgb_to_qimage(frame.rgb), frame, result, infer_ms, fps))
+                self._hand_over(WorkerResult(rgb_to_qimage(frame.rgb), frame, result, infer_ms,
+                                             float(source.fps)))   # what the camera delivers
         except Exception as exc:
             log.exception("the video worker stopped")
             self.failed.emit(f"The camera stopped unexpectedly ({type(exc).__name__}: {exc}).")

@@ -1,0 +1,241 @@
+"""What the door window says and in which colour, as pure functions of the door check's records.
+
+No widgets here: a `FaceReport` becomes an `Overlay` (box colour, label), a `Decision` becomes a
+`BannerView` and an event-list row, and `BannerRule` decides which banner is on show when
+several things want the screen at once. The window only lays these out; the tests check the
+strings and colours on real records.
+
+Priority of the banner (`BannerRule`):
+* a decision holds the banner for `hold_s` seconds, then it goes back to idle;
+* a GRANTED is not replaced during its hold by anything but another GRANTED (a bystander's
+  DENIED still gets its row in the event list, but neither the banner nor the sound);
+* "Please turn your head" is never hidden by another person's decision; only a decision about
+  the face that is asked to turn replaces it (the same for "Ana: look at the camera" after an
+  employee id was typed in verify mode: only the decision on that claim replaces it);
+* with nobody enrolled, the idle banner says so and how to enrol, and a DENIED does not
+  replace that notice (there is no one a passer-by could have been).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PySide6.QtGui import QColor
+
+from faceguard.access.records import GRANTED, Decision
+from faceguard.doorcheck import FaceReport
+
+GREEN = QColor(34, 160, 90)
+RED = QColor(210, 50, 50)
+AMBER = QColor(230, 160, 30)
+GREY = QColor(140, 140, 140)
+
+BANNER_HOLD_S = 4.0     # a decision stays on screen this long, then "look at the camera"
+
+IDLE_TEXT = "Look at the camera"
+IDLE_DETAIL = "Stand in front of the camera and look at it for a moment."
+PAUSED_TEXT = "Paused while enrolling"
+CAMERA_LOST_TEXT = "Camera disconnected, retrying…"
+TURN_HEAD_TEXT = "Please turn your head a little"
+EMPTY_GALLERY_TEXT = "Nobody is enrolled yet"
+EMPTY_GALLERY_DETAIL = ("The door lets no one in until a person is enrolled. Press Ctrl+E "
+                        "(FaceGuard ▸ Enrol a person…) to enrol the first person.")
+
+# What a face's track is doing, in words, for when the Decider's status text cannot be shown
+# (it may name someone this frame's face is not).
+STATE_WORDS = {"recognising": "recognising", "verifying": "checking", "granted": "granted",
+               "cooldown": "already let in", "denied": "denied", "turn_head": "turn your head"}
+_COUNT = re.compile(r"\d+/\d+$")   # "recognising Ana 2/3" → "2/3"
+
+
+@dataclass
+class Overlay:
+    """One face drawn on the video: box in frame pixels, a label and a colour."""
+    box: tuple[float, float, float, float]
+    label: str = ""
+    color: QColor = field(default_factory=lambda: GREY)
+    landmarks: np.ndarray | None = None
+
+
+def face_overlay(face: FaceReport) -> Overlay:
+    """Box colour and label for one face of this frame.
+
+    The name comes only from this frame's match (`face.name` is None unless this frame's face
+    is accepted as that person): green once let in, amber while being recognised, red when
+    refused. A face this frame does not recognise is "unknown", red when it was compared with
+    someone, grey when there was no one to compare with (empty gallery); the Decider's status
+    is shown only where it names nobody else."""
+    # str(): a TrackState is a text enum; its value is what the lookups below know.
+    name, state, text = face.name, str(face.state), face.status or ""
+    if name is not None:
+        color = GREEN if state in ("granted", "cooldown") else RED if state == "denied" else AMBER
+        if text.startswith(name):          # "Ana: granted" → "granted", the name once
+            text = text[len(name):].lstrip(" :·")
+        elif state in STATE_WORDS and name not in text:
+            text = _word(state, text)
+        who = name
+    else:
+        color = RED if math.isfinite(face.distance) else GREY
+        if state == "stranger":            # "unknown 3/5": the count of stranger frames
+            text = text.removeprefix("unknown").strip(" :·")
+        elif state == "denied":
+            text = "denied"
+        else:
+            text = ""                      # e.g. "recognising Ana 2/3" from earlier frames
+        who = "unknown"
+    label = f"{who}  {face.distance:.2f}" if math.isfinite(face.distance) else who
+    if text and text not in label:
+        label = f"{label} · {text}"
+    return Overlay(face.box, label, color, face.landmarks)
+
+
+def _word(state: str, status: str) -> str:
+    count = _COUNT.search(status)
+    return f"{STATE_WORDS[state]} {count.group()}" if count else STATE_WORDS[state]
+
+
+def explanation_of(decision: Decision) -> str:
+    """Why the door decided this, with the numbers: the Decider's reason (e.g. "Ana recognised
+    in 3 of the last 5 frames (median distance 0.11 ≤ threshold 0.18)"); when a reason lacks
+    them, distance and threshold are added so no decision is shown without its evidence."""
+    reason = decision.reason.strip()
+    dist, thr = decision.distance, decision.threshold
+    if "threshold" in reason or not (math.isfinite(dist) or math.isfinite(thr)):
+        return reason or "no distance measured"
+    if math.isfinite(dist) and math.isfinite(thr):
+        numbers = f"distance {dist:.2f} {'≤' if dist <= thr else '>'} threshold {thr:.2f}"
+    elif math.isfinite(thr):
+        numbers = f"threshold {thr:.2f}"
+    else:
+        numbers = f"distance {dist:.2f}"
+    return f"{reason} ({numbers})" if reason else numbers
+
+
+def who_of(decision: Decision) -> str:
+    """The person a decision is about, as the event list names them."""
+    if decision.name:
+        return decision.name
+    if decision.kind == GRANTED:
+        return "unknown person"
+    return "unknown employee id" if decision.mode == "verify" and decision.person_id is None else "stranger"
+
+
+def event_row(decision: Decision, when: str) -> str:
+    """One row of the recent events: "GRANTED  Ana\\n12:00:01  ·  0.08\\n<why>"."""
+    dist = f"  ·  {decision.distance:.2f}" if math.isfinite(decision.distance) else ""
+    return f"{decision.kind}  {who_of(decision)}\n{when}{dist}\n{explanation_of(decision)}"
+
+
+def row_color(decision: Decision) -> QColor:
+    return GREEN if decision.kind == GRANTED else RED
+
+
+# -- the banner ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BannerView:
+    """What the banner shows: `state` picks the style sheet's colours (idle | granted | denied |
+    problem); `role` says why it is up (idle, notice, decision, turn_head, claim, camera,
+    paused, problem)."""
+    state: str
+    title: str
+    detail: str
+    role: str = "problem"
+    sound: str | None = None               # "granted" | "denied": played when it is shown
+    person_id: Hashable | None = None      # whose decision, or who is asked to turn
+    decision: Decision | None = None
+
+
+def idle_banner(enrolled: int | None = None) -> BannerView:
+    """"Look at the camera", or, with nobody enrolled (`enrolled == 0`), how to enrol."""
+    if enrolled == 0:
+        return BannerView("problem", EMPTY_GALLERY_TEXT, EMPTY_GALLERY_DETAIL, role="notice")
+    return BannerView("idle", IDLE_TEXT, IDLE_DETAIL, role="idle")
+
+
+def decision_banner(decision: Decision) -> BannerView:
+    why = explanation_of(decision)
+    if decision.kind == GRANTED:
+        return BannerView("granted", f"GRANTED  ·  {who_of(decision)}", f"Welcome! {why}", "decision",
+                          "granted", decision.person_id, decision)
+    return BannerView("denied", "DENIED", why, "decision", "denied", decision.person_id, decision)
+
+
+def turn_head_banner(face: FaceReport) -> BannerView:
+    who = face.name or "You"
+    return BannerView("problem", TURN_HEAD_TEXT, f"{who}: recognised. Turn your head slowly left and "
+                      "right so the camera sees a real face, not a photo.", "turn_head",
+                      person_id=face.employee_id)
+
+
+class BannerRule:
+    """Which banner is on show. Pure: every call gets the time (seconds, any monotonic clock);
+    each returns the BannerView to paint now, or None when the banner stays as it is."""
+
+    def __init__(self, hold_s: float = BANNER_HOLD_S):
+        self.hold_s = hold_s
+        self.enrolled: int | None = None     # active people in the gallery; None = not known
+        self.shown = idle_banner()
+        self.until = -math.inf               # the shown decision holds the banner until then
+
+    def held(self, now: float) -> bool:
+        return self.shown.role == "decision" and now < self.until
+
+    def _show(self, view: BannerView, until: float = -math.inf) -> BannerView:
+        self.shown, self.until = view, until
+        return view
+
+    def takes_banner(self, view: BannerView, now: float) -> bool:
+        """Whether a decision's banner may replace the one on show (see the module doc)."""
+        shown = self.shown
+        if shown.role in ("turn_head", "claim"):
+            return view.person_id is not None and view.person_id == shown.person_id
+        if view.state == "denied" and (self.enrolled == 0 or (self.held(now) and shown.state == "granted")):
+            return False
+        return True
+
+    def decision(self, decision: Decision, now: float) -> BannerView | None:
+        """A new decision: its banner when it takes the screen (then it holds for `hold_s` and
+        its sound plays), else None (it only goes to the event list)."""
+        view = decision_banner(decision)
+        if not self.takes_banner(view, now):
+            return None
+        return self._show(view, now + self.hold_s)
+
+    def faces(self, faces: Sequence[FaceReport], now: float) -> BannerView | None:
+        """This frame's faces: ask a recognised face waiting for the photo check to turn its
+        head (unless a GRANTED is on hold); take the request down once no face waits."""
+        waiting = [f for f in faces if str(f.state) == "turn_head"]
+        if waiting:
+            if self.held(now) and self.shown.state == "granted":
+                return None
+            view = turn_head_banner(waiting[0])
+            return None if view == self.shown else self._show(view)
+        if self.shown.role == "turn_head":
+            return self._show(idle_banner(self.enrolled))
+        return None
+
+    def expire(self, now: float) -> BannerView | None:
+        """The hold timer ran out: a decision on show gives way to the idle banner."""
+        if self.shown.role != "decision":
+            return None
+        return self._show(idle_banner(self.enrolled))
+
+    def set_enrolled(self, count: int | None) -> BannerView | None:
+        """The gallery's size changed: the idle banner (or the empty-gallery notice) follows."""
+        self.enrolled = count
+        if self.shown.role in ("idle", "notice"):
+            view = idle_banner(count)
+            return None if view == self.shown else self._show(view)
+        return None
+
+    def idle(self) -> BannerView:
+        return self._show(idle_banner(self.enrolled))
+
+    def force(self, view: BannerView, now: float | None = None) -> BannerView:
+        """A notice the window must show whatever is up (camera lost, paused, a claim);
+        with `now`, it holds like a decision."""
+        return self._show(view, -math.inf if now is None else now + self.hold_s)
