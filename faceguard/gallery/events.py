@@ -97,6 +97,12 @@ class EventLog:
             event_id = cur.lastrowid
         return self.event(event_id)
 
+    def set_door_result(self, event_id: int, door_result: str) -> None:
+        """Add what the door output reported to an event logged when it was decided (the door
+        may answer seconds later, or never)."""
+        with self.db.change() as change:
+            change.con.execute("UPDATE events SET door_result=? WHERE id=?", (door_result, event_id))
+
     def event(self, event_id: int) -> Event:
         with self.db.reading() as con:
             row = con.execute(f"SELECT {_COLUMNS} FROM events WHERE id=?", (event_id,)).fetchone()
