@@ -261,7 +261,7 @@ def test_kiosk_escape_needs_the_admin_pin(qtbot, plug):
     w.settings.admin_pin_hash = hash_pin("1357")
     w.set_kiosk(True)
     answers = iter([None, "1357"])
-    w.ask_pin = lambda: next(answers)
+    w.ask_pin = lambda *_: next(answers)
     qtbot.keyClick(w, Qt.Key.Key_Escape)       # cancelled: stays in kiosk mode
     assert w.kiosk and w.menuBar().isHidden()
     qtbot.keyClick(w, Qt.Key.Key_Escape)       # right PIN: leaves it

@@ -1,4 +1,4 @@
-"""`faceguard enroll | identify | gallery ... | log export`: the gallery from the command line.
+"""`faceguard enroll | identify | gallery ...`: the gallery from the command line.
 
 JSON shapes (``--json``; kept stable, times are ISO 8601 UTC, distances squared L2):
 
@@ -190,15 +190,6 @@ def cmd_gallery_check(args) -> int:
     return 1 if problems else 0
 
 
-def cmd_log_export(args) -> int:
-    from faceguard.gallery.events import EventLog
-
-    with _open() as gallery:
-        n = EventLog(gallery).export_csv(args.file)
-    print(f"wrote {n} events to {args.file}")
-    return 0
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "enroll", cmd_enroll, parents=[ENGINE, JSON_STDOUT],
                 help="enrol one person from one photo")
@@ -227,8 +218,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     # --flip / --no-flip: which embedding id the stored vectors are checked against.
     command(gsub, "check", cmd_gallery_check, parents=[FLIP, JSON_STDOUT],
             help="verify photos, embeddings and files; exit 1 on problems")
-
-    lg = sub.add_parser("log", help="the access log")
-    lsub = lg.add_subparsers(dest="log_command", required=True)
-    p = command(lsub, "export", cmd_log_export, help="write the access log as CSV")
-    p.add_argument("file", type=Path)

@@ -16,6 +16,7 @@ import csv
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +30,8 @@ from faceguard.gallery.db import Database, encode_jpeg, iso, os_error_message
 log = logging.getLogger(__name__)
 
 SNAPSHOT_MAX_SIDE = 320
+# "time" is local time with its UTC offset (2026-12-01T10:41:00+01:00): what the office's clock
+# said, and still one instant when the file is read elsewhere or across a DST change.
 CSV_COLUMNS = ("time", "decision", "employee_id", "name", "distance", "threshold", "reason",
                "door_result", "snapshot")
 
@@ -52,6 +55,11 @@ class Event:
         return {"time": iso(self.time), "decision": self.decision, "employee_id": self.employee_id,
                 "name": self.name, "distance": self.distance, "threshold": self.threshold,
                 "reason": self.reason, "door_result": self.door_result, "snapshot": self.has_snapshot}
+
+
+def local_iso(t: float) -> str:
+    """Local time with its UTC offset, e.g. 2026-12-01T10:41:00+01:00."""
+    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="seconds")
 
 
 def _event(row) -> Event:
@@ -120,6 +128,38 @@ class EventLog:
         with self.db.reading() as con:
             return [_event(r) for r in con.execute(sql, args).fetchall()]
 
+    def query(self, since: float | None = None, until: float | None = None, *,
+              employee_id: str | None = None, strangers: bool = False,
+              decision: str | None = None, limit: int | None = None) -> list[Event]:
+        """Newest first: events with ``since <= time < until`` (epoch seconds), of one person
+        (``employee_id``, compared case-insensitively), or of strangers only, of one decision."""
+        where, args = ["1=1"], []
+        if since is not None:
+            where.append("time >= ?")
+            args.append(float(since))
+        if until is not None:
+            where.append("time < ?")
+            args.append(float(until))
+        if strangers:
+            where.append("employee_id IS NULL")
+        elif employee_id:
+            where.append("lower(employee_id) = lower(?)")
+            args.append(employee_id)
+        if decision:
+            where.append("decision = ?")
+            args.append(decision)
+        sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY time DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        with self.db.reading() as con:
+            return [_event(r) for r in con.execute(sql, args).fetchall()]
+
+    def decisions(self) -> list[str]:
+        """The decisions the log holds (GRANTED, DENIED, …), for a filter's choices."""
+        with self.db.reading() as con:
+            return [r[0] for r in con.execute("SELECT DISTINCT decision FROM events ORDER BY decision")]
+
     def snapshot(self, event_id: int) -> np.ndarray | None:
         """The event's face snapshot as RGB uint8, or None when it has none (or was erased)."""
         with self.db.reading() as con:
@@ -130,21 +170,7 @@ class EventLog:
 
     def export_csv(self, path: Path, since: float | None = None) -> int:
         """Write the log (oldest first) as CSV, atomically; returns the number of rows."""
-        path = Path(path)
-        rows = list(reversed(self.events(limit=None, since=since)))
-        try:
-            # private (0600): the log names people and says when they came and went
-            with atomic_open(path, 0o600, text=True, newline="") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(CSV_COLUMNS)
-                for e in rows:
-                    writer.writerow([iso(e.time), e.decision, e.employee_id or "", e.name or "",
-                                     "" if e.distance is None else f"{e.distance:.4f}",
-                                     "" if e.threshold is None else f"{e.threshold:.4f}",
-                                     e.reason, e.door_result, "yes" if e.has_snapshot else "no"])
-        except OSError as exc:
-            raise GalleryError(os_error_message(exc, path.parent).replace("gallery folder", "folder")) from exc
-        return len(rows)
+        return write_csv(self.events(limit=None, since=since), path)
 
     def enforce_retention(self, days: float, now: float | None = None) -> int:
         """Delete events (and their snapshots) older than ``days``; returns how many."""
@@ -160,6 +186,39 @@ class EventLog:
         if removed:
             log.info("Access log retention (%g days): removed %d event(s)", days, removed)
         return removed
+
+
+DISPLAY_COLUMNS = ("Time", "Person", "Decision", "Distance / threshold", "Reason", "Door")
+
+
+def display_row(e: Event) -> tuple[str, ...]:
+    """An event as the log window and ``faceguard log list`` show it (local time)."""
+    who = f"{e.name or e.employee_id} ({e.employee_id})" if e.employee_id else "stranger"
+    if e.distance is None:
+        numbers = "–"
+    else:
+        numbers = f"{e.distance:.3f} / {e.threshold:.3f}" if e.threshold is not None else f"{e.distance:.3f}"
+    when = datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M:%S")
+    return (when, who, e.decision, numbers, e.reason, e.door_result or "–")
+
+
+def write_csv(events: list[Event], path: Path) -> int:
+    """``events`` (newest first, as queried) written oldest first as CSV, atomically, private
+    (0600: the log names people and says when they came and went); returns the row count."""
+    path = Path(path)
+    rows = list(reversed(events))
+    try:
+        with atomic_open(path, 0o600, text=True, newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_COLUMNS)
+            for e in rows:
+                writer.writerow([local_iso(e.time), e.decision, e.employee_id or "", e.name or "",
+                                 "" if e.distance is None else f"{e.distance:.4f}",
+                                 "" if e.threshold is None else f"{e.threshold:.4f}",
+                                 e.reason, e.door_result, "yes" if e.has_snapshot else "no"])
+    except OSError as exc:
+        raise GalleryError(os_error_message(exc, path.parent).replace("gallery folder", "folder")) from exc
+    return len(rows)
 
 
 def _opt_float(value) -> float | None:

@@ -36,7 +36,7 @@ from faceguard.errors import FaceGuardError
 from faceguard.settings import Settings, save_settings
 from faceguard.ui.door_controller import Check, DoorController, LiveFrame
 from faceguard.ui.door_widgets import DecisionBanner, NoCameraPage
-from faceguard.ui.pin import verify_pin
+from faceguard.ui.pin import PinGuard
 from faceguard.ui.presentation import (
     BANNER_HOLD_S,
     CAMERA_LOST_TEXT,
@@ -73,6 +73,9 @@ class DoorWindow(QMainWindow):
         self._save = save
         self.sounds = sounds or SoundPlayer()
         self.kiosk = False
+        self.pin_guard = PinGuard()
+        self.admin_message = ""    # why the last admin PIN was refused (also in the status bar)
+        self._quit_ok = False      # the PIN was given for this quit: closeEvent asks no more
         self.rule = BannerRule()
         # The latest decisions shown, oldest first (tests, audit); bounded: the door runs for months.
         self.decisions: deque[Decision] = deque(maxlen=MAX_DECISIONS_KEPT)
@@ -172,8 +175,9 @@ class DoorWindow(QMainWindow):
             ("enrol", "&Enrol a person…", "Ctrl+E", self.open_enrol),
             ("gallery", "&Gallery…", "Ctrl+G", self.open_gallery),
             ("settings", "&Settings…", "Ctrl+,", self.open_settings),
+            ("log", "Access &log…", "Ctrl+L", self.open_log),
             ("kiosk", "&Full screen (kiosk)", "F11", lambda: self.set_kiosk(True)),
-            ("quit", "&Quit", "Ctrl+Q", self.close),
+            ("quit", "&Quit", "Ctrl+Q", self.request_quit),
         ):
             act = QAction(text, self)
             act.setShortcut(QKeySequence(keys))
@@ -332,27 +336,42 @@ class DoorWindow(QMainWindow):
         else:
             self.showNormal()
 
-    def ask_pin(self) -> str | None:
+    def ask_pin(self, purpose: str = "continue") -> str | None:
         """Asks for the admin PIN (tests replace this)."""
-        pin, ok = QInputDialog.getText(self, "Admin PIN", "Enter the admin PIN to leave kiosk mode:",
+        pin, ok = QInputDialog.getText(self, "Admin PIN", f"Enter the admin PIN to {purpose}:",
                                        QLineEdit.EchoMode.Password)
         return pin if ok else None
 
-    def admin_ok(self) -> bool:
-        """True when not in kiosk mode, or when the right admin PIN is given."""
-        if not self.kiosk or not self.settings.admin_pin_hash:
+    def admin_ok(self, purpose: str = "continue") -> bool:
+        """True when no admin PIN is set, or when the right one is given now. Wrong PINs back
+        off (pin.PinGuard); what went wrong shows in the status bar, which kiosk mode keeps."""
+        stored = self.settings.admin_pin_hash
+        if not stored:
             return True
-        pin = self.ask_pin()
+        if self.pin_guard.wait_s() > 0:
+            self._admin_refused(self.pin_guard.locked_message())
+            return False
+        pin = self.ask_pin(purpose)
         if pin is None:
             return False
-        if verify_pin(pin, self.settings.admin_pin_hash):
-            return True
-        QMessageBox.warning(self, "FaceGuard", "Wrong PIN.")
-        return False
+        ok, message = self.pin_guard.check(pin, stored)
+        if not ok:
+            self._admin_refused(message)
+        return ok
+
+    def _admin_refused(self, message: str) -> None:
+        self.admin_message = message
+        self.statusBar().showMessage(message, 10000)
+
+    def request_quit(self) -> None:
+        """Ctrl+Q: quitting stops the door check, so it needs the admin PIN when one is set."""
+        if self.admin_ok("quit FaceGuard"):
+            self._quit_ok = True
+            self.close()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if event.key() == Qt.Key.Key_Escape and self.kiosk:
-            if self.admin_ok():
+            if self.admin_ok("leave kiosk mode"):
                 self.set_kiosk(False)
             return
         super().keyPressEvent(event)
@@ -366,7 +385,7 @@ class DoorWindow(QMainWindow):
         return True
 
     def open_enrol(self) -> None:
-        if not self.admin_ok() or not self._need_gallery():
+        if not self.admin_ok("enrol a person") or not self._need_gallery():
             return
         from faceguard.ui.enroll_dialog import EnrollDialog
         # One camera, one reader: most webcams cannot be opened twice, so the door check lets
@@ -393,14 +412,14 @@ class DoorWindow(QMainWindow):
                 self.controller.gallery_changed()
 
     def open_gallery(self) -> None:
-        if not self.admin_ok() or not self._need_gallery():
+        if not self.admin_ok("open the gallery") or not self._need_gallery():
             return
         from faceguard.ui.gallery_dialog import GalleryDialog
         GalleryDialog(self.gallery, self.pipeline, self.settings, parent=self).exec()
         self.controller.gallery_changed()
 
     def open_settings(self) -> None:
-        if not self.admin_ok():
+        if not self.admin_ok("change the settings"):
             return
         from faceguard.ui.settings_dialog import SettingsDialog
         dlg = SettingsDialog(self.settings, parent=self, save=self._save, **self.controller.calibration())
@@ -409,7 +428,17 @@ class DoorWindow(QMainWindow):
             self.claim_box.setVisible(self.settings.mode == "verify")
             self.start()
 
+    def open_log(self) -> None:
+        if not self.admin_ok("see the access log") or not self._need_gallery():
+            return
+        from faceguard.ui.log_window import LogWindow
+        LogWindow(self.gallery, parent=self).exec()
+
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        # In kiosk mode the window has no frame, but Alt+F4 or the session can still close it.
+        if self.kiosk and not self._quit_ok and not self.admin_ok("quit FaceGuard"):
+            event.ignore()
+            return
         self.stop(self.controller.close_wait_ms())   # quitting waits for a door still opening
         self.no_camera.stop()
         super().closeEvent(event)
