@@ -85,7 +85,7 @@ def test_each_admin_action_needs_the_pin(window, action, dialog, purpose):
 
 def test_without_a_pin_nothing_is_asked(window):
     window.settings.admin_pin_hash = ""
-    for action, dialog, _ in GUARDED:
+    for action, _dialog, _ in GUARDED:
         window.actions_by_name[action].trigger()
     assert window.asked == [] and window.opened == [d for _, d, _ in GUARDED]
 
@@ -110,7 +110,7 @@ def test_wrong_pins_back_off_and_the_wait_doubles(window):
     clock = Clock()
     window.pin_guard = PinGuard(clock)
     act = window.actions_by_name["settings"]
-    for i in range(MAX_TRIES):
+    for _ in range(MAX_TRIES):
         window.answers = ["9999"]
         act.trigger()
     assert len(window.asked) == MAX_TRIES
@@ -123,7 +123,7 @@ def test_wrong_pins_back_off_and_the_wait_doubles(window):
     act.trigger()
     assert window.admin_message == "Too many wrong PINs: try again in 1 s." and window.opened == []
     clock.t += 1
-    for i in range(MAX_TRIES):                    # the next five wrong ones: twice as long
+    for _ in range(MAX_TRIES):                    # the next five wrong ones: twice as long
         window.answers = ["9999"]
         act.trigger()
     assert window.admin_message.endswith("wait 120 s before the next try.")

@@ -7,6 +7,11 @@ JSON shapes (``--json``; kept stable, times are ISO 8601 UTC, distances squared 
     {"enrolled": {"name": str, "employee_id": str, "created": str, "consent_at": str,
                   "active": true, "last_seen": null, "model_id": str}}
 
+``enroll --folder DIR --json`` (exit 1 when any photo was refused)::
+
+    {"photos": [{"photo": str, "name": str, "employee_id": str, "enrolled": bool,
+                 "message": str}, ...], "enrolled": int, "refused": int}
+
 ``identify --json``::
 
     {"image": str, "model_id": str, "threshold": float, "gallery_size": int,
@@ -67,21 +72,55 @@ def _current_model_id(args) -> str:
 # -- enroll / identify -------------------------------------------------------------------------
 def cmd_enroll(args) -> int:
     from faceguard.errors import GalleryError
-    from faceguard.gallery.enrol import enrol
-    from faceguard.vision.image import load_image
 
     if not args.consent:
         raise GalleryError("Enrolment needs the person's consent: add --consent once they agreed.")
+    if args.folder is not None:
+        return _enroll_folder(args)
+    if args.photo is None or not args.name or not args.id:
+        raise common.Refused("needs PHOTO, --name and --id (or --folder DIR for many people)")
+    from faceguard.gallery.enrol import DuplicatePersonError, enrol
+    from faceguard.vision.image import load_image
+
     rgb = load_image(args.photo)
     pipeline = common.load_pipeline(args)
     with _open() as gallery:
-        person = enrol(gallery, pipeline, rgb, args.name, args.id, consent=True,
-                       threshold=_threshold_setting(), override_duplicate=args.override_duplicate)
+        try:
+            person = enrol(gallery, pipeline, rgb, args.name, args.id, consent=True,
+                           threshold=_threshold_setting(), override_duplicate=args.force)
+        except DuplicatePersonError as exc:
+            raise GalleryError(f"{exc.summary} If they are different people, run the command "
+                               "again with --force.") from exc
     if args.json:
         print(json.dumps({"enrolled": person.to_dict()}))
     else:
         print(f"enrolled {person.name} ({person.employee_id})")
     return 0
+
+
+def _enroll_folder(args) -> int:
+    """``enroll --folder DIR|FILE.csv --consent``: one line per photo, exit 1 if any refused."""
+    from faceguard.gallery.bulk import enrol_all, items_from
+    from faceguard.tools.progress import ProgressBar
+
+    if args.photo is not None or args.name or args.id or args.force:
+        raise common.Refused("PHOTO, --name, --id and --force cannot be used with --folder")
+    items = items_from(args.folder)
+    pipeline = common.load_pipeline(args)
+    with _open() as gallery:
+        outcomes = enrol_all(gallery, pipeline, items, consent=True, threshold=_threshold_setting(),
+                             progress=ProgressBar("Enrolling"))
+    enrolled = sum(o.ok for o in outcomes)
+    if args.json:
+        print(json.dumps({"photos": [{"photo": str(o.item.photo), "name": o.item.name,
+                                      "employee_id": o.item.employee_id, "enrolled": o.ok,
+                                      "message": o.message} for o in outcomes],
+                          "enrolled": enrolled, "refused": len(outcomes) - enrolled}))
+    else:
+        for o in outcomes:
+            print(o.line())
+        print(f"{enrolled} of {len(outcomes)} enrolled, {len(outcomes) - enrolled} refused")
+    return 0 if enrolled == len(outcomes) else 1
 
 
 def identify_faces(matcher, pipeline, rgb) -> list[dict]:
@@ -139,10 +178,74 @@ def cmd_gallery_list(args) -> int:
         print(json.dumps({"people": [p.to_dict() for p in people]}))
         return 0
     for p in people:
-        state = "" if p.active else "  (inactive)"
+        state = _state(p)
         seen = p.to_dict()["last_seen"] or "never"
         print(f"{p.employee_id}\t{p.name}\tlast seen {seen}{state}")
     print(f"{len(people)} people")
+    return 0
+
+
+def _state(p) -> str:
+    if not p.enabled:
+        return "  (inactive)"
+    if p.valid_until:
+        return f"  ({'expired' if p.expired else 'valid until'} {_day(p.valid_until)})"
+    return ""
+
+
+def _day(t: float) -> str:
+    import time
+    return time.strftime("%Y-%m-%d", time.localtime(t - 1))   # the last day let in
+
+
+def cmd_gallery_active(args) -> int:
+    with _open() as gallery:
+        person = gallery.set_active(args.employee_id, args.gallery_command == "activate")
+    if person.enabled:
+        print(f"activated {person.name} ({person.employee_id}): let in again{_state(person)}")
+    else:
+        print(f"deactivated {person.name} ({person.employee_id}): never let in, still enrolled")
+    return 0
+
+
+def cmd_gallery_valid_until(args) -> int:
+    from faceguard.cli.accesslog import local_date
+
+    until = None
+    if args.date.lower() not in ("never", "none", ""):
+        try:
+            until = local_date(args.date) + 86400.0   # valid through the whole day given
+        except argparse.ArgumentTypeError as exc:
+            raise common.Refused(str(exc)) from None
+    with _open() as gallery:
+        person = gallery.set_valid_until(args.employee_id, until)
+    print(f"{person.name} ({person.employee_id}): "
+          + (f"let in through {_day(until)}" if until else "no end date"))
+    return 0
+
+
+def cmd_gallery_change_id(args) -> int:
+    with _open() as gallery:
+        person = gallery.change_id(args.employee_id, args.new_id)
+    print(f"{person.name} now has employee id {person.employee_id}")
+    return 0
+
+
+def cmd_gallery_replace_photo(args) -> int:
+    from faceguard.errors import GalleryError
+    from faceguard.gallery.enrol import DuplicatePersonError, replace_photo
+    from faceguard.vision.image import load_image
+
+    rgb = load_image(args.photo)
+    pipeline = common.load_pipeline(args)
+    with _open() as gallery:
+        try:
+            person = replace_photo(gallery, pipeline, args.employee_id, rgb,
+                                   threshold=_threshold_setting(), override_duplicate=args.force)
+        except DuplicatePersonError as exc:
+            raise GalleryError(f"{exc.summary} The photo was not replaced; if it really is "
+                               "this person, run the command again with --force.") from exc
+    print(f"replaced the photo of {person.name} ({person.employee_id})")
     return 0
 
 
@@ -192,24 +295,44 @@ def cmd_gallery_check(args) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = command(sub, "enroll", cmd_enroll, parents=[ENGINE, JSON_STDOUT],
-                help="enrol one person from one photo")
-    p.add_argument("photo", type=Path)
-    p.add_argument("--name", required=True)
-    p.add_argument("--id", required=True, help="employee id (unique)")
-    p.add_argument("--consent", action="store_true", help="the person agreed to be enrolled")
-    p.add_argument("--override-duplicate", action="store_true",
+                help="enrol one person from one photo, or many from a folder")
+    p.add_argument("photo", type=Path, nargs="?")
+    p.add_argument("--name")
+    p.add_argument("--id", help="employee id (unique, whatever the letter case)")
+    p.add_argument("--consent", action="store_true", help="the person (every person) agreed to be enrolled")
+    p.add_argument("--force", "--override-duplicate", dest="force", action="store_true",
                    help="enrol even when the face matches someone already enrolled")
+    p.add_argument("--folder", type=Path, metavar="DIR",
+                   help="enrol one person per photo in DIR (name from the file name, id = file "
+                        "name), or per line of a CSV file with columns photo,name,id")
 
     p = command(sub, "identify", cmd_identify, parents=[ENGINE, JSON_STDOUT],
                 help="who is in this photo?")
     p.add_argument("image", type=Path)
 
-    g = sub.add_parser("gallery", help="list, remove, export, import or check the gallery")
+    g = sub.add_parser("gallery", help="list, change, remove, export, import or check the gallery")
     gsub = g.add_subparsers(dest="gallery_command", required=True)
     command(gsub, "list", cmd_gallery_list, parents=[JSON_STDOUT], help="everyone enrolled")
     p = command(gsub, "remove", cmd_gallery_remove,
                 help="erase a person (photo, face data, log snapshots)")
     p.add_argument("employee_id")
+    for name, what in (("deactivate", "never let this person in (they stay enrolled)"),
+                       ("activate", "let a deactivated person in again")):
+        p = command(gsub, name, cmd_gallery_active, help=what)
+        p.add_argument("employee_id")
+    p = command(gsub, "valid-until", cmd_gallery_valid_until,
+                help="let a person in only through a date (YYYY-MM-DD, or 'never' for no end)")
+    p.add_argument("employee_id")
+    p.add_argument("date")
+    p = command(gsub, "change-id", cmd_gallery_change_id, help="give a person another employee id")
+    p.add_argument("employee_id")
+    p.add_argument("new_id")
+    p = command(gsub, "replace-photo", cmd_gallery_replace_photo, parents=[ENGINE],
+                help="a new photo for a person (the enrolment photo checks apply)")
+    p.add_argument("employee_id")
+    p.add_argument("photo", type=Path)
+    p.add_argument("--force", action="store_true",
+                   help="replace even when the face matches someone else enrolled")
     p = command(gsub, "export", cmd_gallery_export, help="all people as one zip (photos + JSON)")
     p.add_argument("file", type=Path)
     p = command(gsub, "import", cmd_gallery_import, parents=[ENGINE],

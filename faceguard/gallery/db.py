@@ -91,6 +91,11 @@ def _create_v1(con: sqlite3.Connection) -> None:
         con.execute(statement)
 
 
+def _add_valid_until(con: sqlite3.Connection) -> None:
+    """A person may be let in until a date (a temp, a contractor): NULL = no end."""
+    con.execute("ALTER TABLE people ADD COLUMN valid_until REAL")
+
+
 Migration = tuple[int, Callable[[sqlite3.Connection], None]]
 
 # Append a step for every schema change, never edit a released one: a gallery of any older
@@ -98,6 +103,7 @@ Migration = tuple[int, Callable[[sqlite3.Connection], None]]
 # would commit half-way and break the one-transaction-per-step rule).
 MIGRATIONS: list[Migration] = [
     (1, _create_v1),
+    (2, _add_valid_until),
 ]
 
 

@@ -1,8 +1,11 @@
 """Enrolment: one photo of one consenting person → a gallery entry.
 
 The checks run cheapest first and nothing is written until all pass: name and employee id,
-consent, exactly one face of usable size, and no existing person within the threshold (the
-same person enrolled twice under two ids would make the door's answer depend on chance).
+consent, the photo gate (quality.assess, the same the enrolment dialog shows: one face, at
+least 80 px, lit, sharp, frontal), and no existing person within the threshold (the same person
+enrolled twice under two ids would make the door's answer depend on chance). The duplicate
+search runs inside the write transaction, so two enrolments of one face at the same moment
+cannot both pass it. Replacing a photo goes through the same gate and duplicate check.
 """
 
 from __future__ import annotations
@@ -13,59 +16,65 @@ import time
 import numpy as np
 
 from faceguard.errors import GalleryError, NoFaceError
-from faceguard.gallery.recognise import gallery_matcher
-from faceguard.gallery.store import Gallery, Person
-from faceguard.vision.quality import face_side, main_faces
+from faceguard.gallery.recognise import bring_up_to_date, gallery_matcher
+from faceguard.gallery.store import Gallery, Person, same_id
+from faceguard.vision.quality import assess, photo_message
 
 log = logging.getLogger(__name__)
 
-MIN_PHOTO_FACE_PX = 60   # the smaller side of the face box; below this the embedding is unreliable
-
-
 class DuplicatePersonError(GalleryError):
-    """The face is within the threshold of someone already enrolled (named in the message)."""
+    """The face is within the threshold of someone already enrolled (named in the message).
+    ``summary`` is the finding without the advice, for a caller that names its own override
+    (the CLI's --force, the dialog's question)."""
 
-    def __init__(self, message: str, employee_id: str, name: str, distance: float):
-        super().__init__(message)
+    def __init__(self, summary: str, employee_id: str, name: str, distance: float,
+                 advice: str = "If they are different people, enrol anyway with the duplicate override."):
+        super().__init__(f"{summary} {advice}")
+        self.summary = summary
         self.employee_id = employee_id
         self.name = name
         self.distance = distance
 
 
-def single_face(pipeline, rgb: np.ndarray):
-    """The one FaceResult in an enrolment photo; NoFaceError for none, several or too small.
-
-    Faces smaller than MIN_PHOTO_FACE_PX are background (a poster, a passer-by far behind) and do not
-    count as a second person; when they are all there is, the message says "too small".
-    """
+def check_photo(pipeline, rgb: np.ndarray):
+    """The one FaceResult of a photo that passes the enrolment gate; NoFaceError saying what is
+    wrong with the photo otherwise (quality.photo_message: "the photo is blurred", …)."""
     results = pipeline.process(rgb)
-    if not results:
-        raise NoFaceError("No face was found in the photo. Use a well-lit, frontal photo in which "
-                          "the face is clearly visible.")
-    # Bystanders much smaller than the main face (and detector false positives in hair or
-    # background, which are small too) are not a second person: the same rule as the live gate.
-    usable = [r for r in main_faces(results) if face_side(r) >= MIN_PHOTO_FACE_PX]
-    if len(usable) > 1:
-        raise NoFaceError(f"The photo shows {len(usable)} faces; an enrolment photo must show "
-                          "exactly one person. Crop it or take another.")
-    if not usable:
-        side = max(face_side(r) for r in results)
-        raise NoFaceError(f"The face is too small ({side:.0f} px across; at least {MIN_PHOTO_FACE_PX} px "
-                          "needed). Move closer to the camera or use a larger photo.")
+    q = assess(rgb, results)
+    if not q.ok:
+        raise NoFaceError(f"This photo cannot be used: {photo_message(q)}.")
     if len(results) > 1:
         log.info("Ignored %d small background face(s) in the enrolment photo", len(results) - 1)
-    return usable[0]
+    return results[q.face_index]
+
+
+def single_face(pipeline, rgb: np.ndarray):
+    """Kept for callers of the old name: the gate of ``check_photo``."""
+    return check_photo(pipeline, rgb)
+
+
+def _duplicate_check(gallery: Gallery, pipeline, embedding, threshold, but: str | None = None):
+    """A check() for the write transaction: DuplicatePersonError when the face is someone
+    enrolled (active or not; ``but`` = the person whose photo is being replaced)."""
+    def check() -> None:
+        near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).search(embedding)
+        if near.accepted and not (but is not None and same_id(str(near.id), but)):
+            raise DuplicatePersonError(
+                f"This face looks like {near.name} (employee id {near.id}), who is already "
+                f"enrolled ({near.explain()}).", str(near.id), near.name or "", near.distance)
+    return check
 
 
 def enrol(gallery: Gallery, pipeline, rgb: np.ndarray, name: str, employee_id: str, consent: bool,
           threshold: float | None = None, override_duplicate: bool = False) -> Person:
     """Enrol one person from one photo (RGB uint8); returns the new Person.
 
-    Raises GalleryError (empty name/id, no consent, id taken), NoFaceError (no face, several
-    faces, face too small) or DuplicatePersonError (the face matches someone enrolled, unless
-    ``override_duplicate``). The duplicate check is the door's own rule (``gallery_matcher``:
-    same scoring rule and threshold; ``threshold`` is the user's setting, None = calibrated) over
-    everyone enrolled, active or not; stored photos made by another model are re-embedded first.
+    Raises GalleryError (empty name/id, no consent, id taken in any letter case), NoFaceError
+    (the photo fails the gate) or DuplicatePersonError (the face matches someone enrolled,
+    unless ``override_duplicate``). The duplicate check is the door's own rule
+    (``gallery_matcher``: same scoring rule and threshold; ``threshold`` is the user's setting,
+    None = calibrated) over everyone enrolled, active or not; stored photos made by another
+    model are re-embedded first.
     """
     name = (name or "").strip()
     employee_id = (employee_id or "").strip()
@@ -78,25 +87,27 @@ def enrol(gallery: Gallery, pipeline, rgb: np.ndarray, name: str, employee_id: s
                            "person's consent.")
     existing = gallery.person(employee_id)
     if existing:
-        raise GalleryError(f"Employee id '{employee_id}' is already enrolled as {existing.name}. "
+        raise GalleryError(f"Employee id '{employee_id}' is already enrolled as {existing.name}"
+                           f"{'' if existing.employee_id == employee_id else ' (' + existing.employee_id + ')'}. "
                            "Choose another id, or replace that person's photo.")
-    face = single_face(pipeline, rgb)
-    near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).search(face.embedding)
-    if near.accepted:
-        message = (f"This face looks like {near.name} (employee id {near.id}), who is already "
-                   f"enrolled ({near.explain()}).")
-        if not override_duplicate:
-            raise DuplicatePersonError(message + " If they are different people, enrol again with "
-                                       "the duplicate override.", str(near.id), near.name or "",
-                                       near.distance)
-        log.warning("%s Enrolled anyway (override).", message)
+    face = check_photo(pipeline, rgb)
+    bring_up_to_date(gallery, pipeline)    # writes: before the transaction the check runs in
+    check = None if override_duplicate else _duplicate_check(gallery, pipeline, face.embedding, threshold)
+    if override_duplicate:
+        log.warning("Enrolling %s without the duplicate check (override).", employee_id)
     return gallery.add_person(name, employee_id, rgb, face.embedding, pipeline.model_id,
-                              consent_at=time.time())
+                              consent_at=time.time(), check=check)
 
 
-def replace_photo(gallery: Gallery, pipeline, employee_id: str, rgb: np.ndarray) -> Person:
-    """Give an enrolled person a new photo (same face checks as enrolment)."""
-    if gallery.person(employee_id) is None:
+def replace_photo(gallery: Gallery, pipeline, employee_id: str, rgb: np.ndarray,
+                  threshold: float | None = None, override_duplicate: bool = False) -> Person:
+    """Give an enrolled person a new photo: the enrolment gate, and the face must not be
+    someone else enrolled (DuplicatePersonError, unless ``override_duplicate``)."""
+    person = gallery.person(employee_id)
+    if person is None:
         raise GalleryError(f"No person with employee id '{employee_id}' is enrolled.")
-    face = single_face(pipeline, rgb)
-    return gallery.replace_photo(employee_id, rgb, face.embedding, pipeline.model_id)
+    face = check_photo(pipeline, rgb)
+    bring_up_to_date(gallery, pipeline)
+    check = None if override_duplicate else _duplicate_check(
+        gallery, pipeline, face.embedding, threshold, but=person.employee_id)
+    return gallery.replace_photo(person.employee_id, rgb, face.embedding, pipeline.model_id, check=check)

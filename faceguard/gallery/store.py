@@ -37,15 +37,24 @@ class Person:
     employee_id: str
     created: float
     consent_at: float
-    active: bool
+    active: bool           # may be let in now: enabled and not past valid_until
     last_seen: float | None
     model_id: str          # the model that made the stored embedding
+    valid_until: float | None = None   # epoch seconds; None = no end date
+    enabled: bool = True   # the manager's switch (deactivate / activate)
+
+    @property
+    def expired(self) -> bool:
+        return self.valid_until is not None and self.valid_until <= time.time()
 
     def to_dict(self) -> dict:
+        # "active" is the stored switch, so an export re-imports it as it was set; an expiry
+        # travels as its date.
         return {
             "name": self.name, "employee_id": self.employee_id, "created": iso(self.created),
-            "consent_at": iso(self.consent_at), "active": self.active,
+            "consent_at": iso(self.consent_at), "active": self.enabled,
             "last_seen": iso(self.last_seen) if self.last_seen else None, "model_id": self.model_id,
+            "valid_until": iso(self.valid_until) if self.valid_until else None,
         }
 
 
@@ -66,6 +75,15 @@ def clean_text(value: str, what: str) -> str:
     if len(value) > 200 or any(ord(c) < 32 for c in value):
         raise GalleryError(f"The {what} must be one line of at most 200 characters.")
     return value
+
+
+def same_id(a: str, b: str) -> bool:
+    """Employee ids are one id whatever their case ("E001" is "e001"); the typed form is kept."""
+    return a.casefold() == b.casefold()
+
+
+# Active now: switched on and not past an end date (the door and the duplicate rule's sizing).
+_ACTIVE_SQL = "active=1 AND (valid_until IS NULL OR valid_until > ?)"
 
 
 def single_embedding(pipeline, rgb: np.ndarray) -> np.ndarray:
@@ -113,9 +131,13 @@ class Gallery:
 
     # -- people --------------------------------------------------------------------------------
     def add_person(self, name: str, employee_id: str, photo_rgb: np.ndarray, embedding: np.ndarray,
-                   model_id: str, consent_at: float | None = None) -> Person:
+                   model_id: str, consent_at: float | None = None,
+                   check: Callable[[], None] | None = None) -> Person:
         """Enrol a person with their photo and its embedding; consent is recorded as now unless
-        given. Raises GalleryError when the employee id is taken."""
+        given. Raises GalleryError when the employee id is taken (in any letter case).
+
+        ``check()`` runs inside the write transaction, before the insert (enrolment's duplicate
+        search): two enrolments of one face at once then see each other, one after the other."""
         name = clean_text(name, "name")
         employee_id = clean_text(employee_id, "employee id")
         model_id = clean_text(model_id, "model id")
@@ -123,9 +145,9 @@ class Gallery:
         emb = self.cipher.encrypt(check_embedding(embedding).tobytes(), crypto.EMBEDDING)
         now = time.time()
         with self.db.change() as change:
-            taken = change.con.execute("SELECT name FROM people WHERE employee_id=?", (employee_id,)).fetchone()
-            if taken:
-                raise GalleryError(f"Employee id '{employee_id}' is already enrolled ({taken[0]}).")
+            self._check_free(change.con, employee_id)
+            if check is not None:
+                check()
             fname = change.write_file(self.photos_dir, photo)
             change.con.execute(
                 "INSERT INTO people (name, employee_id, created, consent_at, active, photo_file, "
@@ -135,11 +157,14 @@ class Gallery:
         return self.person(employee_id)
 
     def replace_photo(self, employee_id: str, photo_rgb: np.ndarray, embedding: np.ndarray,
-                      model_id: str) -> Person:
+                      model_id: str, check: Callable[[], None] | None = None) -> Person:
+        """A new photo and embedding; ``check()`` runs inside the transaction (as add_person's)."""
         photo = self.cipher.encrypt(encode_jpeg(photo_rgb, PHOTO_MAX_SIDE), crypto.PHOTO)
         emb = self.cipher.encrypt(check_embedding(embedding).tobytes(), crypto.EMBEDDING)
         with self.db.change() as change:
-            old = self._photo_file(change.con, employee_id)
+            employee_id, old = self._resolve(change.con, employee_id)
+            if check is not None:
+                check()
             fname = change.write_file(self.photos_dir, photo)
             change.con.execute("UPDATE people SET photo_file=?, embedding=?, model_id=? WHERE employee_id=?",
                                (fname, emb, model_id, employee_id))
@@ -150,15 +175,40 @@ class Gallery:
     def rename(self, employee_id: str, name: str) -> Person:
         name = clean_text(name, "name")
         with self.db.change() as change:
-            self._photo_file(change.con, employee_id)
+            employee_id, _ = self._resolve(change.con, employee_id)
             change.con.execute("UPDATE people SET name=? WHERE employee_id=?", (name, employee_id))
         return self.person(employee_id)
 
     def set_active(self, employee_id: str, active: bool) -> Person:
+        """Deactivate (never let in, kept in the gallery) or activate again."""
         with self.db.change() as change:
-            self._photo_file(change.con, employee_id)
+            employee_id, _ = self._resolve(change.con, employee_id)
             change.con.execute("UPDATE people SET active=? WHERE employee_id=?", (int(bool(active)), employee_id))
+        log.info("%s %s", "Activated" if active else "Deactivated", employee_id)
         return self.person(employee_id)
+
+    def set_valid_until(self, employee_id: str, until: float | None) -> Person:
+        """Let the person in only before ``until`` (epoch seconds); None = no end date."""
+        with self.db.change() as change:
+            employee_id, _ = self._resolve(change.con, employee_id)
+            change.con.execute("UPDATE people SET valid_until=? WHERE employee_id=?",
+                               (None if until is None else float(until), employee_id))
+        return self.person(employee_id)
+
+    def change_id(self, employee_id: str, new_id: str) -> Person:
+        """Give a person another employee id; their access-log rows follow them."""
+        new_id = clean_text(new_id, "employee id")
+        with self.db.change() as change:
+            con = change.con
+            employee_id, _ = self._resolve(con, employee_id)
+            if new_id == employee_id:
+                return self._person(con.execute(f"SELECT {self._PERSON_COLUMNS} FROM people WHERE "
+                                                "employee_id=?", (employee_id,)).fetchone())
+            self._check_free(con, new_id, but=employee_id)
+            con.execute("UPDATE people SET employee_id=? WHERE employee_id=?", (new_id, employee_id))
+            con.execute("UPDATE events SET employee_id=? WHERE employee_id=?", (new_id, employee_id))
+        log.info("Changed employee id %s to %s", employee_id, new_id)
+        return self.person(new_id)
 
     def touch_last_seen(self, employee_id: str, when: float | None = None) -> None:
         with self.db.change() as change:
@@ -170,7 +220,7 @@ class Gallery:
         rows stay (who came in when) without the face."""
         with self.db.change() as change:
             con = change.con
-            photo = self._photo_file(con, employee_id)
+            employee_id, photo = self._resolve(con, employee_id)
             # The events table is the access log's (events.py); its snapshots go in this same
             # transaction, so a face never outlives the person's erasure.
             snaps = [r[0] for r in con.execute(
@@ -184,29 +234,56 @@ class Gallery:
         log.info("Removed %s and %d snapshot(s)", employee_id, len(snaps))
 
     @staticmethod
-    def _photo_file(con: sqlite3.Connection, employee_id: str) -> str:
-        row = con.execute("SELECT photo_file FROM people WHERE employee_id=?", (employee_id,)).fetchone()
+    def _resolve(con: sqlite3.Connection, employee_id: str) -> tuple[str, str]:
+        """(the id as stored, its photo file) for an id typed in any letter case."""
+        employee_id = (employee_id or "").strip()
+        row = con.execute("SELECT employee_id, photo_file FROM people WHERE employee_id=?",
+                          (employee_id,)).fetchone()
+        if row is None:
+            rows = [r for r in con.execute("SELECT employee_id, photo_file FROM people")
+                    if same_id(r[0], employee_id)]
+            row = rows[0] if len(rows) == 1 else None   # two legacy ids differing in case: exact only
         if row is None:
             raise GalleryError(f"No person with employee id '{employee_id}' is enrolled.")
-        return row[0]
+        return row[0], row[1]
 
-    _PERSON_COLUMNS = "id, name, employee_id, created, consent_at, active, last_seen, model_id"
+    @classmethod
+    def _photo_file(cls, con: sqlite3.Connection, employee_id: str) -> str:
+        return cls._resolve(con, employee_id)[1]
+
+    @staticmethod
+    def _check_free(con: sqlite3.Connection, employee_id: str, but: str | None = None) -> None:
+        for taken, name in con.execute("SELECT employee_id, name FROM people"):
+            if taken != but and same_id(taken, employee_id):
+                same = "" if taken == employee_id else f" as '{taken}' (ids ignore upper and lower case)"
+                raise GalleryError(f"Employee id '{employee_id}' is already enrolled{same}: {name}. "
+                                   "Choose another id, or replace that person's photo.")
+
+    _PERSON_COLUMNS = "id, name, employee_id, created, consent_at, active, last_seen, model_id, valid_until"
 
     @staticmethod
     def _person(row) -> Person:
-        return Person(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6], row[7])
+        valid_until = row[8]
+        enabled = bool(row[5])
+        active = enabled and (valid_until is None or valid_until > time.time())
+        return Person(row[0], row[1], row[2], row[3], row[4], active, row[6], row[7], valid_until, enabled)
 
     def people(self, active_only: bool = True) -> list[Person]:
-        where = "WHERE active=1" if active_only else ""
+        where, args = (f"WHERE {_ACTIVE_SQL}", (time.time(),)) if active_only else ("", ())
         with self.db.reading() as con:
             rows = con.execute(f"SELECT {self._PERSON_COLUMNS} FROM people {where} "
-                               "ORDER BY name COLLATE NOCASE, employee_id").fetchall()
+                               "ORDER BY name COLLATE NOCASE, employee_id", args).fetchall()
         return [self._person(r) for r in rows]
 
     def person(self, employee_id: str) -> Person | None:
+        """The person with this employee id, typed in any letter case (None: nobody)."""
         with self.db.reading() as con:
+            try:
+                stored, _ = self._resolve(con, employee_id)
+            except GalleryError:
+                return None
             row = con.execute(f"SELECT {self._PERSON_COLUMNS} FROM people WHERE employee_id=?",
-                              (employee_id,)).fetchone()
+                              (stored,)).fetchone()
         return self._person(row) if row else None
 
     def __len__(self) -> int:
@@ -216,7 +293,7 @@ class Gallery:
     def photo_jpeg(self, employee_id: str) -> bytes:
         """The stored photo as JPEG bytes (decrypted, not re-encoded)."""
         with self.db.reading() as con:
-            name = self._photo_file(con, employee_id)
+            _, name = self._resolve(con, employee_id)
         return self.db.read_encrypted(self.photos_dir / name, crypto.PHOTO, "photo")
 
     def photo(self, employee_id: str) -> np.ndarray:
@@ -226,10 +303,10 @@ class Gallery:
     def embeddings(self, model_id: str, active_only: bool = True) -> tuple[list[str], np.ndarray]:
         """(employee ids, float32 matrix [N, D]) of the people whose embedding ``model_id`` made;
         the matrix is [0, 0] when there are none."""
-        where = "AND active=1" if active_only else ""
+        where, args = (f"AND {_ACTIVE_SQL}", (time.time(),)) if active_only else ("", ())
         with self.db.reading() as con:
             rows = con.execute(f"SELECT employee_id, embedding FROM people WHERE model_id=? {where} "
-                               "ORDER BY id", (model_id,)).fetchall()
+                               "ORDER BY id", (model_id, *args)).fetchall()
         if not rows:
             return [], np.zeros((0, 0), np.float32)
         vecs = [np.frombuffer(self.cipher.decrypt(bytes(b), crypto.EMBEDDING, "embedding"), np.float32)

@@ -59,6 +59,7 @@ class Quality:
     roll_deg: float = 0.0
     pitch: float = 0.5
     failed: tuple[str, ...] = field(default=())  # every check that failed, first = message
+    faces: int = 0                    # the faces that counted (bystanders left out)
 
     @property
     def score(self) -> float:
@@ -140,7 +141,7 @@ def assess(rgb: np.ndarray, faces: list) -> Quality:
             return Quality(False, MSG_DARK, brightness=mean, failed=("brightness",))
         return Quality(False, MSG_NO_FACE, brightness=mean, failed=("face",))
     if len(faces) > 1:
-        return Quality(False, MSG_ONE_FACE, failed=("one_face",))
+        return Quality(False, MSG_ONE_FACE, failed=("one_face",), faces=len(faces))
 
     face = faces[0]
     index = next(i for i, f in enumerate(all_faces) if f is face)
@@ -164,7 +165,34 @@ def assess(rgb: np.ndarray, faces: list) -> Quality:
 
     message = failed[0][1] if failed else MSG_OK
     return Quality(not failed, message, index, face_px, bright, sharp, yaw, roll, pitch,
-                   tuple(k for k, _ in failed))
+                   tuple(k for k, _ in failed), faces=1)
+
+
+_COUNT = {2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+def photo_message(q: Quality) -> str:
+    """What is wrong with a photo FILE, in words for the person choosing it (the live camera's
+    ``q.message`` says what to do in front of it instead: "come closer", "hold still")."""
+    first = q.failed[0] if q.failed else ""
+    if q.ok:
+        return "the photo is good"
+    if first == "face":
+        return "no face was found; use a photo in which one face is clearly visible"
+    if first == "one_face":
+        return f"{_COUNT.get(q.faces, str(q.faces))} faces: crop the photo to one person"
+    if first == "size":
+        return (f"the face is {q.face_px:.0f} px wide; use a photo where it is at least "
+                f"{MIN_LIVE_FACE_PX} px")
+    if first == "brightness":
+        if q.face_index is None or q.brightness < MIN_BRIGHTNESS:
+            return "the photo is too dark; use a brighter one"
+        return "the face is overexposed; use a photo without direct light on it"
+    if first == "sharpness":
+        return "the photo is blurred; use a sharp one"
+    if first == "pose":
+        return "the face is turned or tilted; use a photo looking straight at the camera"
+    return q.message.lower()
 
 
 def assess_image(pipeline, rgb: np.ndarray) -> Quality:
