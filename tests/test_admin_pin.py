@@ -47,6 +47,8 @@ def window(qtbot, plug, monkeypatch):
     for module, name in ((ed, "EnrollDialog"), (gd, "GalleryDialog"), (sd, "SettingsDialog"),
                          (lw, "LogWindow")):
         class Fake:
+            enrolled, enrolled_many = None, []
+
             def __init__(self, *a, _name=name, **k):
                 opened.append(_name)
 

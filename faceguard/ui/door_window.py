@@ -17,13 +17,11 @@ from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QMessageBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -34,13 +32,13 @@ from faceguard.access.records import GRANTED, Decision
 from faceguard.doorcheck import face_crop
 from faceguard.errors import FaceGuardError
 from faceguard.settings import Settings, save_settings
+from faceguard.ui.door_admin import AdminActions
 from faceguard.ui.door_controller import Check, DoorController, LiveFrame
 from faceguard.ui.door_widgets import DecisionBanner, NoCameraPage
 from faceguard.ui.pin import PinGuard
 from faceguard.ui.presentation import (
     BANNER_HOLD_S,
     CAMERA_LOST_TEXT,
-    PAUSED_TEXT,
     BannerRule,
     BannerView,
     event_row,
@@ -59,7 +57,7 @@ MAX_DECISIONS_KEPT = 1000
 THUMB = 64
 
 
-class DoorWindow(QMainWindow):
+class DoorWindow(AdminActions, QMainWindow):
     """The main window. `make_check()` builds the door check and `open_source()` opens the
     FrameSource (both go to the DoorController; injectable so tests can drive them)."""
 
@@ -75,6 +73,7 @@ class DoorWindow(QMainWindow):
         self.kiosk = False
         self.pin_guard = PinGuard()
         self.admin_message = ""    # why the last admin PIN was refused (also in the status bar)
+        self.enrol_confirmation = ""   # the last enrolment's confirmation (door_admin)
         self._quit_ok = False      # the PIN was given for this quit: closeEvent asks no more
         self.rule = BannerRule()
         # The latest decisions shown, oldest first (tests, audit); bounded: the door runs for months.
@@ -336,103 +335,12 @@ class DoorWindow(QMainWindow):
         else:
             self.showNormal()
 
-    def ask_pin(self, purpose: str = "continue") -> str | None:
-        """Asks for the admin PIN (tests replace this)."""
-        pin, ok = QInputDialog.getText(self, "Admin PIN", f"Enter the admin PIN to {purpose}:",
-                                       QLineEdit.EchoMode.Password)
-        return pin if ok else None
-
-    def admin_ok(self, purpose: str = "continue") -> bool:
-        """True when no admin PIN is set, or when the right one is given now. Wrong PINs back
-        off (pin.PinGuard); what went wrong shows in the status bar, which kiosk mode keeps."""
-        stored = self.settings.admin_pin_hash
-        if not stored:
-            return True
-        if self.pin_guard.wait_s() > 0:
-            self._admin_refused(self.pin_guard.locked_message())
-            return False
-        pin = self.ask_pin(purpose)
-        if pin is None:
-            return False
-        ok, message = self.pin_guard.check(pin, stored)
-        if not ok:
-            self._admin_refused(message)
-        return ok
-
-    def _admin_refused(self, message: str) -> None:
-        self.admin_message = message
-        self.statusBar().showMessage(message, 10000)
-
-    def request_quit(self) -> None:
-        """Ctrl+Q: quitting stops the door check, so it needs the admin PIN when one is set."""
-        if self.admin_ok("quit FaceGuard"):
-            self._quit_ok = True
-            self.close()
-
     def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if event.key() == Qt.Key.Key_Escape and self.kiosk:
             if self.admin_ok("leave kiosk mode"):
                 self.set_kiosk(False)
             return
         super().keyPressEvent(event)
-
-    # -- dialogs --------------------------------------------------------------------------
-    def _need_gallery(self) -> bool:
-        if self.gallery is None:
-            QMessageBox.warning(self, "FaceGuard", "The gallery is not open, so people cannot be "
-                                "enrolled or listed. See the log for why.")
-            return False
-        return True
-
-    def open_enrol(self) -> None:
-        if not self.admin_ok("enrol a person") or not self._need_gallery():
-            return
-        from faceguard.ui.enroll_dialog import EnrollDialog
-        # One camera, one reader: most webcams cannot be opened twice, so the door check lets
-        # go of it while the dialog's live preview uses the same source; it restarts after.
-        # Both open it through the controller's OneReader: the preview gets the camera only
-        # once the door's worker has closed it, however long its last frame takes.
-        live = self.controller.running
-        self.stop()
-        if live:
-            self._paint(self.rule.force(BannerView(
-                "problem", PAUSED_TEXT, "The door check starts again when enrolment is closed.", "paused")))
-            self.video.set_frame(None)
-            self.video.set_placeholder(PAUSED_TEXT)
-            self.camera_label.setText("Camera: paused (enrolling)")
-        dialog = EnrollDialog(self.pipeline, self.gallery, self.settings, parent=self,
-                              open_source=self.controller.camera, live=live)
-        try:
-            dialog.exec()
-        finally:
-            dialog.deleteLater()   # a child of this window: else kept as long as the window
-            if live:
-                self.start()   # builds the check from the gallery as it is now
-            else:
-                self.controller.gallery_changed()
-
-    def open_gallery(self) -> None:
-        if not self.admin_ok("open the gallery") or not self._need_gallery():
-            return
-        from faceguard.ui.gallery_dialog import GalleryDialog
-        GalleryDialog(self.gallery, self.pipeline, self.settings, parent=self).exec()
-        self.controller.gallery_changed()
-
-    def open_settings(self) -> None:
-        if not self.admin_ok("change the settings"):
-            return
-        from faceguard.ui.settings_dialog import SettingsDialog
-        dlg = SettingsDialog(self.settings, parent=self, save=self._save, **self.controller.calibration())
-        if dlg.exec():
-            self.settings = dlg.settings
-            self.claim_box.setVisible(self.settings.mode == "verify")
-            self.start()
-
-    def open_log(self) -> None:
-        if not self.admin_ok("see the access log") or not self._need_gallery():
-            return
-        from faceguard.ui.log_window import LogWindow
-        LogWindow(self.gallery, parent=self).exec()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         # In kiosk mode the window has no frame, but Alt+F4 or the session can still close it.

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from faceguard.errors import FaceGuardError
 from faceguard.ui.video import AMBER, GREEN, GREY, Overlay, VideoView, VideoWorker, rgb_to_qimage
 from faceguard.vision.image import load_image
-from faceguard.vision.quality import Quality, assess
+from faceguard.vision.quality import Quality, assess, photo_message
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ class EnrollDialog(QDialog):
         self.current: Checked | None = None     # newest checked live frame
         self.captured: Checked | None = None    # the photo that will be enrolled
         self.enrolled = None                    # what gallery.enrol returned
+        self.enrolled_many: list = []           # bulk enrolment's enrolled items
+        self.bulk = None
         self.job: SaveJob | None = None         # the save running now
         self._burst: list[Checked] = []
         self._burst_until = 0.0
@@ -131,6 +133,8 @@ class EnrollDialog(QDialog):
         self.enrol_btn.setObjectName("primary")
         self.enrol_btn.setDefault(True)
         self.cancel_btn = cancel = QPushButton("Cancel")
+        self.bulk_btn = QPushButton("Enrol many…")
+        self.bulk_btn.setToolTip("A folder of photos, one per person, or a CSV with photo,name,id.")
 
         left = QVBoxLayout()
         left.addWidget(self.preview, 1)
@@ -152,6 +156,7 @@ class EnrollDialog(QDialog):
         right.addWidget(self.error)
         right.addStretch(1)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.bulk_btn)
         buttons.addStretch(1)
         buttons.addWidget(cancel)
         buttons.addWidget(self.enrol_btn)
@@ -163,6 +168,7 @@ class EnrollDialog(QDialog):
 
         self.capture_btn.clicked.connect(self.capture)
         self.file_btn.clicked.connect(self._pick_file)
+        self.bulk_btn.clicked.connect(lambda: self.open_bulk().exec())
         self.enrol_btn.clicked.connect(self.save)
         cancel.clicked.connect(self.reject)
         for w in (self.name, self.employee_id):
@@ -247,6 +253,19 @@ class EnrollDialog(QDialog):
         if self.current is not None and self.current.quality.ok and not self.saving:
             self.set_captured(self.current)
 
+    def open_bulk(self):
+        """The bulk enrolment dialog over this one's gallery (its camera is let go first)."""
+        from faceguard.ui.bulk_dialog import BulkEnrolDialog
+        self.stop_camera()
+        self.bulk = BulkEnrolDialog(self.gallery, self.pipeline, self.settings, parent=self)
+        self.bulk.finished.connect(lambda *_: self._bulk_closed())
+        return self.bulk
+
+    def _bulk_closed(self) -> None:
+        if self.bulk is not None and any(o.ok for o in self.bulk.outcomes):
+            self.enrolled_many = [o.item for o in self.bulk.outcomes if o.ok]
+            self.accept()      # people were enrolled: the door check reloads them
+
     # -- from a file ------------------------------------------------------------------------
     def _pick_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a photo", str(Path.home()),
@@ -268,7 +287,8 @@ class EnrollDialog(QDialog):
                     (GREEN if checked.quality.ok else AMBER) if i == checked.quality.face_index else GREY)
             for i, f in enumerate(checked.faces)])
         if not checked.quality.ok:
-            self.error.setText(f"This photo cannot be used: {checked.quality.message.lower()}.")
+            # A photo file is not a person in front of the camera: say what is wrong with it.
+            self.error.setText(f"This photo cannot be used: {photo_message(checked.quality)}.")
             return False
         self.stop_camera()   # the chosen photo stays on screen
         self.set_captured(checked)
@@ -337,7 +357,7 @@ class EnrollDialog(QDialog):
 
     def _set_saving(self, on: bool) -> None:
         for w in (self.capture_btn, self.file_btn, self.cancel_btn, self.name, self.employee_id,
-                  self.consent, self.auto):
+                  self.consent, self.auto, self.bulk_btn):
             w.setEnabled(not on)
         if on:
             self.enrol_btn.setEnabled(False)

@@ -1,4 +1,5 @@
-"""The gallery: who is enrolled, with search, rename, replace photo, remove, export and import.
+"""The gallery: who is enrolled, with search, rename, change of id, deactivate / activate, a
+valid-until date, replace photo (the enrolment photo checks), remove, export and import.
 
 A QTableView over a QAbstractTableModel of Person rows. Thumbnails are lazy: the model asks
 for a photo only when a row is painted, decodes a few per timer tick and keeps the most recent
@@ -48,11 +49,24 @@ THUMB_PX = 48
 THUMB_CACHE = 400          # thumbnails kept in memory (a few screens' worth)
 THUMBS_PER_TICK = 6        # decoded per 10 ms timer tick: the UI never waits for more than that
 _ROOT = QModelIndex()     # the invisible root: a flat table has no parents
-COLUMNS = ("Photo", "Name", "Employee id", "Enrolled", "Last seen")
+COLUMNS = ("Photo", "Name", "Employee id", "Status", "Enrolled", "Last seen")
 
 
 def when(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "never"
+
+
+def last_day(t: float) -> str:
+    """The last day a valid-until time lets the person in (it is the next day's midnight)."""
+    return time.strftime("%Y-%m-%d", time.localtime(t - 1))
+
+
+def status(p) -> str:
+    if not p.enabled:
+        return "inactive"
+    if p.valid_until:
+        return f"{'expired' if p.expired else 'until'} {last_day(p.valid_until)}"
+    return "active"
 
 
 class PeopleModel(QAbstractTableModel):
@@ -91,7 +105,7 @@ class PeopleModel(QAbstractTableModel):
         p = self.people[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return ("", p.name, p.employee_id, when(p.created), when(p.last_seen))[col]
+            return ("", p.name, p.employee_id, status(p), when(p.created), when(p.last_seen))[col]
         if role == Qt.ItemDataRole.DecorationRole and col == 0:
             return self._thumb(p.employee_id)
         if role == Qt.ItemDataRole.ForegroundRole and not p.active:
@@ -142,6 +156,7 @@ class GalleryDialog(QDialog):
         self.setWindowTitle("Gallery")
         self.gallery = gallery
         self.pipeline = pipeline
+        self.threshold = getattr(settings, "threshold", None)   # the duplicate rule's, as enrolment
         self.model = PeopleModel(gallery, self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
@@ -167,12 +182,17 @@ class GalleryDialog(QDialog):
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         hh.resizeSection(0, THUMB_PX + 16)
-        hh.resizeSection(1, 220)
-        hh.resizeSection(2, 120)
-        hh.resizeSection(3, 140)
+        hh.resizeSection(1, 200)
+        hh.resizeSection(2, 110)
+        hh.resizeSection(3, 130)
+        hh.resizeSection(4, 130)
         hh.setStretchLastSection(True)
 
         self.rename_btn = QPushButton("Rename…")
+        self.change_id_btn = QPushButton("Change id…")
+        self.active_btn = QPushButton("Deactivate")
+        self.active_btn.setToolTip("An inactive person stays enrolled but is never let in.")
+        self.valid_btn = QPushButton("Valid until…")
         self.replace_btn = QPushButton("Replace photo…")
         self.remove_btn = QPushButton("Remove…")
         self.remove_btn.setObjectName("danger")
@@ -184,7 +204,7 @@ class GalleryDialog(QDialog):
         top.addWidget(self.search, 1)
         top.addWidget(self.count)
         actions = QHBoxLayout()
-        for b in (self.rename_btn, self.replace_btn, self.remove_btn):
+        for b in self._person_buttons():
             actions.addWidget(b)
         actions.addStretch(1)
         for b in (self.export_btn, self.import_btn, close):
@@ -197,13 +217,20 @@ class GalleryDialog(QDialog):
         self.search.textChanged.connect(self._filter)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         self.rename_btn.clicked.connect(lambda: self.rename_selected())
+        self.change_id_btn.clicked.connect(lambda: self.change_id_selected())
+        self.active_btn.clicked.connect(lambda: self.toggle_active_selected())
+        self.valid_btn.clicked.connect(lambda: self.valid_until_selected())
         self.replace_btn.clicked.connect(lambda: self.replace_selected())
         self.remove_btn.clicked.connect(lambda: self.remove_selected())
         self.export_btn.clicked.connect(lambda: self.export_to())
         self.import_btn.clicked.connect(lambda: self.import_from())
         close.clicked.connect(self.accept)
         self._update_buttons()
-        self.resize(820, 560)
+        self.resize(1040, 560)
+
+    def _person_buttons(self) -> tuple:
+        return (self.rename_btn, self.change_id_btn, self.active_btn, self.valid_btn,
+                self.replace_btn, self.remove_btn)
 
     # -- helpers ----------------------------------------------------------------------------
     def _filter(self, text: str) -> None:
@@ -213,9 +240,10 @@ class GalleryDialog(QDialog):
     def _update_buttons(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()
         self.count.setText(f"{total} people" if shown == total else f"{shown} of {total} people")
-        has = self.selected() is not None
-        for b in (self.rename_btn, self.replace_btn, self.remove_btn):
-            b.setEnabled(has)
+        p = self.selected()
+        for b in self._person_buttons():
+            b.setEnabled(p is not None)
+        self.active_btn.setText("Activate" if p is not None and not p.enabled else "Deactivate")
         self.export_btn.setEnabled(total > 0)
 
     def selected(self):
@@ -271,6 +299,61 @@ class GalleryDialog(QDialog):
         self._refresh(p.employee_id)
         return True
 
+    def change_id_selected(self, new_id: str | None = None) -> bool:
+        p = self.selected()
+        if p is None:
+            return False
+        new_id = new_id if new_id is not None else self.ask_text(
+            "Change id", f"New employee id for {p.name}:", p.employee_id)
+        if not new_id or new_id.strip() == p.employee_id:
+            return False
+        try:
+            person = self.gallery.change_id(p.employee_id, new_id.strip())
+        except FaceGuardError as exc:
+            self._fail(exc)
+            return False
+        self._refresh(person.employee_id)
+        return True
+
+    def toggle_active_selected(self) -> bool:
+        p = self.selected()
+        if p is None:
+            return False
+        try:
+            self.gallery.set_active(p.employee_id, not p.enabled)
+        except FaceGuardError as exc:
+            self._fail(exc)
+            return False
+        self._refresh(p.employee_id)
+        return True
+
+    def valid_until_selected(self, day: str | None = None) -> bool:
+        """``day`` YYYY-MM-DD (the last day let in), or "" for no end date."""
+        p = self.selected()
+        if p is None:
+            return False
+        if day is None:
+            current = last_day(p.valid_until) if p.valid_until else ""
+            day = self.ask_text("Valid until", f"Last day {p.name} is let in (YYYY-MM-DD; empty = "
+                                "no end date):", current)
+            if day is None:
+                return False
+        from datetime import datetime, timedelta
+        try:
+            until = None if not day.strip() else (
+                datetime.strptime(day.strip(), "%Y-%m-%d") + timedelta(days=1)).timestamp()
+        except ValueError:
+            QMessageBox.warning(self, "Gallery", f"'{day}' is not a date: write it as YYYY-MM-DD, "
+                                "e.g. 2027-03-31.")
+            return False
+        try:
+            self.gallery.set_valid_until(p.employee_id, until)
+        except FaceGuardError as exc:
+            self._fail(exc)
+            return False
+        self._refresh(p.employee_id)
+        return True
+
     def replace_selected(self, path: str | None = None) -> bool:
         p = self.selected()
         if p is None:
@@ -280,7 +363,8 @@ class GalleryDialog(QDialog):
             return False
         from faceguard.gallery.enrol import replace_photo
         try:
-            replace_photo(self.gallery, self.pipeline, p.employee_id, load_image(path))
+            replace_photo(self.gallery, self.pipeline, p.employee_id, load_image(path),
+                          threshold=self.threshold)
         except FaceGuardError as exc:
             self._fail(exc)
             return False

@@ -1,0 +1,178 @@
+"""The gallery dialog's new actions on real widgets and the real SQLite (deactivate greyed and
+never let in at the door on the real clip, valid-until, change of id, case-insensitive clash,
+replace photo through the gate and the duplicate check), the bulk enrolment dialog with 20
+dev-set people, and the confirmation that ends an enrolment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import cv2  # noqa: E402
+import pytest  # noqa: E402
+
+from faceguard.gallery.enrol import enrol  # noqa: E402
+from faceguard.gallery.store import Gallery  # noqa: E402
+from faceguard.settings import Settings  # noqa: E402
+from faceguard.vision.image import load_image  # noqa: E402
+from tests.test_gallery_manage import blurred, dev_people, photo, split  # noqa: E402,F401
+from tests.test_ui_windows import screenshot  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _styled(qapp):
+    from faceguard.ui.app import load_style
+    load_style(qapp)
+
+
+@pytest.fixture
+def gallery():
+    g = Gallery.open()
+    yield g
+    g.close()
+
+
+def db_rows(g, sql):
+    with sqlite3.connect(g.db.path) as con:
+        return con.execute(sql).fetchall()
+
+
+def open_dialog(qtbot, gallery, pipeline):
+    from faceguard.ui.gallery_dialog import GalleryDialog
+    d = GalleryDialog(gallery, pipeline, Settings())
+    qtbot.addWidget(d)
+    d.failures = []
+    d._fail = lambda exc: d.failures.append(str(exc))      # instead of a modal message box
+    d.show()
+    return d
+
+
+def cell(d, employee_id, column):
+    from PySide6.QtCore import Qt
+    from faceguard.ui.gallery_dialog import COLUMNS
+    row = next(r for r, p in enumerate(d.model.people) if p.employee_id == employee_id)
+    idx = d.model.index(row, COLUMNS.index(column))
+    return d.model.data(idx), d.model.data(idx, Qt.ItemDataRole.ForegroundRole)
+
+
+def test_gallery_dialog_manages_people(qtbot, gallery, pipeline, lfw, split, tmp_path):  # noqa: F811
+    t = pipeline.threshold_for(2)
+    enrol(gallery, pipeline, load_image(photo(lfw, split, "Hugo_Chavez")), "Hugo Chavez", "E7", True, t)
+    enrol(gallery, pipeline, load_image(photo(lfw, split, "Tom_Ridge")), "Tom Ridge", "T1", True, t)
+    d = open_dialog(qtbot, gallery, pipeline)
+    assert d.select("T1") and d.active_btn.text() == "Deactivate"
+    assert cell(d, "T1", "Status") == ("active", None)
+    d.active_btn.click()
+    assert db_rows(gallery, "SELECT active FROM people WHERE employee_id='T1'") == [(0,)]
+    text, colour = cell(d, "T1", "Status")
+    assert text == "inactive" and colour.getRgb()[:3] == (150, 150, 150)       # greyed
+    assert d.active_btn.text() == "Activate"
+    screenshot(d, "gallery_dialog_inactive")
+    d.active_btn.click()
+    assert db_rows(gallery, "SELECT active FROM people WHERE employee_id='T1'") == [(1,)]
+
+    assert d.valid_until_selected("2020-03-31")
+    assert cell(d, "T1", "Status")[0] == "expired 2020-03-31" and not gallery.person("T1").active
+    assert d.valid_until_selected("")
+    assert cell(d, "T1", "Status")[0] == "active"
+
+    assert not d.change_id_selected("e7")                                   # case-insensitive clash
+    assert "already enrolled as 'E7'" in d.failures[-1]
+    assert d.change_id_selected("T-0001")
+    assert d.selected().employee_id == "T-0001"
+    assert sorted(db_rows(gallery, "SELECT employee_id FROM people")) == [("E7",), ("T-0001",)]
+
+    before = db_rows(gallery, "SELECT photo_file FROM people WHERE employee_id='T-0001'")
+    assert not d.replace_selected(str(photo(lfw, split, "Hugo_Chavez", "probe")))   # another person
+    assert "looks like Hugo Chavez" in d.failures[-1]
+    assert not d.replace_selected(str(blurred(photo(lfw, split, "Tom_Ridge", "probe"), tmp_path)))
+    assert d.failures[-1] == "This photo cannot be used: the photo is blurred; use a sharp one."
+    small = tmp_path / "small.jpg"
+    cv2.imwrite(str(small), cv2.resize(cv2.imread(str(photo(lfw, split, "Tom_Ridge", "probe"))), (120, 120)))
+    assert not d.replace_selected(str(small))
+    assert "px wide; use a photo where it is at least 80 px" in d.failures[-1]
+    assert db_rows(gallery, "SELECT photo_file FROM people WHERE employee_id='T-0001'") == before
+    assert d.replace_selected(str(photo(lfw, split, "Tom_Ridge", "probe")))
+    assert db_rows(gallery, "SELECT photo_file FROM people WHERE employee_id='T-0001'") != before
+
+
+def test_deactivated_person_is_not_let_in_on_the_clip(qtbot, pipeline, gallery, shared_data, lfw, split,  # noqa: F811
+                                                      lin_enrolled):
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    # Someone active stays enrolled, so the door still decides (an empty gallery decides nothing).
+    enrol(gallery, pipeline, load_image(photo(lfw, split, "Tom_Ridge")), "Tom Ridge", "T1", True)
+    d = open_dialog(qtbot, gallery, pipeline)
+    assert d.select(lin_enrolled)
+    d.active_btn.click()
+    assert not gallery.person(lin_enrolled).active
+    clip = str(shared_data / "video" / "short_hamilton_clip.mp4")
+    w = DoorWindow(Settings(camera=clip), pipeline, gallery, sounds=SoundPlayer(enabled=False), save=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    frames = int(cv2.VideoCapture(clip).get(cv2.CAP_PROP_FRAME_COUNT))
+    qtbot.waitUntil(lambda: w.last_frame_index >= frames - 1 or "ended" in w.camera_text, timeout=120000)
+    w.stop()
+    kinds = [d.kind for d in w.decisions]
+    assert "GRANTED" not in kinds and "DENIED" in kinds, kinds
+    assert not any(r.startswith("GRANTED") for r in w.event_rows())
+
+
+def test_bulk_enrolment_dialog_enrols_20_dev_set_people(qtbot, gallery, pipeline, lfw, split, tmp_path):  # noqa: F811
+    from faceguard.ui.bulk_dialog import BulkEnrolDialog
+    folder = tmp_path / "new-staff"
+    folder.mkdir()
+    people = dev_people(split, 20)
+    for who in people:
+        shutil.copy(photo(lfw, split, who), folder)
+    d = BulkEnrolDialog(gallery, pipeline, Settings())
+    qtbot.addWidget(d)
+    d.show()
+    assert not d.choose(tmp_path / "nowhere") and "neither a folder" in d.summary.text()
+    assert d.choose(folder) and d.table.rowCount() == 20
+    assert not d.start_btn.isEnabled()                       # consent first
+    d.consent.setChecked(True)
+    assert d.start_btn.isEnabled() and d.start()
+    assert not d.close_btn.isEnabled()
+    qtbot.waitUntil(lambda: not d.running, timeout=120000)
+    report = d.report()
+    stored = db_rows(gallery, "SELECT employee_id, name FROM people")
+    ok = [r for r in report if r[3] == "enrolled"]
+    assert len(report) == 20 and len(ok) == len(stored) >= 14
+    assert sorted(r[2] for r in ok) == sorted(e for e, _ in stored)
+    assert all(r[3].startswith("This photo cannot be used:") for r in report if r[3] != "enrolled")
+    assert d.progress.value() == d.progress.maximum() == 20
+    assert d.summary.text().startswith(f"{len(ok)} of 20 enrolled, {20 - len(ok)} refused")
+    screenshot(d, "bulk_enrol_dialog")
+
+
+def test_enrolment_ends_with_a_confirmation(qtbot, monkeypatch):
+    from types import SimpleNamespace
+
+    import faceguard.ui.enroll_dialog as ed
+    from tests.test_ui_windows import fake_window
+    w = fake_window(qtbot, {"in": True})
+    monkeypatch.setattr(type(w), "gallery", property(lambda self: object()))
+    w.controller.gallery_changed = lambda: None
+
+    class Fake:
+        enrolled = SimpleNamespace(name="Ana Lima", employee_id="E1")
+        enrolled_many: list = []
+
+        def __init__(self, *a, **k):
+            pass
+
+        def exec(self):
+            return 1
+
+        def deleteLater(self):
+            pass
+    monkeypatch.setattr(ed, "EnrollDialog", Fake)
+    w.open_enrol()
+    assert w.enrol_confirmation == "Enrolled Ana Lima (E1). The door check lets this person in from now on."
+    assert w.statusBar().currentMessage() == w.enrol_confirmation
+    assert w.confirmation_box.isVisible() and w.confirmation_box.text() == w.enrol_confirmation
