@@ -52,6 +52,7 @@ def open_dialog(qtbot, gallery, pipeline):
 
 def cell(d, employee_id, column):
     from PySide6.QtCore import Qt
+
     from faceguard.ui.gallery_dialog import COLUMNS
     row = next(r for r, p in enumerate(d.model.people) if p.employee_id == employee_id)
     idx = d.model.index(row, COLUMNS.index(column))
