@@ -71,7 +71,10 @@ def test_gallery_dialog_manages_people(qtbot, gallery, pipeline, lfw, split, tmp
     text, colour = cell(d, "T1", "Status")
     assert text == "inactive" and colour.getRgb()[:3] == (150, 150, 150)       # greyed
     assert d.active_btn.text() == "Activate"
+    d.select("E7")                                   # the greyed row shows unselected
+    qtbot.waitUntil(lambda: d.model.thumbs_loaded >= 2, timeout=5000)
     screenshot(d, "gallery_dialog_inactive")
+    d.select("T1")
     d.active_btn.click()
     assert db_rows(gallery, "SELECT active FROM people WHERE employee_id='T1'") == [(1,)]
 

@@ -34,6 +34,12 @@ def face(seed: int) -> np.ndarray:
     return rgb
 
 
+@pytest.fixture(autouse=True)
+def _styled(qapp):
+    from faceguard.ui.app import load_style
+    load_style(qapp)
+
+
 @pytest.fixture
 def filled():
     """Ana (E1) and Ben (E2) enrolled; six events over three days, two with snapshots."""

@@ -78,9 +78,11 @@ class LogWindow(QDialog):
         self.table.verticalHeader().setVisible(False)
         self.table.setAlternatingRowColors(True)
         hh = self.table.horizontalHeader()
-        for col, width in enumerate((150, 200, 90, 140, 260)):
+        for col, width in enumerate((165, 190, 90, 160, 220)):
             hh.resizeSection(col, width)
         hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        for col in (0, 2, 3):   # times, decisions and numbers are short: never cut them
+            hh.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         hh.setStretchLastSection(True)
 
         self.snapshot = QLabel("Select an event to see its snapshot.")
@@ -91,6 +93,8 @@ class LogWindow(QDialog):
         self.snapshot_note = QLabel("")
         self.snapshot_note.setWordWrap(True)
         self.snapshot_note.setFixedWidth(SNAPSHOT_PX)
+        self.snapshot_note.setMinimumHeight(60)
+        self.snapshot_note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignHCenter)
         side = QVBoxLayout()
         side.addWidget(self.snapshot)
         side.addWidget(self.snapshot_note)
@@ -123,7 +127,7 @@ class LogWindow(QDialog):
         self.export_btn.clicked.connect(lambda: self.export_to())
         close.clicked.connect(self.accept)
         self.reload()
-        self.resize(1180, 620)
+        self.resize(1240, 640)
 
     def _fill_choices(self) -> None:
         self.person.addItem("Everyone", ALL)
@@ -195,7 +199,7 @@ class LogWindow(QDialog):
         if not rows:
             return
         e = self.events[rows[0].row()]
-        self.snapshot_note.setText(" · ".join(display_row(e)[:3]))
+        self.snapshot_note.setText("\n".join(display_row(e)[:3]))
         try:
             rgb = self.log.snapshot(e.id) if e.has_snapshot else None
         except FaceGuardError as exc:
