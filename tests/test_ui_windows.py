@@ -146,29 +146,36 @@ def test_no_camera_page_switches_to_a_chosen_video(qtbot, plug, shared_data):
     w.stop()
 
 
-def test_settings_dialog_refuses_invalid_values_naming_the_key(qtbot):
+def test_settings_dialog_refuses_invalid_values_naming_the_field(qtbot):
+    from faceguard.settings import RANGES
     from faceguard.ui.settings_dialog import SettingsDialog
     d = SettingsDialog(Settings(), save=False, default_threshold=0.36)
     qtbot.addWidget(d)
+    d.show()
     d.confirm_frames.setValue(9)        # more than window_frames (5)
     d.accept()
-    assert d.result() == 0 and d.isVisible() is False or d.result() == 0
-    assert "confirm_frames" in d.error.text()
+    assert d.result() == 0
+    assert d.error.text() == "Grant after: must be between 1 and out of the last (5)."
+    assert d.focusWidget() is d.confirm_frames              # the cursor is put where it is wrong
     d.confirm_frames.setValue(3)
-    d.cooldown.setValue(7200)
-    d.accept()
-    assert "cooldown_s" in d.error.text()
-    d.cooldown.setValue(10)
     d.door_kind.setCurrentIndex(d.door_kind.findData("webhook"))
     d.door_url.setText("door.local/open")
     d.accept()
-    assert "door.url" in d.error.text()
-    d.door_url.setText("http://door.local/open")
-    d.use_default_threshold.setChecked(False)
-    d.threshold.setValue(5.0)
+    assert d.error.text() == "Web address: must start with http:// or https://."
+    d.door_kind.setCurrentIndex(d.door_kind.findData("serial"))
     d.accept()
-    assert "threshold" in d.error.text()
-    assert d.settings.threshold is None      # nothing refused was kept
+    assert d.error.text().startswith("Serial port: is empty") and "door." not in d.error.text()
+    d.door_kind.setCurrentIndex(d.door_kind.findData("none"))
+    # The boxes cannot leave the setting's range (settings.RANGES, the one place it is written).
+    for box, key in ((d.retention, "log_retention_days"), (d.window_frames, "window_frames"),
+                     (d.stranger_frames, "stranger_frames"), (d.cooldown, "cooldown_s"),
+                     (d.photo_timeout, "photo_check_timeout_s")):
+        assert (box.minimum(), box.maximum()) == RANGES[key][:2], key
+    d.retention.setValue(0)
+    assert d.retention.value() == 1
+    assert 0 < d.threshold.minimum() and d.threshold.maximum() < 4
+    d.accept()
+    assert d.result() == 1 and d.settings.threshold is None
 
 
 def test_settings_dialog_shows_the_calibrated_threshold_for_the_gallery(qtbot):
@@ -248,9 +255,9 @@ def test_settings_test_door_runs_the_configured_command(qtbot, tmp_path):
     qtbot.addWidget(d)
     d.door_kind.setCurrentIndex(d.door_kind.findData("command"))
     d.door_command.setText(f"touch {marker}")
-    d.test_door()
-    assert marker.exists()
-    assert d.door_result.text().startswith("Door opened")
+    assert d.test_door()
+    qtbot.waitUntil(lambda: d.door_result.text().startswith("Door opened"), timeout=10000)
+    assert marker.exists() and not d.door_testing and d.test_door_btn.isEnabled()
 
 
 def test_kiosk_escape_needs_the_admin_pin(qtbot, plug):

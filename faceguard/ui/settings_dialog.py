@@ -1,15 +1,23 @@
-"""Settings: camera, recognition, door output, admin PIN, log retention.
+"""Settings in plain words: Recognition, Door, Photo check, Privacy and Admin, each field
+with one line under it saying what it does.
 
 The dialog never judges a value itself: it builds a candidate Settings and lets
-Settings.validate (the same rules the CLI and the settings file use) refuse it; the refusal,
-which names the key, is shown in the dialog and the dialog stays open.
+Settings.validate (the same rules the CLI and the settings file use) refuse it; the refusal is
+shown with the field named as this window labels it (FIELD_LABELS), and the dialog stays open.
+Number boxes take their ranges from settings.RANGES, the one place each range is written.
+"Test door" runs in a thread with a spinner and a Cancel: a door host that never answers must
+not freeze the window.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import re
+import threading
+from concurrent.futures import Future
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,6 +29,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -28,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceguard.errors import FaceGuardError, SettingsError
-from faceguard.settings import DOOR_KINDS, PROVIDERS, Settings, save_settings
+from faceguard.settings import DOOR_KINDS, PROVIDERS, RANGES, Settings, save_settings
 from faceguard.ui.pin import hash_pin
 
 log = logging.getLogger(__name__)
@@ -36,11 +45,41 @@ log = logging.getLogger(__name__)
 PROVIDER_LABELS = {"auto": "Automatic (GPU when available)", "cuda": "NVIDIA GPU (CUDA)", "cpu": "CPU"}
 DOOR_LABELS = {"none": "No door output (log only)", "command": "Run a command",
                "webhook": "Call a web address (webhook)", "serial": "USB / serial relay"}
+PLACEHOLDERS = ("Placeholders: {name} the person's name, {employee_id} their employee id, "
+                "{distance} how close the face was (0 = identical).")
+
+# Setting key → the label of its field here: refusals name the field a person can see.
+FIELD_LABELS = {
+    "camera": "Camera", "mode": "Door mode", "threshold": "Strictness",
+    "confirm_frames": "Grant after", "window_frames": "Out of the last",
+    "stranger_frames": "Deny a stranger after", "cooldown_s": "Quiet time per person",
+    "provider": "Run on", "door.kind": "Door output", "door.command": "Command",
+    "door.url": "Web address", "door.serial_port": "Serial port", "door.serial_open_bytes": "Serial port",
+    "door.serial_close_bytes": "Serial port", "door.timeout_s": "Door output",
+    "door.retries": "Door output", "door.open_seconds": "Keep open",
+    "photo_check_min_motion": "Photo check", "photo_check_timeout_s": "Give up after",
+    "log_retention_days": "Keep the access log", "admin_pin_hash": "New admin PIN",
+}
+POLL_MS = 50
 
 
-def _spin(lo: int, hi: int, value: int, suffix: str = "") -> QSpinBox:
+def field_message(message: str) -> str:
+    """A refusal with the setting's key replaced by its field's label: "Setting
+    'door.serial_port': is empty; …" → "Serial port: is empty; …"."""
+    def label(m: re.Match) -> str:
+        return FIELD_LABELS.get(m.group(1), m.group(1))
+    message = re.sub(r"Setting '([^']+)'", label, message)
+    # A key inside the sentence ("… between 1 and window_frames (5)"); only keys with "_" or
+    # ".", which never occur in plain prose ("camera" or "mode" may).
+    for key in sorted((k for k in FIELD_LABELS if "_" in k or "." in k), key=len, reverse=True):
+        message = re.sub(rf"\b{re.escape(key)}\b", FIELD_LABELS[key].lower(), message)
+    return message
+
+
+def _spin(key: str, value: int, suffix: str = "") -> QSpinBox:
     s = QSpinBox()
-    s.setRange(lo, hi)
+    lo, hi, _ = RANGES[key]
+    s.setRange(int(lo), int(hi))
     s.setValue(value)
     s.setSuffix(suffix)
     return s
@@ -54,6 +93,11 @@ def _dspin(lo: float, hi: float, value: float, decimals: int, step: float, suffi
     s.setValue(value)
     s.setSuffix(suffix)
     return s
+
+
+def _range_spin(key: str, value: float, decimals: int, step: float, suffix: str = "") -> QDoubleSpinBox:
+    lo, hi, _ = RANGES[key]
+    return _dspin(lo, hi, value, decimals, step, suffix)
 
 
 class SettingsDialog(QDialog):
@@ -72,10 +116,12 @@ class SettingsDialog(QDialog):
         self.original = settings
         self.settings = copy.deepcopy(settings)
         self._save = save
+        self.door_job: Future | None = None      # the door test running now
+        self._door_timer = QTimer(self, interval=POLL_MS)
+        self._door_timer.timeout.connect(self._poll_door)
+        self.fields: dict[str, QWidget] = {}     # setting key → its widget (to point at a refusal)
         s = self.settings
 
-        # Ranges are wide on purpose: Settings.validate is the one place that decides, so the
-        # reason the user sees is the same one the CLI prints.
         self.camera = QLineEdit(str(s.camera))
         self.camera.setPlaceholderText("0 = first camera, rtsp://…, or a video file")
         self.loop_video = QCheckBox("Loop a video file")
@@ -87,19 +133,18 @@ class SettingsDialog(QDialog):
             calibrated = f" (runner-up margin rule, score ≤ {margin_threshold:.2f}{people})"
         elif default_threshold:
             calibrated = f" ({default_threshold:.2f}{people})"
-        self.use_default_threshold = QCheckBox("Use the model's calibrated threshold" + calibrated)
+        self.use_default_threshold = QCheckBox("Use the model's calibrated strictness" + calibrated)
         self.use_default_threshold.setChecked(s.threshold is None)
-        self.threshold = _dspin(0.0, 10.0, s.threshold if s.threshold is not None else (default_threshold or 0.36), 3, 0.01)
+        self.threshold = _range_spin("threshold", s.threshold if s.threshold is not None
+                                     else (default_threshold or 0.36), 3, 0.01)
+        self.threshold.setMinimum(0.001)
+        self.threshold.setMaximum(3.999)      # the range is open at both ends
         self.threshold.setEnabled(s.threshold is not None)
         self.use_default_threshold.toggled.connect(self._use_calibrated)
-        self.confirm_frames = _spin(0, 1000, s.confirm_frames)
-        self.window_frames = _spin(0, 1000, s.window_frames)
-        self.stranger_frames = _spin(0, 1000, s.stranger_frames)
-        self.cooldown = _dspin(0.0, 100000.0, s.cooldown_s, 1, 1.0, " s")
-        self.photo_check = QCheckBox("Photo check: a recognised face must turn a little before the door opens")
-        self.photo_check.setToolTip("Stops a printed photo or a still picture on a phone held up to the camera. "
-                                    "Not a video replayed on a screen.")
-        self.photo_check.setChecked(s.photo_check)
+        self.confirm_frames = _spin("window_frames", s.confirm_frames, " frames")
+        self.window_frames = _spin("window_frames", s.window_frames, " frames")
+        self.stranger_frames = _spin("stranger_frames", s.stranger_frames, " frames")
+        self.cooldown = _range_spin("cooldown_s", s.cooldown_s, 1, 1.0, " s")
         self.mode = QComboBox()
         self.mode.addItem("Recognise anyone enrolled (identify)", "identify")
         self.mode.addItem("Check a typed or badged employee id (verify)", "verify")
@@ -108,6 +153,12 @@ class SettingsDialog(QDialog):
         for p in PROVIDERS:
             self.provider.addItem(PROVIDER_LABELS.get(p, p), p)
         self.provider.setCurrentIndex(PROVIDERS.index(s.provider))
+
+        self.photo_check = QCheckBox("A recognised face must move before the door opens")
+        self.photo_check.setChecked(s.photo_check)
+        self.challenge = QCheckBox("Ask for one random head movement per visit")
+        self.challenge.setChecked(s.challenge)
+        self.photo_timeout = _range_spin("photo_check_timeout_s", s.photo_check_timeout_s, 1, 1.0, " s")
 
         self.door_kind = QComboBox()
         for k in DOOR_KINDS:
@@ -121,58 +172,90 @@ class SettingsDialog(QDialog):
         self.door_port.setPlaceholderText("/dev/ttyUSB0")
         self.door_seconds = _dspin(0.0, 600.0, s.door.open_seconds, 1, 0.5, " s")
         self.test_door_btn = QPushButton("Test door")
+        self.door_cancel_btn = QPushButton("Cancel test")
+        self.door_spinner = QProgressBar()
+        self.door_spinner.setRange(0, 0)            # busy: no percentage to show
+        self.door_spinner.setMaximumWidth(90)
+        self.door_spinner.setTextVisible(False)
         self.door_result = QLabel()
         self.door_result.setWordWrap(True)
 
+        self.keep_snapshots = QCheckBox("Keep a face snapshot with each access-log event")
+        self.keep_snapshots.setChecked(s.keep_snapshots)
+        self.retention = _spin("log_retention_days", s.log_retention_days, " days")
         self.pin = QLineEdit()
         self.pin.setEchoMode(QLineEdit.EchoMode.Password)
         self.pin.setPlaceholderText("set" if s.admin_pin_hash else "not set")
         self.pin_again = QLineEdit()
         self.pin_again.setEchoMode(QLineEdit.EchoMode.Password)
-        self.retention = _spin(0, 100000, s.log_retention_days, " days")
 
         self.error = QLabel()
         self.error.setObjectName("error")
         self.error.setWordWrap(True)
 
-        cam = QFormLayout()
-        cam.addRow("Camera", self.camera)
-        cam.addRow("", self.loop_video)
-        rec = QFormLayout()
-        rec.addRow("Door mode", self.mode)
-        rec.addRow("", self.use_default_threshold)
-        rec.addRow("Distance threshold", self.threshold)
-        rec.addRow("Grant after (N frames)", self.confirm_frames)
-        rec.addRow("… of the last (M frames)", self.window_frames)
-        rec.addRow("Deny after (stranger frames)", self.stranger_frames)
-        rec.addRow("Cool-down per person", self.cooldown)
-        rec.addRow("", self.photo_check)
-        rec.addRow("Run on", self.provider)
-        door = QFormLayout()
-        door.addRow("Door output", self.door_kind)
-        door.addRow("Command", self.door_command)
-        door.addRow("Web address", self.door_url)
-        door.addRow("Serial port", self.door_port)
-        door.addRow("Keep open", self.door_seconds)
+        rec = self._form([
+            ("camera", "Camera", self.camera, "Which camera to watch: 0 is the first one; or a "
+             "stream address, or a video file."),
+            (None, "", self.loop_video, ""),
+            ("mode", "Door mode", self.mode, "Identify lets in anyone enrolled; verify first asks "
+             "for an employee id or badge."),
+            (None, "", self.use_default_threshold, ""),
+            ("threshold", "Strictness", self.threshold, "How similar a face must be to its enrolled "
+             "photo. Lower is stricter: fewer strangers let in, more staff asked twice."),
+            ("confirm_frames", "Grant after", self.confirm_frames, "How many camera frames must "
+             "recognise the same person before the door opens…"),
+            ("window_frames", "Out of the last", self.window_frames, "…out of this many recent frames."),
+            ("stranger_frames", "Deny a stranger after", self.stranger_frames, "Frames of an unknown "
+             "face before it is refused and logged."),
+            ("cooldown_s", "Quiet time per person", self.cooldown, "After a decision, how long the "
+             "same person is not logged again."),
+            ("provider", "Run on", self.provider, "Where faces are computed; automatic uses a "
+             "graphics card when there is one."),
+        ])
         test_row = QHBoxLayout()
-        test_row.addWidget(self.test_door_btn)
+        for w in (self.test_door_btn, self.door_spinner, self.door_cancel_btn):
+            test_row.addWidget(w)
         test_row.addWidget(self.door_result, 1)
-        door.addRow("", self._wrap(test_row))
-        adm = QFormLayout()
-        adm.addRow("New admin PIN", self.pin)
-        adm.addRow("Repeat PIN", self.pin_again)
-        adm.addRow("Keep the access log", self.retention)
+        door = self._form([
+            ("door.kind", "Door output", self.door_kind, "What FaceGuard does to open the door."),
+            ("door.command", "Command", self.door_command, "A program to run. " + PLACEHOLDERS),
+            ("door.url", "Web address", self.door_url, "Receives a POST with the person's name, id "
+             "and distance."),
+            ("door.serial_port", "Serial port", self.door_port, "The port of a USB relay board, "
+             "e.g. /dev/ttyUSB0 or COM3."),
+            ("door.open_seconds", "Keep open", self.door_seconds, "How long the door stays unlocked."),
+            (None, "", self._wrap(test_row), "Opens the door once now, with the values above."),
+        ])
+        photo = self._form([
+            ("photo_check_min_motion", "", self.photo_check, "Stops a printed photo or a still "
+             "picture on a phone; not a video replayed on a screen."),
+            (None, "", self.challenge, "Left, right or up, chosen at random: harder to fake."),
+            ("photo_check_timeout_s", "Give up after", self.photo_timeout, "How long a recognised "
+             "face has to move before it is refused."),
+        ])
+        privacy = self._form([
+            (None, "", self.keep_snapshots, "A small encrypted face picture, to see who was let in "
+             "or refused. Off: the log keeps times and names only."),
+            ("log_retention_days", "Keep the access log", self.retention, "Older events and their "
+             "snapshots are erased."),
+        ])
+        admin = self._form([
+            ("admin_pin_hash", "New admin PIN", self.pin, "At least 4 digits; asked before "
+             "enrolment, gallery, settings, the access log, leaving full screen and quitting."),
+            (None, "Repeat PIN", self.pin_again, "Forgotten? Run: faceguard admin reset-pin"),
+        ])
 
         body = QVBoxLayout(self)
         grid = QHBoxLayout()
-        col1, col2 = QVBoxLayout(), QVBoxLayout()
-        col1.addWidget(self._group("Camera", cam))
-        col1.addWidget(self._group("Recognition", rec))
-        col2.addWidget(self._group("Door", door))
-        col2.addWidget(self._group("Administration", adm))
-        col2.addStretch(1)
-        grid.addLayout(col1)
-        grid.addLayout(col2)
+        columns = [QVBoxLayout() for _ in range(3)]
+        columns[0].addWidget(self._group("Recognition", rec))
+        columns[1].addWidget(self._group("Door", door))
+        columns[1].addWidget(self._group("Photo check", photo))
+        columns[2].addWidget(self._group("Privacy", privacy))
+        columns[2].addWidget(self._group("Admin", admin))
+        for col in columns:
+            col.addStretch(1)
+            grid.addLayout(col, 1)
         body.addLayout(grid)
         body.addWidget(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
@@ -182,7 +265,27 @@ class SettingsDialog(QDialog):
 
         self.door_kind.currentIndexChanged.connect(self._door_fields)
         self.test_door_btn.clicked.connect(self.test_door)
+        self.door_cancel_btn.clicked.connect(self.cancel_door_test)
+        self.photo_check.toggled.connect(lambda *_: self._photo_fields())
         self._door_fields()
+        self._photo_fields()
+        self._door_busy(False)
+        self.resize(1320, 700)
+
+    def _form(self, rows) -> QFormLayout:
+        """Rows of (setting key or None, label, widget, help line under it)."""
+        form = QFormLayout()
+        for key, label, widget, help_text in rows:
+            form.addRow(label, widget)
+            if key:
+                self.fields[key] = widget
+            if help_text:
+                help_label = QLabel(help_text)
+                help_label.setObjectName("help")
+                help_label.setWordWrap(True)
+                help_label.setStyleSheet("color: #5f6670; font-size: 11px;")
+                form.addRow("", help_label)
+        return form
 
     @staticmethod
     def _wrap(layout) -> QWidget:
@@ -197,6 +300,9 @@ class SettingsDialog(QDialog):
         g.setLayout(layout)
         return g
 
+    def help_texts(self) -> list[str]:
+        return [w.text() for w in self.findChildren(QLabel) if w.objectName() == "help"]
+
     def _use_calibrated(self, on: bool) -> None:
         self.threshold.setEnabled(not on)
         if on and self.default_threshold:
@@ -207,6 +313,11 @@ class SettingsDialog(QDialog):
         self.door_command.setEnabled(kind == "command")
         self.door_url.setEnabled(kind == "webhook")
         self.door_port.setEnabled(kind == "serial")
+
+    def _photo_fields(self) -> None:
+        on = self.photo_check.isChecked()
+        self.challenge.setEnabled(on)
+        self.photo_timeout.setEnabled(on)
 
     # -- candidate values -------------------------------------------------------------------
     def candidate(self) -> Settings:
@@ -221,12 +332,15 @@ class SettingsDialog(QDialog):
         s.stranger_frames = self.stranger_frames.value()
         s.cooldown_s = float(self.cooldown.value())
         s.photo_check = self.photo_check.isChecked()
+        s.challenge = self.challenge.isChecked()
+        s.photo_check_timeout_s = float(self.photo_timeout.value())
         s.provider = self.provider.currentData()
         s.door.kind = self.door_kind.currentData()
         s.door.command = self.door_command.text().strip()
         s.door.url = self.door_url.text().strip()
         s.door.serial_port = self.door_port.text().strip()
         s.door.open_seconds = float(self.door_seconds.value())
+        s.keep_snapshots = self.keep_snapshots.isChecked()
         s.log_retention_days = self.retention.value()
         pin, again = self.pin.text(), self.pin_again.text()
         if pin or again:
@@ -235,19 +349,78 @@ class SettingsDialog(QDialog):
             s.admin_pin_hash = hash_pin(pin)
         return s.validate()
 
-    def test_door(self) -> None:
+    def _refuse(self, exc: FaceGuardError, target: QLabel) -> None:
+        """Show a refusal naming the field, and put the cursor in that field."""
+        target.setText(field_message(str(exc)))
+        key = re.search(r"Setting '([^']+)'", str(exc))
+        widget = self.fields.get(key.group(1)) if key else None
+        if widget is not None and widget.isEnabled():
+            widget.setFocus()
+
+    # -- door test, off the UI thread --------------------------------------------------------
+    def _door_busy(self, on: bool) -> None:
+        self.test_door_btn.setEnabled(not on)
+        self.door_spinner.setVisible(on)
+        self.door_cancel_btn.setVisible(on)
+
+    def test_door(self) -> bool:
+        """Start a door test in a thread; False (and why) when the values cannot make a door."""
         from faceguard.access.decide import GRANTED, Decision
         from faceguard.access.door import make_door
+        if self.door_job is not None:
+            return False
         try:
             door = make_door(self.candidate().door)
         except FaceGuardError as exc:
-            self.door_result.setText(str(exc))
-            return
+            self._refuse(exc, self.door_result)
+            return False
         probe = Decision(time=0.0, kind=GRANTED, person_id="TEST", name="Door test", distance=0.0,
                          threshold=0.0, frames_used=0, reason="test from the settings dialog",
                          track_id=-1, box=(0.0, 0.0, 0.0, 0.0))
-        result = door.trigger(probe)
+        job: Future = Future()
+
+        def run() -> None:
+            try:
+                job.set_result(door.trigger(probe))
+            except Exception as exc:   # a door's own bug: reported, never a traceback
+                log.exception("door test failed")
+                job.set_exception(exc)
+        # A daemon thread, not a QThread: a cancelled test may outlive this dialog, and its
+        # blocked socket must never hold up closing it or quitting.
+        threading.Thread(target=run, name="door-test", daemon=True).start()
+        self.door_job = job
+        self.door_result.setText("Testing the door…")
+        self._door_busy(True)
+        self._door_timer.start()
+        return True
+
+    def _poll_door(self) -> None:
+        job = self.door_job
+        if job is None or not job.done():
+            return
+        self._end_door_test()
+        exc = job.exception()
+        if exc is not None:
+            self.door_result.setText(f"Door test failed: {type(exc).__name__}: {exc}")
+            return
+        result = job.result()
         self.door_result.setText(("Door opened: " if result.ok else "Door test failed: ") + result.message)
+
+    def cancel_door_test(self) -> None:
+        """Stop waiting for the door; a request already sent may still reach it."""
+        if self.door_job is None:
+            return
+        self._end_door_test()
+        self.door_result.setText("Door test cancelled (a request already sent may still arrive).")
+
+    def _end_door_test(self) -> None:
+        self.door_job = None
+        self._door_timer.stop()
+        self._door_busy(False)
+
+    @property
+    def door_testing(self) -> bool:
+        return self.door_job is not None
 
     def accept(self) -> None:
         try:
@@ -255,8 +428,12 @@ class SettingsDialog(QDialog):
             if self._save:
                 save_settings(candidate)
         except FaceGuardError as exc:
-            self.error.setText(str(exc))
+            self._refuse(exc, self.error)
             return
         self.settings = candidate
         self.error.setText("")
         super().accept()
+
+    def done(self, result: int) -> None:
+        self.cancel_door_test()
+        super().done(result)
