@@ -106,14 +106,16 @@ def make_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def open_gallery(pipeline):
-    """The gallery, or None with the reason logged and shown (the door window still opens)."""
+def open_gallery(pipeline) -> tuple[object | None, str]:
+    """(the gallery, "") or (None, why not) with the reason logged and shown: the door window
+    still opens, says the door check is off and why, and its menus work."""
     from faceguard.gallery.store import Gallery
     try:
-        return Gallery.open()
+        return Gallery.open(), ""
     except FaceGuardError as exc:
+        log.error("the gallery cannot be opened: %s", exc)
         show_error(str(exc))
-        return None
+        return None, str(exc)
 
 
 def run(camera: str | None = None, fullscreen: bool = False) -> int:
@@ -139,10 +141,10 @@ def run(camera: str | None = None, fullscreen: bool = False) -> int:
         show_error(f"{exc}\nFaceGuard cannot check faces without its models.")
         return 2
     log.info("models loaded: %s on %s", pipeline.model_id, pipeline.provider)
-    gallery = open_gallery(pipeline)
+    gallery, problem = open_gallery(pipeline)
 
     from faceguard.ui.door_window import DoorWindow
-    window = DoorWindow(settings, pipeline, gallery)
+    window = DoorWindow(settings, pipeline, gallery, gallery_problem=problem)
     if fullscreen:
         window.set_kiosk(True)
     else:

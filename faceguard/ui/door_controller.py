@@ -34,7 +34,7 @@ from PySide6.QtGui import QImage
 
 from faceguard.camera import Frame
 from faceguard.doorcheck import FrameReport
-from faceguard.errors import FaceGuardError
+from faceguard.errors import FaceGuardError, GalleryError
 from faceguard.gallery.store import Person
 from faceguard.settings import Settings
 from faceguard.ui.video import OneReader, VideoWorker
@@ -95,6 +95,9 @@ class DoorController(QObject):
 
     def _default_check(self) -> Check:
         from faceguard.doorcheck import DoorCheck
+        if self.gallery is None:
+            raise GalleryError("The gallery is not open, so nobody can be recognised; see the "
+                               "log file for why.")
         return DoorCheck(self.pipeline, self.gallery, self.settings)
 
     def use_camera(self, source: str) -> None:

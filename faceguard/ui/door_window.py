@@ -53,6 +53,7 @@ from faceguard.ui.video import VideoView, rgb_to_qimage
 log = logging.getLogger(__name__)
 
 MAX_EVENT_ROWS = 50
+NO_GALLERY_TEXT = "Door check off: the gallery cannot be opened"
 MAX_DECISIONS_KEPT = 1000
 THUMB = 64
 
@@ -64,8 +65,11 @@ class DoorWindow(AdminActions, QMainWindow):
     def __init__(self, settings: Settings, pipeline=None, gallery=None, *,
                  make_check: Callable[[], Check] | None = None,
                  open_source: Callable[[], object] | None = None,
-                 sounds: SoundPlayer | None = None, save: bool = True):
+                 sounds: SoundPlayer | None = None, save: bool = True, gallery_problem: str = ""):
+        """``gallery_problem``: why the gallery could not be opened (gallery None); the window
+        then says the door check is off and why, and stays usable."""
         super().__init__()
+        self.gallery_problem = gallery_problem
         self.controller = DoorController(settings, pipeline, gallery, make_check=make_check,
                                          open_source=open_source, parent=self)
         self._save = save
@@ -190,10 +194,17 @@ class DoorWindow(AdminActions, QMainWindow):
     def start(self) -> None:
         """(Re)start the camera and the door check."""
         self.banner_timer.stop()
+        if self.gallery is None and self.gallery_problem:
+            self._show_no_gallery()
+            return
         try:
             self.controller.start()
         except FaceGuardError as exc:
-            self._show_problem(str(exc))
+            if self.gallery is None:
+                self.gallery_problem = str(exc)
+                self._show_no_gallery()
+            else:
+                self._show_problem(str(exc))
             return
         self.pages.setCurrentIndex(0)
         self._paint(self.rule.idle())
@@ -258,6 +269,20 @@ class DoorWindow(AdminActions, QMainWindow):
             self._show_problem(message)
         else:
             self.statusBar().showMessage(message, 10000)
+
+    def _show_no_gallery(self) -> None:
+        """No gallery (e.g. its key file is missing): nobody can be recognised, so the door
+        check does not run; the window says why and what to do, and its menus still work."""
+        import textwrap
+        self.pages.setCurrentIndex(0)
+        self.video.set_frame(None)
+        # The reason is long (it names the files): the video area has the room for it.
+        why = textwrap.fill(self.gallery_problem, 72, break_on_hyphens=False, break_long_words=False)
+        self.video.set_placeholder(f"The door check is off.\n\n{why}\n\nThen restart FaceGuard.")
+        self.camera_label.setText("Camera: off (no gallery)")
+        self._paint(self.rule.force(BannerView(
+            "problem", NO_GALLERY_TEXT, "Do what the message above says, then restart FaceGuard. "
+            "Settings and the menus still work.", "problem")))
 
     def _show_problem(self, message: str) -> None:
         self.no_camera.set_reason(message)

@@ -1,0 +1,65 @@
+"""Start-up paths of the door window: a missing key file ends in the explanatory dialog and a
+usable window (no AttributeError), and the first-run checklist."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from faceguard.settings import Settings  # noqa: E402
+from tests.test_ui_windows import FakeCapture, screenshot  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _styled(qapp):
+    from faceguard.ui.app import load_style
+    load_style(qapp)
+
+
+def unit(seed):
+    v = np.random.default_rng(seed).normal(size=128).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_missing_key_file_explains_then_leaves_a_usable_window(qtbot, monkeypatch):
+    import faceguard.ui.app as app
+    from faceguard.camera import FrameSource
+    from faceguard.gallery import crypto
+    from faceguard.gallery.store import Gallery
+    from faceguard.ui.door_window import NO_GALLERY_TEXT, DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    with Gallery.open() as g:
+        g.add_person("Ana Lima", "E1", np.full((80, 80, 3), 120, np.uint8), unit(1), "m")
+    crypto.default_key_file().unlink()
+    shown, hooked = [], []
+    monkeypatch.setattr(app, "show_error", lambda message, parent=None: shown.append(message))
+    monkeypatch.setattr(app, "_show_from_hook", lambda message: hooked.append(message))
+    app.install_exception_hook()
+    gallery, problem = app.open_gallery(None)
+    assert gallery is None and shown == [problem]
+    assert "key file" in problem and "missing" in problem and "Restore the key file" in problem
+    plug = {"in": True}
+    w = DoorWindow(Settings(camera="fake://cam"), SimpleNamespace(provider="CPU"), gallery,
+                   open_source=lambda: FrameSource("fake://cam", open_capture=lambda s: FakeCapture(plug)).open(),
+                   sounds=SoundPlayer(enabled=False), save=False, gallery_problem=problem)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()                                       # no AttributeError, no exit
+    assert hooked == [] and w.isVisible()
+    assert w.banner.title.text() == NO_GALLERY_TEXT
+    assert "restart FaceGuard" in w.banner.detail.text()
+    assert w.video._placeholder.replace("\n", " ").startswith("The door check is off.")
+    assert " ".join(problem.split()) in " ".join(w.video._placeholder.split())
+    assert w.camera_text == "Camera: off (no gallery)" and not w.controller.running
+    assert w.pages.currentIndex() == 0 and w.menuBar().isVisible()
+    assert all(a.isEnabled() for a in w.actions_by_name.values())
+    screenshot(w, "door_window_no_gallery")
+    # Without the reason passed (another caller), the controller refuses with a sentence too.
+    w.gallery_problem = ""
+    w.start()
+    assert hooked == [] and "gallery is not open" in w.video._placeholder
