@@ -63,3 +63,66 @@ def test_missing_key_file_explains_then_leaves_a_usable_window(qtbot, monkeypatc
     w.gallery_problem = ""
     w.start()
     assert hooked == [] and "gallery is not open" in w.video._placeholder
+
+
+def test_first_run_checklist_until_done(qtbot, monkeypatch):
+    import faceguard.ui.enroll_dialog as ed
+    import faceguard.ui.settings_dialog as sd
+    from faceguard.camera import FrameSource
+    from faceguard.gallery.store import Gallery
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.pin import hash_pin
+    from faceguard.ui.sounds import SoundPlayer
+    from tests.test_ui_windows import NoFaces
+    opened = []
+
+    def fake(name):
+        class Fake:
+            enrolled, enrolled_many, settings = None, [], None
+
+            def __init__(self, *a, **k):
+                opened.append(name)
+
+            def exec(self):
+                return 0
+
+            def deleteLater(self):
+                pass
+        return Fake
+    monkeypatch.setattr(ed, "EnrollDialog", fake("enrol"))
+    monkeypatch.setattr(sd, "SettingsDialog", fake("settings"))
+    gallery = Gallery.open()
+    plug = {"in": True}
+    w = DoorWindow(Settings(camera="fake://cam"), SimpleNamespace(provider="CPU", threshold_for=lambda *a: 0.2,
+                                                                  scoring_for=lambda *a: ("distance", 0.2)),
+                   gallery, make_check=NoFaces,
+                   open_source=lambda: FrameSource("fake://cam", open_capture=lambda s: FakeCapture(plug)).open(),
+                   sounds=SoundPlayer(enabled=False), save=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    c = w.checklist
+    assert c.isVisible() and c.items_done() == {"enrol": False, "pin": False, "door": False}
+    assert all(b.isVisible() for b in c.buttons.values())
+    screenshot(w, "door_window_first_run")
+    c.buttons["enrol"].click()
+    c.buttons["door"].click()
+    assert opened == ["enrol", "settings"]
+    gallery.add_person("Ana Lima", "E1", np.full((80, 80, 3), 120, np.uint8), unit(1), "m")
+    w.refresh_checklist()
+    assert c.items_done() == {"enrol": True, "pin": False, "door": False}
+    assert c.texts["enrol"].text() == "Enrol your staff (1 enrolled)" and not c.buttons["enrol"].isVisible()
+    w.settings.admin_pin_hash = hash_pin("2580")
+    w.refresh_checklist()
+    assert c.isVisible() and c.items_done()["pin"]
+    w.settings.door.kind, w.settings.door.command = "command", "true"
+    w.refresh_checklist()
+    assert not c.isVisible()                                   # all done: gone
+    w.settings.door.kind = "none"
+    w.refresh_checklist()
+    assert c.isVisible()
+    c.later.click()
+    w.refresh_checklist()
+    assert not c.isVisible()                                   # put away for this session
+    w.stop()
+    gallery.close()

@@ -90,6 +90,7 @@ class AdminActions:
                 self.start()   # builds the check from the gallery as it is now
             else:
                 self.controller.gallery_changed()
+                self.refresh_checklist()
 
     def open_gallery(self) -> None:
         if not self.admin_ok("open the gallery") or not self._need_gallery():
@@ -97,6 +98,7 @@ class AdminActions:
         from faceguard.ui.gallery_dialog import GalleryDialog
         GalleryDialog(self.gallery, self.pipeline, self.settings, parent=self).exec()
         self.controller.gallery_changed()
+        self.refresh_checklist()
 
     def open_settings(self) -> None:
         if not self.admin_ok("change the settings"):

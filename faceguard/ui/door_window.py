@@ -32,6 +32,7 @@ from faceguard.access.records import GRANTED, Decision
 from faceguard.doorcheck import face_crop
 from faceguard.errors import FaceGuardError
 from faceguard.settings import Settings, save_settings
+from faceguard.ui.checklist import FirstRunChecklist, progress_of
 from faceguard.ui.door_admin import AdminActions
 from faceguard.ui.door_controller import Check, DoorController, LiveFrame
 from faceguard.ui.door_widgets import DecisionBanner, NoCameraPage
@@ -136,7 +137,11 @@ class DoorWindow(AdminActions, QMainWindow):
         self.claim_box.returnPressed.connect(lambda: self.submit_claim(self.claim_box.text()))
         self.claim_box.setVisible(self.settings.mode == "verify")
 
+        self.checklist = FirstRunChecklist()
+        self.checklist.enrol_wanted.connect(self.open_enrol)
+        self.checklist.settings_wanted.connect(self.open_settings)
         side = QVBoxLayout()
+        side.addWidget(self.checklist)
         side.addWidget(self.claim_box)
         side.addWidget(events_title)
         side.addWidget(self.events, 1)
@@ -191,8 +196,13 @@ class DoorWindow(AdminActions, QMainWindow):
             self.actions_by_name[name] = act
 
     # -- starting and stopping ------------------------------------------------------------
+    def refresh_checklist(self) -> None:
+        """The first-run checklist shows what is still to do (hidden once all is done)."""
+        self.checklist.show_progress(progress_of(self.settings, self.gallery))
+
     def start(self) -> None:
         """(Re)start the camera and the door check."""
+        self.refresh_checklist()
         self.banner_timer.stop()
         if self.gallery is None and self.gallery_problem:
             self._show_no_gallery()
@@ -290,6 +300,7 @@ class DoorWindow(AdminActions, QMainWindow):
 
     def _on_enrolled(self, count: int) -> None:
         self._paint(self.rule.set_enrolled(count))
+        self.refresh_checklist()
 
     @property
     def camera_text(self) -> str:

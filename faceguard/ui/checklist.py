@@ -1,0 +1,87 @@
+"""The first-run checklist on the door window: enrol staff, set an admin PIN, choose a door
+output. Shown until all three are done (or put away for this session with "Not now"); each
+open item has a button that goes straight to where it is done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QPushButton, QVBoxLayout
+
+DONE, TODO = "✓", "○"
+
+
+@dataclass(frozen=True)
+class Progress:
+    enrolled: int
+    pin_set: bool
+    door_set: bool
+
+    @property
+    def done(self) -> bool:
+        return self.enrolled > 0 and self.pin_set and self.door_set
+
+
+def progress_of(settings, gallery) -> Progress:
+    try:
+        enrolled = len(gallery) if gallery is not None else 0
+    except Exception:   # a gallery that cannot be read is reported elsewhere; here: not done
+        enrolled = 0
+    return Progress(enrolled, bool(settings.admin_pin_hash), settings.door.kind != "none")
+
+
+class FirstRunChecklist(QFrame):
+    enrol_wanted = Signal()
+    settings_wanted = Signal()
+
+    ITEMS = (("enrol", "Enrol your staff", "Enrol…"),
+             ("pin", "Set an admin PIN", "Settings…"),
+             ("door", "Choose a door output", "Settings…"))
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("checklist")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.dismissed = False
+        title = QLabel("Getting started")
+        title.setObjectName("sideTitle")
+        grid = QGridLayout()
+        self.marks: dict[str, QLabel] = {}
+        self.texts: dict[str, QLabel] = {}
+        self.buttons: dict[str, QPushButton] = {}
+        for row, (key, text, button) in enumerate(self.ITEMS):
+            self.marks[key] = QLabel(TODO)
+            self.texts[key] = QLabel(text)
+            self.texts[key].setWordWrap(True)
+            self.buttons[key] = QPushButton(button)
+            self.buttons[key].clicked.connect(self.enrol_wanted if key == "enrol" else self.settings_wanted)
+            grid.addWidget(self.marks[key], row, 0)
+            grid.addWidget(self.texts[key], row, 1)
+            grid.addWidget(self.buttons[key], row, 2)
+        grid.setColumnStretch(1, 1)
+        self.later = QPushButton("Not now")
+        self.later.setFlat(True)
+        self.later.clicked.connect(self.dismiss)
+        box = QVBoxLayout(self)
+        box.addWidget(title)
+        box.addLayout(grid)
+        box.addWidget(self.later)
+
+    def show_progress(self, p: Progress) -> None:
+        states = {"enrol": p.enrolled > 0, "pin": p.pin_set, "door": p.door_set}
+        for key, done in states.items():
+            self.marks[key].setText(DONE if done else TODO)
+            self.buttons[key].setVisible(not done)
+        if p.enrolled:
+            self.texts["enrol"].setText(f"Enrol your staff ({p.enrolled} enrolled)")
+        else:
+            self.texts["enrol"].setText("Enrol your staff")
+        self.setVisible(not p.done and not self.dismissed)
+
+    def items_done(self) -> dict[str, bool]:
+        return {key: self.marks[key].text() == DONE for key, _, _ in self.ITEMS}
+
+    def dismiss(self) -> None:
+        self.dismissed = True
+        self.hide()
