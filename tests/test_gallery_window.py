@@ -180,3 +180,59 @@ def test_enrolment_ends_with_a_confirmation(qtbot, monkeypatch):
     assert w.enrol_confirmation == "Enrolled Ana Lima (E1). The door check lets this person in from now on."
     assert w.statusBar().currentMessage() == w.enrol_confirmation
     assert w.confirmation_box.isVisible() and w.confirmation_box.text() == w.enrol_confirmation
+
+
+def test_enrol_dialog_says_what_is_wrong_with_a_photo_file_and_opens_bulk(qtbot, gallery, pipeline, lfw,  # noqa: F811
+                                                                          split, tmp_path):
+    from faceguard.ui.enroll_dialog import EnrollDialog
+    d = EnrollDialog(pipeline, gallery, Settings(), live=False)
+    qtbot.addWidget(d)
+    d.show()
+    assert not d.load_photo(blurred(photo(lfw, split, "Tom_Ridge", "probe"), tmp_path))
+    assert d.error.text() == "This photo cannot be used: the photo is blurred; use a sharp one."
+    assert d.feedback.text() == "Hold still"                 # the live wording stays the camera's
+    two = tmp_path / "two.jpg"
+    a, b = (cv2.imread(str(photo(lfw, split, w))) for w in ("Tom_Ridge", "Hugo_Chavez"))
+    cv2.imwrite(str(two), cv2.hconcat([a, b]))
+    assert not d.load_photo(two)
+    assert d.error.text() == "This photo cannot be used: two faces: crop the photo to one person."
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for who in ("Abel_Pacheco", "Akhmed_Zakayev"):
+        shutil.copy(photo(lfw, split, who), folder)
+    bulk = d.open_bulk()
+    bulk.show()
+    assert bulk.choose(folder)
+    bulk.consent.setChecked(True)
+    bulk.start()
+    qtbot.waitUntil(lambda: not bulk.running, timeout=60000)
+    bulk.close_btn.click()
+    assert d.result() == 1                                   # people were enrolled: done
+    assert [i.employee_id for i in d.enrolled_many] == ["Abel_Pacheco_0001", "Akhmed_Zakayev_0001"]
+
+
+def test_bulk_enrolment_confirmation_names_them(qtbot, monkeypatch):
+    from types import SimpleNamespace
+
+    import faceguard.ui.enroll_dialog as ed
+    from tests.test_ui_windows import fake_window
+    w = fake_window(qtbot, {"in": True})
+    monkeypatch.setattr(type(w), "gallery", property(lambda self: object()))
+    w.controller.gallery_changed = lambda: None
+
+    class Fake:
+        enrolled = None
+        enrolled_many = [SimpleNamespace(name=f"P{i}", employee_id=f"E{i}") for i in range(7)]
+
+        def __init__(self, *a, **k):
+            pass
+
+        def exec(self):
+            return 1
+
+        def deleteLater(self):
+            pass
+    monkeypatch.setattr(ed, "EnrollDialog", Fake)
+    w.open_enrol()
+    assert w.enrol_confirmation == ("Enrolled P0 (E0), P1 (E1), P2 (E2), P3 (E3), P4 (E4) and 2 more. "
+                                    "The door check lets them in from now on.")
