@@ -44,6 +44,16 @@ def lfw(shared_data) -> Path:
 
 
 @pytest.fixture(scope="session")
+def split(lfw) -> dict[str, dict[str, list[str]]]:
+    """identity → {"gallery": [paths], "probe": [paths]} from identification_split.tsv."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for line in (lfw / "identification_split.tsv").read_text().splitlines()[1:]:
+        path, identity, role = line.split("\t")
+        out.setdefault(identity, {"gallery": [], "probe": []})[role].append(path)
+    return out
+
+
+@pytest.fixture(scope="session")
 def pipeline():
     """The real shipped models through onnxruntime (CPU), loaded once per test session."""
     from faceguard.vision.pipeline import FacePipeline

@@ -26,15 +26,6 @@ from faceguard.settings import Settings, save_settings
 from faceguard.vision.image import load_image
 
 
-@pytest.fixture(scope="module")
-def split(lfw):
-    out: dict[str, dict[str, list[str]]] = {}
-    for line in (lfw / "identification_split.tsv").read_text().splitlines()[1:]:
-        path, who, role = line.split("\t")
-        out.setdefault(who, {}).setdefault(role, []).append(path)
-    return out
-
-
 @pytest.fixture
 def run(capsys, monkeypatch, pipeline):
     monkeypatch.setattr(cli_common, "load_pipeline", lambda args: pipeline)

@@ -18,7 +18,7 @@ from faceguard.gallery.enrol import enrol  # noqa: E402
 from faceguard.gallery.store import Gallery  # noqa: E402
 from faceguard.settings import Settings  # noqa: E402
 from faceguard.vision.image import load_image  # noqa: E402
-from tests.test_gallery_manage import blurred, dev_people, photo, split  # noqa: E402,F401
+from tests.test_gallery_manage import blurred, dev_people, photo  # noqa: E402
 from tests.test_ui_windows import screenshot  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def cell(d, employee_id, column):
     return d.model.data(idx), d.model.data(idx, Qt.ItemDataRole.ForegroundRole)
 
 
-def test_gallery_dialog_manages_people(qtbot, gallery, pipeline, lfw, split, tmp_path):  # noqa: F811
+def test_gallery_dialog_manages_people(qtbot, gallery, pipeline, lfw, split, tmp_path):
     t = pipeline.threshold_for(2)
     enrol(gallery, pipeline, load_image(photo(lfw, split, "Hugo_Chavez")), "Hugo Chavez", "E7", True, t)
     enrol(gallery, pipeline, load_image(photo(lfw, split, "Tom_Ridge")), "Tom Ridge", "T1", True, t)
@@ -103,7 +103,7 @@ def test_gallery_dialog_manages_people(qtbot, gallery, pipeline, lfw, split, tmp
     assert db_rows(gallery, "SELECT photo_file FROM people WHERE employee_id='T-0001'") != before
 
 
-def test_deactivated_person_is_not_let_in_on_the_clip(qtbot, pipeline, gallery, shared_data, lfw, split,  # noqa: F811
+def test_deactivated_person_is_not_let_in_on_the_clip(qtbot, pipeline, gallery, shared_data, lfw, split,
                                                       lin_enrolled):
     from faceguard.ui.door_window import DoorWindow
     from faceguard.ui.sounds import SoundPlayer
@@ -126,7 +126,7 @@ def test_deactivated_person_is_not_let_in_on_the_clip(qtbot, pipeline, gallery, 
     assert not any(r.startswith("GRANTED") for r in w.event_rows())
 
 
-def test_bulk_enrolment_dialog_enrols_20_dev_set_people(qtbot, gallery, pipeline, lfw, split, tmp_path):  # noqa: F811
+def test_bulk_enrolment_dialog_enrols_20_dev_set_people(qtbot, gallery, pipeline, lfw, split, tmp_path):
     from faceguard.ui.bulk_dialog import BulkEnrolDialog
     folder = tmp_path / "new-staff"
     folder.mkdir()
@@ -182,7 +182,7 @@ def test_enrolment_ends_with_a_confirmation(qtbot, monkeypatch):
     assert w.confirmation_box.isVisible() and w.confirmation_box.text() == w.enrol_confirmation
 
 
-def test_enrol_dialog_says_what_is_wrong_with_a_photo_file_and_opens_bulk(qtbot, gallery, pipeline, lfw,  # noqa: F811
+def test_enrol_dialog_says_what_is_wrong_with_a_photo_file_and_opens_bulk(qtbot, gallery, pipeline, lfw,
                                                                           split, tmp_path):
     from faceguard.ui.enroll_dialog import EnrollDialog
     d = EnrollDialog(pipeline, gallery, Settings(), live=False)
