@@ -80,6 +80,7 @@ def test_each_admin_action_needs_the_pin(window, action, dialog, purpose):
     act.trigger()                          # wrong
     assert window.opened == [] and window.admin_message.startswith("Wrong PIN.")
     assert window.statusBar().currentMessage() == window.admin_message
+    assert window.notice_box.isVisible() and window.notice_box.text() == window.admin_message
     window.answers = [PIN]
     act.trigger()                          # right
     assert window.opened == [dialog]

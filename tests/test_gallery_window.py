@@ -179,7 +179,7 @@ def test_enrolment_ends_with_a_confirmation(qtbot, monkeypatch):
     w.open_enrol()
     assert w.enrol_confirmation == "Enrolled Ana Lima (E1). The door check lets this person in from now on."
     assert w.statusBar().currentMessage() == w.enrol_confirmation
-    assert w.confirmation_box.isVisible() and w.confirmation_box.text() == w.enrol_confirmation
+    assert w.notice_box.isVisible() and w.notice_box.text() == w.enrol_confirmation
 
 
 def test_enrol_dialog_says_what_is_wrong_with_a_photo_file_and_opens_bulk(qtbot, gallery, pipeline, lfw,

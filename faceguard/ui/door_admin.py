@@ -16,7 +16,7 @@ from faceguard.ui.presentation import PAUSED_TEXT, BannerView
 
 log = logging.getLogger(__name__)
 
-CONFIRM_MS = 8000     # the enrolment confirmation closes itself: the door must not stay covered
+CONFIRM_MS = 8000     # notices close themselves: the door must not stay covered
 
 
 class AdminActions:
@@ -46,8 +46,25 @@ class AdminActions:
         return ok
 
     def _admin_refused(self, message: str) -> None:
+        # The status bar alone is too narrow to read beside its permanent fields in kiosk mode.
         self.admin_message = message
         self.statusBar().showMessage(message, 10000)
+        self._notice(QMessageBox.Icon.Warning, "Admin PIN", message)
+
+    def _notice(self, icon, title: str, text: str) -> None:
+        """A message that does not block the door check and closes itself (one at a time)."""
+        old = getattr(self, "notice_box", None)
+        if old is not None:
+            try:
+                old.close()
+            except RuntimeError:   # it closed itself already (deleted on close)
+                pass
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        QTimer.singleShot(CONFIRM_MS, box, box.close)
+        box.show()
+        self.notice_box = box
 
     def request_quit(self) -> None:
         """Ctrl+Q: quitting stops the door check, so it needs the admin PIN when one is set."""
@@ -128,10 +145,4 @@ class AdminActions:
         self.enrol_confirmation = (f"Enrolled {shown}. The door check lets "
                                    f"{'them' if len(names) > 1 else 'this person'} in from now on.")
         self.statusBar().showMessage(self.enrol_confirmation, 15000)
-        box = QMessageBox(QMessageBox.Icon.Information, "Enrolled", self.enrol_confirmation,
-                          QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.setWindowModality(Qt.WindowModality.NonModal)
-        QTimer.singleShot(CONFIRM_MS, box, box.close)
-        box.show()
-        self.confirmation_box = box
+        self._notice(QMessageBox.Icon.Information, "Enrolled", self.enrol_confirmation)
