@@ -101,6 +101,12 @@ def test_log_window_lists_filters_and_shows_snapshots(qtbot, filled):
     assert img.pixelColor(pix.width() // 2, pix.height() // 2).green() > 120   # the face(7) colours
     screenshot(w, "access_log_window")
     w.select_row(0)                                                # no snapshot kept
+    filled_log = EventLog(filled)
+    filled_log.log_event("DENIED", distance=0.5, threshold=0.18, when=day_start(TODAY) + 12 * 3600)
+    assert len(w.rows()) == 3
+    w.refresh_btn.click()                                          # the door logged meanwhile
+    assert len(w.rows()) == 4 and w.rows()[0][0] == f"{TODAY} 12:00:00"
+    w.select_row(1)
     assert w.snapshot.pixmap().isNull() and w.snapshot.text() == "No snapshot kept for this event."
     # Decrypted in memory only: the snapshots folder holds nothing but the encrypted files.
     assert all(p.suffix == ".enc" for p in filled.snapshots_dir.iterdir())

@@ -61,7 +61,10 @@ class LogWindow(QDialog):
             box.setDisplayFormat("yyyy-MM-dd")
         self.person = QComboBox()
         self.decision = QComboBox()
+        self.person.setMaximumWidth(260)
         self.today_btn = QPushButton("Today")
+        self.refresh_btn = QPushButton("Refresh")
+        self.refresh_btn.setToolTip("The door keeps logging while this window is open.")
         filters = QHBoxLayout()
         for label, w in (("From", self.from_day), ("to", self.to_day), ("Person", self.person),
                          ("Decision", self.decision)):
@@ -69,6 +72,7 @@ class LogWindow(QDialog):
             filters.addWidget(w)
         filters.addWidget(self.today_btn)
         filters.addStretch(1)
+        filters.addWidget(self.refresh_btn)
 
         self.table = QTableWidget(0, len(DISPLAY_COLUMNS))
         self.table.setHorizontalHeaderLabels(list(DISPLAY_COLUMNS))
@@ -123,6 +127,7 @@ class LogWindow(QDialog):
         self.person.currentIndexChanged.connect(lambda *_: self.reload())
         self.decision.currentIndexChanged.connect(lambda *_: self.reload())
         self.today_btn.clicked.connect(lambda: self.set_days(today, today))
+        self.refresh_btn.clicked.connect(self.reload)
         self.table.itemSelectionChanged.connect(self._show_snapshot)
         self.export_btn.clicked.connect(lambda: self.export_to())
         close.clicked.connect(self.accept)
