@@ -31,10 +31,11 @@ def dialog(qtbot, **kw):
 
 
 def test_settings_are_grouped_with_a_help_line_under_each_field(qtbot):
-    from PySide6.QtWidgets import QGroupBox
     d = dialog(qtbot)
-    titles = [g.title() for g in d.findChildren(QGroupBox)]
+    titles = [d.tabs.tabText(i) for i in range(d.tabs.count())]
     assert titles == ["Recognition", "Door", "Photo check", "Privacy", "Admin"]
+    assert d.width() <= 1000                                   # fits an office screen
+    screenshot(d, "settings_dialog_recognition")
     helps = d.help_texts()
     assert len(helps) >= 18 and all(len(h) > 20 for h in helps)
     assert any(h.startswith("How similar a face must be") for h in helps)
@@ -45,7 +46,8 @@ def test_settings_are_grouped_with_a_help_line_under_each_field(qtbot):
     d.door_kind.setCurrentIndex(d.door_kind.findData("command"))
     d.door_command.setText("/usr/local/bin/open {name} {employee_id} {distance}")
     d.photo_check.setChecked(True)
-    screenshot(d, "settings_dialog_grouped")
+    d.show_field(d.door_command)
+    screenshot(d, "settings_dialog_door")
 
 
 def test_snapshots_can_be_turned_off(qtbot):
@@ -85,6 +87,7 @@ def test_a_door_that_never_answers_does_not_freeze_the_window(qtbot, silent_host
     d = dialog(qtbot)
     d.door_kind.setCurrentIndex(d.door_kind.findData("webhook"))
     d.door_url.setText(silent_host)
+    d.show_field(d.door_url)
     started = time.monotonic()
     d.test_door_btn.click()
     assert time.monotonic() - started < 1.0                   # back at once, the request in a thread
@@ -109,5 +112,7 @@ def test_a_door_that_never_answers_does_not_freeze_the_window(qtbot, silent_host
 def test_a_door_test_that_cannot_start_names_the_field(qtbot):
     d = dialog(qtbot)
     d.door_kind.setCurrentIndex(d.door_kind.findData("serial"))
+    d.tabs.setCurrentIndex(0)
     assert not d.test_door()
     assert d.door_result.text().startswith("Serial port:") and not d.door_testing
+    assert d.tabs.tabText(d.tabs.currentIndex()) == "Door"     # brought to the front

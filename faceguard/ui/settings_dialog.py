@@ -1,5 +1,5 @@
-"""Settings in plain words: Recognition, Door, Photo check, Privacy and Admin, each field
-with one line under it saying what it does.
+"""Settings in plain words: Recognition, Door, Photo check, Privacy and Admin (one tab each),
+each field with one line under it saying what it does.
 
 The dialog never judges a value itself: it builds a candidate Settings and lets
 Settings.validate (the same rules the CLI and the settings file use) refuse it; the refusal is
@@ -25,13 +25,13 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -245,18 +245,18 @@ class SettingsDialog(QDialog):
             (None, "Repeat PIN", self.pin_again, "Forgotten? Run: faceguard admin reset-pin"),
         ])
 
+        # One tab per group: five groups of fields with their help lines do not fit side by
+        # side on an office screen.
+        self.tabs = QTabWidget()
+        for title, form in (("Recognition", rec), ("Door", door), ("Photo check", photo),
+                            ("Privacy", privacy), ("Admin", admin)):
+            page = QWidget()
+            outer = QVBoxLayout(page)
+            outer.addLayout(form)
+            outer.addStretch(1)
+            self.tabs.addTab(page, title)
         body = QVBoxLayout(self)
-        grid = QHBoxLayout()
-        columns = [QVBoxLayout() for _ in range(3)]
-        columns[0].addWidget(self._group("Recognition", rec))
-        columns[1].addWidget(self._group("Door", door))
-        columns[1].addWidget(self._group("Photo check", photo))
-        columns[2].addWidget(self._group("Privacy", privacy))
-        columns[2].addWidget(self._group("Admin", admin))
-        for col in columns:
-            col.addStretch(1)
-            grid.addLayout(col, 1)
-        body.addLayout(grid)
+        body.addWidget(self.tabs, 1)
         body.addWidget(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -270,7 +270,7 @@ class SettingsDialog(QDialog):
         self._door_fields()
         self._photo_fields()
         self._door_busy(False)
-        self.resize(1320, 700)
+        self.resize(720, 640)
 
     def _form(self, rows) -> QFormLayout:
         """Rows of (setting key or None, label, widget, help line under it)."""
@@ -293,12 +293,6 @@ class SettingsDialog(QDialog):
         layout.setContentsMargins(0, 0, 0, 0)
         w.setLayout(layout)
         return w
-
-    @staticmethod
-    def _group(title: str, layout) -> QGroupBox:
-        g = QGroupBox(title)
-        g.setLayout(layout)
-        return g
 
     def help_texts(self) -> list[str]:
         return [w.text() for w in self.findChildren(QLabel) if w.objectName() == "help"]
@@ -354,7 +348,15 @@ class SettingsDialog(QDialog):
         target.setText(field_message(str(exc)))
         key = re.search(r"Setting '([^']+)'", str(exc))
         widget = self.fields.get(key.group(1)) if key else None
-        if widget is not None and widget.isEnabled():
+        if widget is not None:
+            self.show_field(widget)
+
+    def show_field(self, widget: QWidget) -> None:
+        """Bring the tab holding ``widget`` to the front and put the cursor in it."""
+        for i in range(self.tabs.count()):
+            if self.tabs.widget(i).isAncestorOf(widget):
+                self.tabs.setCurrentIndex(i)
+        if widget.isEnabled():
             widget.setFocus()
 
     # -- door test, off the UI thread --------------------------------------------------------
