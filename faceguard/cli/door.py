@@ -80,7 +80,10 @@ def cmd_door(args) -> int:
     gallery = Gallery.open()
     try:
         check = DoorCheck(pipeline, gallery, settings, seed=args.seed)
-        refused = check.claim(args.claim, 0.0) if args.claim else None
+        # Ids are one id whatever their case: the check gets the id as stored.
+        claimed = gallery.person(args.claim) if args.claim else None
+        claim_id = claimed.employee_id if claimed is not None else args.claim
+        refused = check.claim(claim_id, 0.0) if args.claim else None
         if refused is not None:         # an unknown or inactive id: DENIED (logged), nothing to check
             emit(refused, None)
             check.close()

@@ -5,7 +5,8 @@ JSON shapes (``--json``; kept stable, times are ISO 8601 UTC, distances squared 
 ``enroll --json``::
 
     {"enrolled": {"name": str, "employee_id": str, "created": str, "consent_at": str,
-                  "active": true, "last_seen": null, "model_id": str}}
+                  "active": true, "last_seen": null, "model_id": str,
+                  "valid_until": str | null}}   # "active": the deactivate switch
 
 ``enroll --folder DIR --json`` (exit 1 when any photo was refused)::
 

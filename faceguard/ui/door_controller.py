@@ -210,8 +210,9 @@ class DoorController(QObject):
         employee_id = employee_id.strip()
         if not employee_id or self.worker is None:
             return None
-        self._claims.put(employee_id)
         person = self.gallery.person(employee_id) if self.gallery is not None else None
+        # Ids are one id whatever their case ("e001" finds E001): the check gets the stored form.
+        self._claims.put(person.employee_id if person is not None else employee_id)
         return person if person is not None and person.active else None
 
     def gallery_changed(self) -> None:
