@@ -19,7 +19,7 @@ from faceguard.gallery.store import Gallery  # noqa: E402
 from faceguard.settings import Settings  # noqa: E402
 from faceguard.vision.image import load_image  # noqa: E402
 from tests.test_gallery_manage import blurred, dev_people, photo  # noqa: E402
-from tests.test_ui_windows import screenshot  # noqa: E402
+from tests.test_ui_windows import fake_window, screenshot  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -158,7 +158,6 @@ def test_enrolment_ends_with_a_confirmation(qtbot, monkeypatch):
     from types import SimpleNamespace
 
     import faceguard.ui.enroll_dialog as ed
-    from tests.test_ui_windows import fake_window
     w = fake_window(qtbot, {"in": True})
     monkeypatch.setattr(type(w), "gallery", property(lambda self: object()))
     w.controller.gallery_changed = lambda: None
@@ -215,7 +214,6 @@ def test_bulk_enrolment_confirmation_names_them(qtbot, monkeypatch):
     from types import SimpleNamespace
 
     import faceguard.ui.enroll_dialog as ed
-    from tests.test_ui_windows import fake_window
     w = fake_window(qtbot, {"in": True})
     monkeypatch.setattr(type(w), "gallery", property(lambda self: object()))
     w.controller.gallery_changed = lambda: None
@@ -236,3 +234,21 @@ def test_bulk_enrolment_confirmation_names_them(qtbot, monkeypatch):
     w.open_enrol()
     assert w.enrol_confirmation == ("Enrolled P0 (E0), P1 (E1), P2 (E2), P3 (E3), P4 (E4) and 2 more. "
                                     "The door check lets them in from now on.")
+
+
+def test_a_valid_until_date_passing_while_the_door_runs_reloads_the_gallery(qtbot, gallery):
+    import time
+
+    import numpy as np
+    w = fake_window(qtbot, {"in": True})
+    w.controller.gallery = gallery
+    v = np.random.default_rng(3).normal(size=128).astype(np.float32)
+    gallery.add_person("Temp Worker", "C1", np.full((80, 80, 3), 90, np.uint8), v / np.linalg.norm(v), "m")
+    until = time.time() + 5
+    gallery.set_valid_until("C1", until)
+    counts = []
+    w.controller.enrolled.connect(counts.append)          # what a reload tells the window
+    assert not w.controller.check_expiry(until - 1) and counts == []
+    assert w.controller.check_expiry(until + 1) and len(counts) == 1   # passed: reloaded
+    assert w.controller.check_expiry(until + 60) is False  # once
+    assert w.controller._expiry_timer.isActive()

@@ -23,13 +23,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
 from faceguard.camera import Frame
@@ -71,6 +72,7 @@ class DoorController(QObject):
     enrolled = Signal(int)
 
     stop_wait_ms = 3000   # how long stop() waits for the worker before letting it end alone
+    expiry_check_ms = 60_000   # how often a valid-until date passing while it runs is looked for
 
     def __init__(self, settings: Settings, pipeline, gallery, *,
                  make_check: Callable[[], Check] | None = None,
@@ -87,6 +89,12 @@ class DoorController(QObject):
         self.camera_state = "stopped"
         self._reload = threading.Event()        # set by the UI thread, served by the worker
         self._claims: queue.SimpleQueue = queue.SimpleQueue()   # verify mode: checked ids
+        # The check caches who is active; a person's valid-until date can pass while the door
+        # runs for weeks, so the controller looks for one now and then and reloads.
+        self._built_at = time.time()
+        self._expiry_timer = QTimer(self, interval=self.expiry_check_ms)
+        self._expiry_timer.timeout.connect(self.check_expiry)
+        self._expiry_timer.start()
 
     # -- what it runs ----------------------------------------------------------------------
     def _default_source(self):
@@ -127,6 +135,7 @@ class DoorController(QObject):
         """(Re)start the camera and a new door check; FaceGuardError when the check cannot
         be built (e.g. a door output set up wrongly)."""
         self.stop()
+        self._built_at = time.time()
         check = self._make_check()
         self.check = check
         self._reload.clear()
@@ -215,9 +224,28 @@ class DoorController(QObject):
         self._claims.put(person.employee_id if person is not None else employee_id)
         return person if person is not None and person.active else None
 
+    def check_expiry(self, now: float | None = None) -> bool:
+        """Reload the check when someone's valid-until date passed since it last loaded the
+        gallery; True when it did."""
+        now = time.time() if now is None else now
+        if self.gallery is None:
+            return False
+        try:
+            passed = any(p.valid_until is not None and self._built_at < p.valid_until <= now
+                         for p in self.gallery.people(active_only=False))
+        except FaceGuardError as exc:
+            log.warning("valid-until check skipped: %s", exc)
+            return False
+        if passed:
+            log.info("a valid-until date passed: reloading the gallery")
+            self.gallery_changed()
+            self._built_at = now
+        return passed
+
     def gallery_changed(self) -> None:
         """The check caches the gallery's embeddings (and its threshold follows the gallery's
         size): the worker reloads them before its next frame so new people count."""
+        self._built_at = time.time()
         if self.worker is not None:
             self._reload.set()   # else the next start() builds the check from the gallery then
         else:
