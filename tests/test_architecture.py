@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import tool
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -17,10 +17,7 @@ def _run(*cmd: str) -> subprocess.CompletedProcess:
 
 
 def test_import_contracts_are_kept():
-    exe = shutil.which("lint-imports")
-    if exe is None:
-        pytest.fail("import-linter is not installed: pip install -e '.[dev]'")
-    result = _run(exe)
+    result = _run(tool("lint-imports"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 kept, 0 broken" in result.stdout
 
@@ -57,3 +54,16 @@ def test_ci_runs_the_readme_test_command_word_for_word():
     (test_command,) = [c for c in commands if "pytest" in c]
     ci_lines = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()]
     assert test_command in ci_lines
+
+
+def test_a_warning_from_faceguard_code_fails_the_tests():
+    """pyproject's filterwarnings: FaceGuard's own UserWarning / RuntimeWarning are errors,
+    another package's are only reported."""
+    import warnings
+
+    for category, module in ((UserWarning, "faceguard.vision.embed"), (RuntimeWarning, "faceguard")):
+        with pytest.raises(category):
+            warnings.warn_explicit("from our code", category, "x.py", 1, module=module)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.warn_explicit("from theirs", UserWarning, "x.py", 1, module="faceguardian.x")
+    assert [str(w.message) for w in seen] == ["from theirs"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import mr
 
 from faceguard.access.decide import DENIED, GRANTED, Decider
 from faceguard.access.liveness import MIN_FRAMES, MotionCheck, nose_position
@@ -16,7 +17,6 @@ from faceguard.doorcheck import DoorCheck
 from faceguard.errors import SettingsError
 from faceguard.gallery.store import Gallery
 from faceguard.settings import Settings
-from tests.test_decide import mr
 
 # MTCNN-like landmarks of a frontal face: eyes, nose, mouth corners (pixels)
 FACE = np.array([[100.0, 100.0], [160.0, 100.0], [130.0, 135.0], [105.0, 165.0], [155.0, 165.0]])
