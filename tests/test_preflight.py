@@ -23,8 +23,11 @@ def loader_without(*missing: str):
     return load
 
 
+X11 = {"DISPLAY": ":0"}
+
+
 def test_one_missing_xcb_library_names_its_package():
-    assert qt_problem("xcb", loader_without("libxcb-cursor.so.0"), system="linux") == (
+    assert qt_problem("xcb", loader_without("libxcb-cursor.so.0"), system="linux", environ=X11) == (
         "Qt cannot start (xcb platform): libxcb-cursor.so.0 is missing. "
         "Install it with: sudo apt-get install libxcb-cursor0")
 
@@ -39,7 +42,7 @@ def test_offscreen_does_not_need_the_xcb_libraries():
 
 def test_several_missing_are_one_line_and_one_command():
     line = qt_problem("xcb", loader_without("libglib-2.0.so.0", "libgthread-2.0.so.0",
-                                            "libxkbcommon-x11.so.0"), system="linux")
+                                            "libxkbcommon-x11.so.0"), system="linux", environ=X11)
     assert "\n" not in line
     assert line == ("Qt cannot start (xcb platform): libglib-2.0.so.0, libgthread-2.0.so.0 and "
                     "libxkbcommon-x11.so.0 are missing. "
@@ -76,6 +79,19 @@ def test_a_fallback_platform_with_its_libraries_is_enough(monkeypatch):
     assert qt_problem(load=no_gl, system="linux") == (
         "Qt cannot start (wayland platform): libGL.so.1 and libwayland-cursor.so.0 are missing. "
         "Install them with: sudo apt-get install libgl1 libwayland-cursor0")
+
+
+def test_xcb_without_a_display_says_so_after_the_libraries():
+    everything = loader_without()
+    assert qt_problem("xcb", everything, system="linux", environ=X11) is None
+    line = qt_problem("xcb", everything, system="linux", environ={})
+    assert line.startswith("Qt cannot start (xcb platform): there is no X display (DISPLAY is not set)")
+    assert line.endswith("python3 -m faceguard door --camera 0 --headless")
+    assert qt_problem(load=everything, system="linux", environ={}) == line   # the default is xcb
+    # a missing library comes first: it has to be installed on a desktop, too
+    assert "libxcb-shape0" in qt_problem("xcb", loader_without("libxcb-shape.so.0"), system="linux",
+                                         environ={})
+    assert qt_problem(load=everything, system="linux", environ={"QT_QPA_PLATFORM": "xcb;offscreen"}) is None
 
 
 def test_only_linux_is_checked():
@@ -117,7 +133,7 @@ def test_the_check_agrees_with_what_the_real_plugin_loads(platform):
     system_libs = {so for so in libs if re.match(r"lib(xcb|X11|xkbcommon|wayland|GL|EGL|fontconfig|dbus)", so)}
     assert system_libs <= table, f"not checked before Qt starts: {sorted(system_libs - table)}"
     missing = sorted(so for so, found in libs.items() if not found)
-    problem = qt_problem(platform)
+    problem = qt_problem(platform, environ=X11)   # the libraries, not whether a display is there
     if not missing:
         assert problem is None
     else:

@@ -102,22 +102,28 @@ def describe(platform: str, missing: list[tuple[str, str]]) -> str:
 
 
 def qt_problem(platform: str | None = None, load: Callable[[str], object] = _load,
-               system: str = sys.platform) -> str | None:
+               system: str = sys.platform, environ: dict[str, str] | None = None) -> str | None:
     """None when Qt can start here; otherwise one line naming the missing libraries and the
-    apt package(s) to install.
+    apt package(s) to install (or, for X11, the missing display).
 
     ``platform``: the Qt platform plugin ("xcb", "offscreen", "wayland", ...); by default the
     ones QT_QPA_PLATFORM or the session asks for (Qt tries each in turn, so one that has all
     its libraries is enough). ``load`` opens a library by name and raises OSError when it is
-    missing (tests pass a fake). Only Linux is checked: the macOS and Windows wheels carry
-    what Qt needs.
+    missing (tests pass a fake); ``environ`` defaults to os.environ. Only Linux is checked:
+    the macOS and Windows wheels carry what Qt needs.
     """
     if not system.startswith("linux"):
         return None
+    env = os.environ if environ is None else environ
     problems = []
-    for name in [platform] if platform else chosen_platforms():
+    for name in [platform] if platform else chosen_platforms(env):
         missing = missing_libraries(name, load)
-        if not missing:
+        if missing:
+            problems.append(describe(name, missing))
+        elif name == "xcb" and not env.get("DISPLAY"):
+            problems.append("Qt cannot start (xcb platform): there is no X display (DISPLAY is not "
+                            "set). Start FaceGuard from the desktop, or run the door check without "
+                            "a window: python3 -m faceguard door --camera 0 --headless")
+        else:
             return None
-        problems.append(describe(name, missing))
     return problems[0] if problems else None
