@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
 import math
 import os
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ os.environ.setdefault("FACEGUARD_THREADS", "2")
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 SHOTS = REPO / "artifacts" / "screenshots"
+CLIP = "short_hamilton_clip.mp4"     # the shared clip, in SHARED_DATA / "video"
 
 
 # -- helpers shared by several test modules (import them with `from conftest import ...`:
@@ -176,6 +179,67 @@ def assert_same_onnx(got: Path, want: Path, atol: float = 1e-6) -> None:
                                        err_msg=f"{where}: weight {sa[1]} (input {j})")
     names = lambda m: sorted(t.name for t in m.graph.initializer if not t.name.startswith("onnx::"))  # noqa: E731
     assert names(a) == names(b), f"{label}: named weights differ"
+
+
+def _frame_key(rgb: np.ndarray) -> bytes:
+    return hashlib.blake2b(rgb.tobytes(), digest_size=16, person=str(rgb.shape).encode()[:16]).digest()
+
+
+@dataclass(frozen=True)
+class ClipFrame:
+    """One frame of the shared clip and what the real pipeline found in it."""
+
+    index: int
+    t: float               # seconds into the clip, as FrameSource stamps the frame
+    results: tuple         # FaceResult, ..., as FacePipeline.process returns them
+    key: bytes = field(repr=False)   # digest of the decoded pixels
+
+
+@pytest.fixture(scope="session")
+def clip_results(shared_data, pipeline) -> list[ClipFrame]:
+    """The whole shared clip, decoded and run through detect → align → embed once per test
+    session (about 10 s on 2 cores). Read-only: the arrays cannot be written."""
+    from faceguard.camera import FrameSource
+
+    frames = []
+    with FrameSource(shared_data / "video" / CLIP) as src:
+        while (frame := src.read()) is not None:
+            results = tuple(pipeline.process(frame.rgb))
+            for r in results:
+                for a in (r.face.box, r.face.landmarks, r.chip, r.embedding):
+                    a.setflags(write=False)
+            frames.append(ClipFrame(frame.index, frame.t, results, _frame_key(frame.rgb)))
+    assert len(frames) > 100, f"only {len(frames)} frames decoded from {CLIP}"
+    return frames
+
+
+class ClipPipeline:
+    """The session's FacePipeline, except that a frame of the shared clip (the same pixels)
+    gets the results clip_results already has instead of being detected and embedded again.
+    Any other image goes to the real pipeline. ``hits`` counts the frames served from the clip."""
+
+    def __init__(self, pipeline, frames: list[ClipFrame]):
+        self._pipeline = pipeline
+        self._by_key = {f.key: f.results for f in frames}
+        self.hits = 0
+
+    def process(self, rgb: np.ndarray, max_faces: int | None = None) -> list:
+        results = self._by_key.get(_frame_key(rgb))
+        if results is None:
+            return self._pipeline.process(rgb, max_faces)
+        self.hits += 1
+        return list(results[:max_faces])
+
+    def __getattr__(self, name):          # model id, thresholds, embedder, ...: the real ones
+        return getattr(self._pipeline, name)
+
+
+@pytest.fixture(scope="session")
+def clip_pipeline(pipeline, clip_results) -> ClipPipeline:
+    """For tests that play the shared clip through FrameSource and DoorCheck for what the door
+    decides: the camera interface and the door check run for real, the face results come from
+    clip_results (computed once per session)."""
+    return ClipPipeline(pipeline, clip_results)
 
 
 @pytest.fixture(scope="session")

@@ -102,9 +102,9 @@ def test_two_boxes_on_one_face_keep_the_better_one():
     assert distinct_faces(boxes[:1] + boxes[2:], [0.9, 0.8]) == [0, 1]
 
 
-def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, lin_enrolled):
+def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, clip_pipeline, lin_enrolled):
     """The detector's result doubled (every face twice, shifted by 2 px): the same single GRANTED."""
-    real_process = pipeline.process
+    real_process = clip_pipeline.process
 
     def doubled(rgb, max_faces=None):
         results = real_process(rgb, max_faces)
