@@ -4,7 +4,6 @@ data folder."""
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import mr
 
 from faceguard.access.decide import DENIED, GRANTED, Decider
 from faceguard.access.door import AsyncDoor, CommandDoor
@@ -20,20 +20,11 @@ from faceguard.access.track import distinct_faces
 from faceguard.camera import FrameSource
 from faceguard.doorcheck import DoorCheck
 from faceguard.gallery.events import EventLog
-from faceguard.gallery.match import MatchResult
 from faceguard.gallery.store import Gallery
 from faceguard.instance import AlreadyRunningError
 from faceguard.settings import DoorSettings, Settings
 
-NAMES = {"E1": "Ana", "E2": "Bob"}
 BOX = (100.0, 100.0, 200.0, 225.0)
-
-
-def mr(pid: str | None, d: float = math.inf, thr: float = 0.4) -> MatchResult:
-    return MatchResult(
-        index=None if pid is None else int(pid[1:]) - 1, id=pid, name=NAMES.get(pid), distance=d,
-        runner_up_index=None, runner_up_id=None, runner_up_distance=math.inf, score=d,
-        threshold=thr, rule="distance", accepted=pid is not None and d <= thr)
 
 
 def face(seed: int) -> np.ndarray:
