@@ -4,7 +4,6 @@ data folder."""
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import mr
 
 from faceguard.access.decide import DENIED, GRANTED, Decider
 from faceguard.access.door import AsyncDoor, CommandDoor
@@ -20,20 +20,11 @@ from faceguard.access.track import distinct_faces
 from faceguard.camera import FrameSource
 from faceguard.doorcheck import DoorCheck
 from faceguard.gallery.events import EventLog
-from faceguard.gallery.match import MatchResult
 from faceguard.gallery.store import Gallery
 from faceguard.instance import AlreadyRunningError
 from faceguard.settings import DoorSettings, Settings
 
-NAMES = {"E1": "Ana", "E2": "Bob"}
 BOX = (100.0, 100.0, 200.0, 225.0)
-
-
-def mr(pid: str | None, d: float = math.inf, thr: float = 0.4) -> MatchResult:
-    return MatchResult(
-        index=None if pid is None else int(pid[1:]) - 1, id=pid, name=NAMES.get(pid), distance=d,
-        runner_up_index=None, runner_up_id=None, runner_up_distance=math.inf, score=d,
-        threshold=thr, rule="distance", accepted=pid is not None and d <= thr)
 
 
 def face(seed: int) -> np.ndarray:
@@ -102,9 +93,9 @@ def test_two_boxes_on_one_face_keep_the_better_one():
     assert distinct_faces(boxes[:1] + boxes[2:], [0.9, 0.8]) == [0, 1]
 
 
-def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, lin_enrolled):
+def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, clip_pipeline, lin_enrolled):
     """The detector's result doubled (every face twice, shifted by 2 px): the same single GRANTED."""
-    real_process = pipeline.process
+    real_process = clip_pipeline.process
 
     def doubled(rgb, max_faces=None):
         results = real_process(rgb, max_faces)

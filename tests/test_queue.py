@@ -124,9 +124,9 @@ def test_a_stranger_stepping_into_an_employees_place_gets_no_green_box(tmp_path,
                 assert face.name == who.replace("_", " ") and who in STAFF
 
 
-def test_the_shared_clip_paints_only_miranda_green(shared_data, pipeline, lin_enrolled):
+def test_the_shared_clip_paints_only_miranda_green(shared_data, clip_pipeline, lin_enrolled):
     with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
-        check = DoorCheck(pipeline, gallery, Settings())
+        check = DoorCheck(clip_pipeline, gallery, Settings())
         reports = []
         while (frame := src.read()) is not None:
             reports.append(check.process(frame))

@@ -9,9 +9,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import screenshot  # noqa: E402
 
 from faceguard.settings import Settings  # noqa: E402
-from tests.test_ui_windows import screenshot  # noqa: E402
 
 NAME, EMPLOYEE_ID = "Lin-Manuel Miranda", "E-0001"
 
