@@ -38,6 +38,13 @@ HEADLESS_ONLY = {"claim": "--claim", "threshold": "--threshold", "loop": "--loop
 
 
 def cmd_gui(args) -> int:
+    from faceguard.errors import FaceGuardError
+    from faceguard.ui.preflight import qt_problem
+
+    # Before PySide6 is imported: a missing system library is one actionable line, not Qt's abort.
+    problem = qt_problem()
+    if problem:
+        raise FaceGuardError(problem)
     from faceguard.ui.app import run
 
     return run(camera=getattr(args, "camera", None), fullscreen=getattr(args, "fullscreen", False))
