@@ -81,10 +81,11 @@ class DoorCheck:
         self.decider = Decider.from_settings(settings, seed=seed)  # its threshold follows the gallery
         self.events = EventLog(gallery) if log_events else None
         self.door = AsyncDoor(door or make_door(settings.door))
-        self._pending: list[tuple[Decision, np.ndarray | None]] = []
+        self._pending: list[tuple[Decision, int | None]] = []   # door still opening: (decision, event id)
         self._claim_decisions: list[Decision] = []   # refused claims, reported with the next frame
         self._retention_due = 0.0
         self._enforce_retention()
+        self._gallery_version = gallery.db.data_version()
         self.matcher = self._build_matcher()
 
     def _enforce_retention(self) -> None:
@@ -109,7 +110,20 @@ class DoorCheck:
 
     def reload_gallery(self) -> None:
         """Call after enrolment or removal so the next frame matches against the new gallery."""
+        version = self.gallery.db.data_version()
         self.matcher = self._build_matcher()
+        self._gallery_version = version   # only once built: a failed reload is tried again
+
+    def _follow_gallery(self) -> None:
+        """Another process changed the gallery (an enrolment, a removal from the command line):
+        match the next face against the gallery as it is now. Asked every frame, so a revoked
+        person is never let in after the change."""
+        try:
+            if self.gallery.db.data_version() != self._gallery_version:
+                log.info("the gallery changed; reloading it")
+                self.reload_gallery()
+        except FaceGuardError as exc:
+            log.error("gallery not reloaded: %s", exc)
 
     @property
     def gallery_empty(self) -> bool:
@@ -139,6 +153,7 @@ class DoorCheck:
         return self.matcher.search(embedding)
 
     def process(self, frame: Frame) -> FrameReport:
+        self._follow_gallery()
         started = time.perf_counter()
         results = self.pipeline.process(frame.rgb)
         # One face found twice by the detector is one face: one track, one decision.
@@ -175,54 +190,74 @@ class DoorCheck:
         return FrameReport(frame, faces, refused + decisions, infer_ms, self._finish_door())
 
     def _act(self, decision: Decision, rgb: np.ndarray) -> None:
+        """Log the decision now (a slow or hanging door must not lose it), then open the door;
+        its result is added to the entry when it arrives."""
         snapshot = face_crop(rgb, decision.box) if self.settings.keep_snapshots else None
-        if decision.kind == GRANTED and decision.person_id is not None:
-            try:
-                self.gallery.touch_last_seen(decision.person_id)
-            except FaceGuardError as exc:
-                log.warning("last-seen not recorded: %s", exc)
-            if self.door.submit(decision):
-                self._pending.append((decision, snapshot))
-                return
+        if decision.kind != GRANTED or decision.person_id is None:
+            self._log(decision, snapshot, DoorResult(True, "door stays closed" if decision.kind == DENIED else ""))
+            return
+        try:
+            self.gallery.touch_last_seen(decision.person_id)
+        except FaceGuardError as exc:
+            log.warning("last-seen not recorded: %s", exc)
+        if not self.door.submit(decision):
             self._log(decision, snapshot, DoorResult(False, "door output busy; not opened"))
             return
-        self._log(decision, snapshot, DoorResult(True, "door stays closed" if decision.kind == DENIED else ""))
+        self._pending.append((decision, self._log(decision, snapshot, None)))
 
     def _finish_door(self) -> list[tuple[Decision, DoorResult]]:
         done = self.door.poll()
         for decision, result in done:
-            for k, (d, snap) in enumerate(self._pending):
+            for k, (d, event_id) in enumerate(self._pending):
                 if d is decision:
                     del self._pending[k]
-                    self._log(decision, snap, result)
+                    self._door_result(decision, event_id, result)
                     break
         return done
 
-    def _log(self, decision: Decision, snapshot, result: DoorResult) -> None:
-        if not result.ok:
+    @staticmethod
+    def _door_text(result: DoorResult | None) -> str:
+        if result is None:
+            return "door opening…"
+        return ("ok: " if result.ok else "FAILED: ") + result.message
+
+    def _log(self, decision: Decision, snapshot, result: DoorResult | None) -> int | None:
+        """One access-log entry; its id (None when not logged). ``result`` None: the door is
+        still opening."""
+        if result is not None and not result.ok:
             log.warning("door output failed for %s: %s", decision.name, result.message)
         if self.events is None:
-            return
+            return None
         try:
-            self.events.log_event(
-                decision.kind, employee_id=decision.person_id, name=decision.name,
+            return self.events.log_event(
+                str(decision.kind), employee_id=decision.person_id, name=decision.name,
                 distance=decision.distance if math.isfinite(decision.distance) else None,
                 threshold=decision.threshold, reason=decision.reason,
-                door_result=("ok: " if result.ok else "FAILED: ") + result.message,
-                snapshot_rgb=snapshot, when=time.time())
+                door_result=self._door_text(result), snapshot_rgb=snapshot, when=time.time()).id
         except FaceGuardError as exc:
             # A full disk must not stop the door: the decision stands, the log entry is lost.
             log.error("access log entry not written: %s", exc)
+            return None
+
+    def _door_result(self, decision: Decision, event_id: int | None, result: DoorResult) -> None:
+        if not result.ok:
+            log.warning("door output failed for %s: %s", decision.name, result.message)
+        if self.events is None or event_id is None:
+            return
+        try:
+            self.events.set_door_result(event_id, self._door_text(result))
+        except FaceGuardError as exc:
+            log.error("door result not added to the access log: %s", exc)
 
     def close(self, timeout: float = 10.0) -> list[tuple[Decision, DoorResult]]:
         """Wait up to ``timeout`` s for door outputs still running and log them; one still
         running after that is logged too, as not known, so no decision is ever lost."""
         self.door.close(timeout)
         done = self._finish_door()
-        for decision, snapshot in self._pending:
+        for decision, event_id in self._pending:
             result = DoorResult(False, f"door result not known: still running {timeout:g} s after "
                                        "the door check stopped")
-            self._log(decision, snapshot, result)
+            self._door_result(decision, event_id, result)
             done.append((decision, result))
         self._pending.clear()
         return done

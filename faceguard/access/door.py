@@ -13,10 +13,12 @@ loop hands decisions to ``AsyncDoor``, which triggers them in its own worker thr
 from __future__ import annotations
 
 import json
+import os
 import logging
 import math
 import queue
 import shlex
+import signal
 import string
 import subprocess
 import threading
@@ -104,14 +106,21 @@ class CommandDoor(DoorOutput):
     def _open(self, decision: Decision) -> DoorResult:
         argv = self.argv_for(decision)
         try:
-            done = subprocess.run(argv, capture_output=True, timeout=self.timeout_s, check=False)
+            # Its own process group, so a timed-out command is killed with everything it started
+            # (a shell script's children would otherwise keep the relay busy).
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
         except FileNotFoundError:
             return DoorResult(False, f"door command not found: {argv[0]}")
+        try:
+            _, err = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             return DoorResult(False, f"door command did not finish within {self.timeout_s:g} s")
-        if done.returncode != 0:
-            tail = done.stderr.decode("utf-8", "replace").strip()[-200:]
-            return DoorResult(False, f"door command exited with {done.returncode}" + (f": {tail}" if tail else ""))
+        if proc.returncode != 0:
+            tail = err.decode("utf-8", "replace").strip()[-200:]
+            return DoorResult(False, f"door command exited with {proc.returncode}" + (f": {tail}" if tail else ""))
         return DoorResult(True, f"door command ran: {argv[0]}")
 
 

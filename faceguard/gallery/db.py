@@ -291,6 +291,12 @@ class Database:
             except sqlite3.Error as exc:
                 raise self.error(exc) from exc
 
+    def data_version(self) -> int:
+        """A number that changes whenever ANOTHER connection commits (e.g. `faceguard gallery
+        remove` while the door runs): cheap enough to ask every frame."""
+        with self.reading() as con:
+            return int(con.execute("PRAGMA data_version").fetchone()[0])
+
     def error(self, exc: sqlite3.Error) -> GalleryError:
         return GalleryError(sqlite_message(exc, self.path))
 
