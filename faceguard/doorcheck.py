@@ -47,6 +47,7 @@ class FaceReport:
     state: TrackState           # Decider's track state: looking | recognising | granted | ...
     status: str                 # e.g. "recognising Ana 2/3"
     explanation: str            # e.g. "Ana: distance 0.08 ≤ threshold 0.11"
+    direction: str | None = None    # the photo check's challenge asked of this face: LEFT | RIGHT | UP
 
 
 @dataclass
@@ -174,16 +175,16 @@ class DoorCheck:
         faces = []
         for r, m, st in zip(results, matches, statuses, strict=True):
             if st is None:
-                st_state, st_text = TrackState.NO_GALLERY, "nobody is enrolled yet"
+                st_state, st_text, direction = TrackState.NO_GALLERY, "nobody is enrolled yet", None
             else:
-                st_state, st_text = st.state, st.text
+                st_state, st_text, direction = st.state, st.text, st.direction
             # The name painted is this frame's answer only, never a track's earlier one.
             faces.append(FaceReport(
                 box=tuple(float(v) for v in r.box), landmarks=r.landmarks,
                 name=m.name if m.accepted else None,
                 employee_id=m.id if m.accepted else None,
                 distance=float(m.distance), threshold=self.threshold,
-                state=st_state, status=st_text, explanation=m.explain()))
+                state=st_state, status=st_text, explanation=m.explain(), direction=direction))
         for d in decisions:
             self._act(d, frame.rgb)
         self._enforce_retention()
@@ -233,7 +234,8 @@ class DoorCheck:
                 str(decision.kind), employee_id=decision.person_id, name=decision.name,
                 distance=decision.distance if math.isfinite(decision.distance) else None,
                 threshold=decision.threshold, reason=decision.reason,
-                door_result=self._door_text(result), snapshot_rgb=snapshot, when=time.time()).id
+                door_result=self._door_text(result), snapshot_rgb=snapshot, when=time.time(),
+                evidence=decision.evidence()).id
         except FaceGuardError as exc:
             # A full disk must not stop the door: the decision stands, the log entry is lost.
             log.error("access log entry not written: %s", exc)

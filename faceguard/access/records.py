@@ -66,6 +66,15 @@ class Decision:
     # movement, times); None when the challenge is off.
     challenges: tuple[dict, ...] | None = None
 
+    def evidence(self) -> dict:
+        """The photo check's numbers, for the access log ({} when it did not run)."""
+        out: dict = {}
+        if self.motion is not None:
+            out.update(motion=self.motion, min_motion=self.min_motion)
+        if self.challenges is not None:
+            out["challenges"] = list(self.challenges)
+        return out
+
     def to_dict(self) -> dict:
         """JSON-ready (inf becomes None); the photo check's evidence only when it ran."""
         out = {
@@ -75,10 +84,7 @@ class Decision:
             "threshold": self.threshold, "frames_used": self.frames_used,
             "reason": self.reason, "track_id": self.track_id, "box": list(self.box),
         }
-        if self.motion is not None:
-            out.update(motion=self.motion, min_motion=self.min_motion)
-        if self.challenges is not None:
-            out["challenges"] = list(self.challenges)
+        out.update(self.evidence())
         return out
 
 
