@@ -13,9 +13,9 @@ loop hands decisions to ``AsyncDoor``, which triggers them in its own worker thr
 from __future__ import annotations
 
 import json
-import os
 import logging
 import math
+import os
 import queue
 import shlex
 import signal
