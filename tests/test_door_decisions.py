@@ -104,7 +104,7 @@ def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, c
                                                        r.face.score * 0.99), r.chip, r.embedding)
                           for r in results]
     with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
-        check = DoorCheck(pipeline, gallery, Settings())
+        check = DoorCheck(pipeline, gallery, Settings(photo_check=False))
         check.pipeline = type("Doubled", (), {"process": staticmethod(doubled)})()
         granted = []
         for _ in range(60):
@@ -189,7 +189,7 @@ def test_a_running_door_follows_a_removal_from_another_process(shared_data, pipe
     """Issue 15 item 1: `faceguard gallery remove` while the door runs: the next frame is
     matched without him, and he is never let in again."""
     with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
-        check = DoorCheck(pipeline, gallery, Settings(cooldown_s=0.0))
+        check = DoorCheck(pipeline, gallery, Settings(cooldown_s=0.0, photo_check=False))
         with Gallery.open() as other:             # another connection: another process's view
             other.remove("E001")
         reports = [check.process(src.read()) for _ in range(60)]

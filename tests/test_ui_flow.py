@@ -127,7 +127,7 @@ def test_enrolled_person_is_granted_on_the_clip(qtbot, pipeline, gallery, shared
     from faceguard.ui.sounds import SoundPlayer
     enrol_lin(qtbot, pipeline, gallery, shared_data)
     clip = str(shared_data / "video" / "short_hamilton_clip.mp4")
-    settings = Settings(camera=clip, loop_video=True)
+    settings = Settings(camera=clip, loop_video=True, photo_check=False)
     sounds = SoundPlayer(enabled=False)
     w = DoorWindow(settings, pipeline, gallery, sounds=sounds, save=False)
     qtbot.addWidget(w)
@@ -167,7 +167,8 @@ def test_photo_check_asks_to_turn_the_head_then_denies_a_print(qtbot, pipeline, 
     from faceguard.ui.presentation import TURN_HEAD_TEXT
     from faceguard.ui.sounds import SoundPlayer
     enrol_lin(qtbot, pipeline, gallery, shared_data)
-    settings = Settings(camera=str(print_attack_video), photo_check=True, photo_check_timeout_s=3.0)
+    settings = Settings(camera=str(print_attack_video), photo_check=True, challenge=False,
+                        photo_check_timeout_s=3.0)
     w = DoorWindow(settings, pipeline, gallery, sounds=SoundPlayer(enabled=False), save=False)
     qtbot.addWidget(w)
     w.show()
@@ -286,7 +287,7 @@ def test_stopping_logs_a_granted_whose_door_is_still_opening(qtbot, pipeline, ga
                         command=f"sh -c 'touch {started}; while [ ! -e {release} ]; do sleep 0.05; done'")
     clip = str(shared_data / "video" / "short_hamilton_clip.mp4")
     doors_before = {t for t in threading.enumerate() if t.name.startswith("door-")}
-    w = DoorWindow(Settings(camera=clip, loop_video=True, door=door), pipeline, gallery,
+    w = DoorWindow(Settings(camera=clip, loop_video=True, door=door, photo_check=False), pipeline, gallery,
                    sounds=SoundPlayer(enabled=False), save=False)
     qtbot.addWidget(w)
     w.show()

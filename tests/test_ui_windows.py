@@ -213,14 +213,14 @@ def test_settings_dialog_saves_valid_values_and_pin(qtbot):
     d.confirm_frames.setValue(4)
     d.provider.setCurrentIndex(d.provider.findData("cpu"))
     d.retention.setValue(90)
-    assert not d.photo_check.isChecked()
-    d.photo_check.setChecked(True)
+    assert d.photo_check.isChecked()          # on by default (issue 13)
+    d.photo_check.setChecked(False)
     screenshot(d, "settings_dialog")
     d.accept()
     assert d.result() == 1, d.error.text()
     saved = load_settings()
     assert (saved.window_frames, saved.confirm_frames, saved.provider, saved.log_retention_days) == (7, 4, "cpu", 90)
-    assert saved.photo_check is True
+    assert saved.photo_check is False
     assert verify_pin("2468", saved.admin_pin_hash) and not verify_pin("1234", saved.admin_pin_hash)
     assert "2468" not in saved.admin_pin_hash
 
