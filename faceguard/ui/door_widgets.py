@@ -37,6 +37,10 @@ class DecisionBanner(QFrame):
         self.arrow.setObjectName("bannerArrow")      # big enough to read from 2 m (style.qss)
         self.arrow.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.arrow.setMinimumWidth(160)
+        big = self.arrow.font()
+        big.setPointSize(96)                         # also without the style sheet
+        big.setBold(True)
+        self.arrow.setFont(big)
         self.arrow.setVisible(False)
         self.title = QLabel()
         self.title.setObjectName("bannerTitle")
