@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from faceguard.access.challenge import TURN, ChallengeRun
 from faceguard.access.decide import DENIED, GRANTED, Decider
@@ -20,8 +21,6 @@ from faceguard.gallery.events import EventLog
 from faceguard.gallery.store import Gallery
 from faceguard.settings import Settings
 from faceguard.vision.image import load_image
-
-from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from head3d import Head, Responder  # noqa: E402
