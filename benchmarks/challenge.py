@@ -50,7 +50,7 @@ def decide_once(results: list[tuple[float, list]], matcher: Matcher, settings: S
     decider = Decider.from_settings(settings, threshold=matcher.threshold, seed=seed)
     decisions = []
     for t, faces in results:
-        obs = [(f.box, matcher.search(f.embedding)) for f in faces]
+        obs = [(f.box, matcher.nearest(f.embedding)) for f in faces]
         decisions += decider.update(t, obs, [f.landmarks for f in faces], [f.embedding for f in faces])
     return any(d.kind == "GRANTED" for d in decisions), decisions
 
@@ -71,7 +71,7 @@ def _decide_ms(results, matcher: Matcher, settings: Settings) -> float:
     times = []
     for t, faces in results:
         start = time.perf_counter()
-        obs = [(f.box, matcher.search(f.embedding)) for f in faces]
+        obs = [(f.box, matcher.nearest(f.embedding)) for f in faces]
         decider.update(t, obs, [f.landmarks for f in faces], [f.embedding for f in faces])
         times.append((time.perf_counter() - start) * 1000)
     return round(statistics.median(times), 3)
@@ -119,7 +119,7 @@ def genuine_run(pipeline, matcher, settings: Settings, head: Head, seed: int, li
         if key not in renders:
             renders[key] = head.render(*key)
         faces = pipeline.process(renders[key])
-        obs = [(f.box, matcher.search(f.embedding)) for f in faces]
+        obs = [(f.box, matcher.nearest(f.embedding)) for f in faces]
         for d in decider.update(t, obs, [f.landmarks for f in faces], [f.embedding for f in faces]):
             return (t if d.kind == "GRANTED" else None), d
         for s in decider.statuses:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from faceguard.access.decide import Decider
-from faceguard.access.door import AsyncDoor, DoorResult, make_door
-from faceguard.access.records import DENIED, GRANTED, Decision, TrackState
+from faceguard.access.door import AsyncDoor, DoorOutput, DoorResult, make_door
+from faceguard.access.records import DENIED, GRANTED, Decision, TrackState, TrackStatus, as_box
 from faceguard.access.track import distinct_faces
 from faceguard.camera import Frame
 from faceguard.errors import FaceGuardError
@@ -59,7 +60,7 @@ class FrameReport:
     door_results: list[tuple[Decision, DoorResult]] = field(default_factory=list)
 
 
-def face_crop(rgb: np.ndarray, box, margin: float = SNAPSHOT_MARGIN) -> np.ndarray:
+def face_crop(rgb: np.ndarray, box: Sequence[float] | np.ndarray, margin: float = SNAPSHOT_MARGIN) -> np.ndarray:
     x1, y1, x2, y2 = (float(v) for v in box)
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
     h, w = rgb.shape[:2]
@@ -72,7 +73,7 @@ def face_crop(rgb: np.ndarray, box, margin: float = SNAPSHOT_MARGIN) -> np.ndarr
 
 class DoorCheck:
     def __init__(self, pipeline: FacePipeline, gallery: Gallery, settings: Settings, *,
-                 log_events: bool = True, door=None, seed: int | None = None):
+                 log_events: bool = True, door: DoorOutput | None = None, seed: int | None = None):
         """``seed`` makes the photo check's challenge directions reproducible (tests,
         benchmarks); None draws them unpredictably."""
         self.pipeline = pipeline
@@ -151,7 +152,7 @@ class DoorCheck:
         claimed = self.decider.claimed_id
         if claimed is not None:
             return self.matcher.verify(embedding, claimed)
-        return self.matcher.search(embedding)
+        return self.matcher.nearest(embedding)
 
     def process(self, frame: Frame) -> FrameReport:
         self._follow_gallery()
@@ -164,14 +165,12 @@ class DoorCheck:
         infer_ms = (time.perf_counter() - started) * 1000.0
         refused, self._claim_decisions = self._claim_decisions, []   # logged when refused
         decisions: list[Decision] = []
-        if self.gallery_empty:
-            # Nothing to recognise: no DENIED (and no snapshot) for every passer-by.
-            statuses = [None] * len(results)
-        else:
+        statuses: list[TrackStatus | None] = [None] * len(results)
+        if not self.gallery_empty:   # empty: no DENIED (and no snapshot) for every passer-by
             decisions = self.decider.update(
                 frame.t, [(r.box, m) for r, m in zip(results, matches, strict=True)],
                 [r.landmarks for r in results], [r.embedding for r in results])
-            statuses = self.decider.statuses
+            statuses = list(self.decider.statuses)
         faces = []
         for r, m, st in zip(results, matches, statuses, strict=True):
             if st is None:
@@ -180,9 +179,9 @@ class DoorCheck:
                 st_state, st_text, direction = st.state, st.text, st.direction
             # The name painted is this frame's answer only, never a track's earlier one.
             faces.append(FaceReport(
-                box=tuple(float(v) for v in r.box), landmarks=r.landmarks,
+                box=as_box(r.box), landmarks=r.landmarks,
                 name=m.name if m.accepted else None,
-                employee_id=m.id if m.accepted else None,
+                employee_id=str(m.id) if m.accepted else None,
                 distance=float(m.distance), threshold=self.threshold,
                 state=st_state, status=st_text, explanation=m.explain(), direction=direction))
         for d in decisions:
@@ -198,7 +197,7 @@ class DoorCheck:
             self._log(decision, snapshot, DoorResult(True, "door stays closed" if decision.kind == DENIED else ""))
             return
         try:
-            self.gallery.touch_last_seen(decision.person_id)
+            self.gallery.touch_last_seen(str(decision.person_id))
         except FaceGuardError as exc:
             log.warning("last-seen not recorded: %s", exc)
         if not self.door.submit(decision):
@@ -222,7 +221,7 @@ class DoorCheck:
             return "door opening…"
         return ("ok: " if result.ok else "FAILED: ") + result.message
 
-    def _log(self, decision: Decision, snapshot, result: DoorResult | None) -> int | None:
+    def _log(self, decision: Decision, snapshot: np.ndarray | None, result: DoorResult | None) -> int | None:
         """One access-log entry; its id (None when not logged). ``result`` None: the door is
         still opening."""
         if result is not None and not result.ok:
@@ -231,7 +230,8 @@ class DoorCheck:
             return None
         try:
             return self.events.log_event(
-                str(decision.kind), employee_id=decision.person_id, name=decision.name,
+                str(decision.kind), name=decision.name,
+                employee_id=None if decision.person_id is None else str(decision.person_id),
                 distance=decision.distance if math.isfinite(decision.distance) else None,
                 threshold=decision.threshold, reason=decision.reason,
                 door_result=self._door_text(result), snapshot_rgb=snapshot, when=time.time(),

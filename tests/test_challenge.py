@@ -82,7 +82,7 @@ def _decide(results, seed: int, matcher, photo_check=True, challenge=True):
     out = []
     for frame in results:
         faces = frame.results
-        obs = [(f.box, matcher.search(f.embedding)) for f in faces]
+        obs = [(f.box, matcher.nearest(f.embedding)) for f in faces]
         out += decider.update(frame.t, obs, [f.landmarks for f in faces], [f.embedding for f in faces])
     return out
 
@@ -129,7 +129,7 @@ def test_a_person_who_follows_the_instruction_is_let_in_quickly(pipeline, lin_ma
         asked_at, decision, t = None, None, 0.0
         while decision is None and t < 8.0:
             faces = pipeline.process(head.render(*person.pose(t)))
-            obs = [(f.box, matcher.search(f.embedding)) for f in faces]
+            obs = [(f.box, matcher.nearest(f.embedding)) for f in faces]
             got = decider.update(t, obs, [f.landmarks for f in faces], [f.embedding for f in faces])
             decision = got[0] if got else None
             for s in decider.statuses:

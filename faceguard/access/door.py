@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from faceguard.access.records import GRANTED, Decision
 from faceguard.errors import DoorError
+from faceguard.settings import DoorSettings
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ class SerialRelayDoor(DoorOutput):
         return DoorResult(True, f"serial relay {self.port} opened for {self.open_seconds:g} s")
 
 
-def make_door(door_settings) -> DoorOutput:
+def make_door(door_settings: DoorSettings) -> DoorOutput:
     """The output described by a ``DoorSettings``; DoorError when it cannot work as configured."""
     d = door_settings
     if d.kind == "none":
@@ -280,7 +281,7 @@ class AsyncDoor:
     def __enter__(self) -> AsyncDoor:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _run(self) -> None:

@@ -8,9 +8,11 @@ their strings.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+
+import numpy as np
 
 
 class _TextEnum(str, Enum):
@@ -38,6 +40,12 @@ class TrackState(_TextEnum):
     VERIFYING = "verifying"        # verify mode: checking the claimed person
     TURN_HEAD = "turn_head"        # recognised, waiting for the photo check (move your head)
     NO_GALLERY = "no_gallery"      # nobody is enrolled: nothing to decide
+
+
+def as_box(box: Sequence[float] | np.ndarray) -> tuple[float, float, float, float]:
+    """[x1, y1, x2, y2] (any sequence or array) as four plain floats."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (x1, y1, x2, y2)
 
 
 GRANTED = Verdict.GRANTED
