@@ -56,11 +56,11 @@ def decide_once(results: list[tuple[float, list]], matcher: Matcher, settings: S
 
 
 def _why(decisions) -> str:
-    """One word for what denied a run: the challenge outcomes, or 'parallax' when no challenge
-    was ever answered (the face never moved like a head), or 'not recognised'."""
+    """What kept the door shut in a run: the challenge outcomes of its DENIED, 'parallax' when
+    it was denied with no challenge answered, or 'no decision' when the clip ended first."""
     denied = [d for d in decisions if d.kind == "DENIED" and d.person_id is not None]
     if not denied:
-        return "not recognised"
+        return "no decision before the clip ended"
     outcomes = [c["outcome"] for c in (denied[0].challenges or ())]
     return " + ".join(outcomes) if outcomes else "parallax"
 
@@ -91,17 +91,21 @@ def bent(photo: np.ndarray, curvature: float) -> np.ndarray:
     return cv2.remap(photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+PRINT_FRAMES = 300     # 10 s: longer than the photo check's 8 s limit, so each run is decided
+
+
 def print_attacks(photo: np.ndarray) -> dict[str, list[tuple[float, np.ndarray]]]:
     species = {}
     for yaw, pitch, dist in ATTACKS:
         species[f"print waved ±{yaw}°/±{pitch}° at {dist} m"] = [
-            (i / FPS, rgb) for i, rgb in enumerate(waved(photo, 150, yaw=yaw, pitch=pitch, distance_m=dist))]
+            (i / FPS, rgb) for i, rgb in enumerate(waved(photo, PRINT_FRAMES, yaw=yaw, pitch=pitch, distance_m=dist))]
     curved = bent(photo, 0.9)
     species["print bent, turned ±30°"] = [
         (i / FPS, render(curved, 30 * np.sin(1.3 * i / FPS), 10 * np.sin(1.7 * i / FPS), 0, 0.45))
-        for i in range(150)]
+        for i in range(PRINT_FRAMES)]
     species["print rotated 0→40° in the image plane"] = [
-        (i / FPS, render(photo, 15 * np.sin(1.3 * i / FPS), 0, 40 * i / 150, 0.45)) for i in range(150)]
+        (i / FPS, render(photo, 15 * np.sin(1.3 * i / FPS), 0, 40 * i / PRINT_FRAMES, 0.45))
+        for i in range(PRINT_FRAMES)]
     return species
 
 
