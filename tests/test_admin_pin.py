@@ -61,7 +61,7 @@ def window(qtbot, plug, monkeypatch):
     w.opened = opened
     w.controller.gallery_changed = lambda: None
     w.controller.calibration = lambda: {}
-    monkeypatch.setattr(type(w), "gallery", property(lambda self: object()))
+    monkeypatch.setattr(type(w), "gallery", property(lambda self: []))   # a stand-in gallery: nobody enrolled
     yield w
     w._quit_ok = True     # let the test's teardown close it
 

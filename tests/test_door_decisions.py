@@ -4,14 +4,15 @@ data folder."""
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import mr
 
 from faceguard.access.decide import DENIED, GRANTED, Decider
 from faceguard.access.door import AsyncDoor, CommandDoor
@@ -19,21 +20,13 @@ from faceguard.access.records import Decision
 from faceguard.access.track import distinct_faces
 from faceguard.camera import FrameSource
 from faceguard.doorcheck import DoorCheck
+from faceguard.errors import CameraError
 from faceguard.gallery.events import EventLog
-from faceguard.gallery.match import MatchResult
 from faceguard.gallery.store import Gallery
 from faceguard.instance import AlreadyRunningError
 from faceguard.settings import DoorSettings, Settings
 
-NAMES = {"E1": "Ana", "E2": "Bob"}
 BOX = (100.0, 100.0, 200.0, 225.0)
-
-
-def mr(pid: str | None, d: float = math.inf, thr: float = 0.4) -> MatchResult:
-    return MatchResult(
-        index=None if pid is None else int(pid[1:]) - 1, id=pid, name=NAMES.get(pid), distance=d,
-        runner_up_index=None, runner_up_id=None, runner_up_distance=math.inf, score=d,
-        threshold=thr, rule="distance", accepted=pid is not None and d <= thr)
 
 
 def face(seed: int) -> np.ndarray:
@@ -102,9 +95,9 @@ def test_two_boxes_on_one_face_keep_the_better_one():
     assert distinct_faces(boxes[:1] + boxes[2:], [0.9, 0.8]) == [0, 1]
 
 
-def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, lin_enrolled):
+def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, clip_pipeline, lin_enrolled):
     """The detector's result doubled (every face twice, shifted by 2 px): the same single GRANTED."""
-    real_process = pipeline.process
+    real_process = clip_pipeline.process
 
     def doubled(rgb, max_faces=None):
         results = real_process(rgb, max_faces)
@@ -112,7 +105,7 @@ def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, l
                                                        r.face.score * 0.99), r.chip, r.embedding)
                           for r in results]
     with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
-        check = DoorCheck(pipeline, gallery, Settings())
+        check = DoorCheck(pipeline, gallery, Settings(photo_check=False))
         check.pipeline = type("Doubled", (), {"process": staticmethod(doubled)})()
         granted = []
         for _ in range(60):
@@ -178,3 +171,86 @@ def test_a_second_door_check_on_the_same_data_folder_is_refused(pipeline, tmp_pa
             holder.kill()
             holder.wait()
         DoorCheck(pipeline, gallery, Settings()).close()     # free again once it has gone
+
+
+def test_a_timed_out_door_command_is_killed_with_its_whole_process_group(tmp_path):
+    """The command starts a child that would outlive it; both are gone after the time-out."""
+    pidfile = tmp_path / "child.pid"
+    door = CommandDoor(f"sh -c 'sleep 30 & echo $! > {pidfile}; wait'", timeout_s=0.5)
+    result = door.trigger(_granted())
+    assert not result.ok and "did not finish within 0.5 s" in result.message
+    child = int(pidfile.read_text())
+    time.sleep(0.2)
+    status = Path(f"/proc/{child}/status")
+    # Gone, or a zombie waiting for a reaper (a container's init may not reap): not sleeping on.
+    assert not status.exists() or "State:\tZ" in status.read_text()
+
+
+def test_a_running_door_follows_a_removal_from_another_process(shared_data, pipeline, lin_enrolled):
+    """Issue 15 item 1: `faceguard gallery remove` while the door runs: the next frame is
+    matched without him, and he is never let in again."""
+    with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        check = DoorCheck(pipeline, gallery, Settings(cooldown_s=0.0, photo_check=False))
+        with Gallery.open() as other:             # another connection: another process's view
+            other.remove("E001")
+        reports = [check.process(src.read()) for _ in range(60)]
+        check.close()
+    assert not [d for r in reports for d in r.decisions if d.kind == GRANTED]
+    assert check.gallery_empty and len(check.matcher) == 0
+
+
+def test_a_grant_is_logged_when_decided_before_the_door_answers(pipeline, lin_enrolled):
+    """Issue 15 item 4: the entry exists while the door command still runs; its result is
+    added when it arrives."""
+    settings = Settings(door=DoorSettings(kind="command", command="sleep 1", timeout_s=10))
+    with Gallery.open() as gallery:
+        check = DoorCheck(pipeline, gallery, settings)
+        check._act(_granted(), np.zeros((50, 50, 3), np.uint8))
+        (during,) = EventLog(gallery).events(limit=None)
+        done = check.close(timeout=5)
+        (after,) = EventLog(gallery).events(limit=None)
+    assert (during.decision, during.door_result) == ("GRANTED", "door opening…")
+    assert [r.ok for _, r in done] == [True] and after.door_result == "ok: door command ran: sleep"
+    assert after.id == during.id
+
+
+def test_a_camera_missing_at_start_is_retried_like_one_that_dropped(shared_data):
+    """Issue 15 item 8: camera 7 answers only on the third try (then it is the shared clip): the
+    door's source waits for it instead of giving up."""
+    import cv2
+
+    tries = []
+
+    def open_capture(source):
+        tries.append(source)
+        return cv2.VideoCapture(str(shared_data / "video" / "short_hamilton_clip.mp4")
+                                if len(tries) >= 3 else "/nonexistent.mp4")
+    src = FrameSource(7, retry_at_start=True, reconnect_s=0.05, open_capture=open_capture).open()
+    try:
+        assert src.status == "reconnecting"
+        frame = None
+        for _ in range(50):
+            frame = frame or src.read(timeout=0.2)
+        assert frame is not None and frame.rgb.shape == (360, 640, 3) and len(tries) >= 3
+    finally:
+        src.close()
+    with pytest.raises(CameraError):                      # the window's choice: say so at once
+        FrameSource(7, open_capture=lambda s: cv2.VideoCapture("/nonexistent.mp4")).open()
+
+
+def test_a_truncated_video_ends_the_headless_door_with_a_message(tmp_path, shared_data, capsys):
+    import cv2
+
+    from faceguard import cli
+    video = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    with FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        for _ in range(100):
+            writer.write(cv2.cvtColor(cv2.resize(src.read().rgb, (320, 240)), cv2.COLOR_RGB2BGR))
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])             # the second half of the file is gone
+    capsys.readouterr()
+    assert cli.main(["door", "--camera", str(video), "--headless", "--photo-check", "off"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "may be damaged or cut short" in err[0] and "Traceback" not in err[0]

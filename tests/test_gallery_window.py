@@ -114,7 +114,9 @@ def test_deactivated_person_is_not_let_in_on_the_clip(qtbot, pipeline, gallery, 
     d.active_btn.click()
     assert not gallery.person(lin_enrolled).active
     clip = str(shared_data / "video" / "short_hamilton_clip.mp4")
-    w = DoorWindow(Settings(camera=clip), pipeline, gallery, sounds=SoundPlayer(enabled=False), save=False)
+    # The photo check off (as the recognition tests): only the gallery decides here.
+    w = DoorWindow(Settings(camera=clip, photo_check=False), pipeline, gallery,
+                   sounds=SoundPlayer(enabled=False), save=False)
     qtbot.addWidget(w)
     w.show()
     w.start()
@@ -159,7 +161,7 @@ def test_enrolment_ends_with_a_confirmation(qtbot, monkeypatch):
 
     import faceguard.ui.enroll_dialog as ed
     w = fake_window(qtbot, {"in": True})
-    monkeypatch.setattr(type(w), "gallery", property(lambda self: object()))
+    monkeypatch.setattr(type(w), "gallery", property(lambda self: []))   # a stand-in gallery: nobody enrolled
     w.controller.gallery_changed = lambda: None
 
     class Fake:
@@ -215,7 +217,7 @@ def test_bulk_enrolment_confirmation_names_them(qtbot, monkeypatch):
 
     import faceguard.ui.enroll_dialog as ed
     w = fake_window(qtbot, {"in": True})
-    monkeypatch.setattr(type(w), "gallery", property(lambda self: object()))
+    monkeypatch.setattr(type(w), "gallery", property(lambda self: []))   # a stand-in gallery: nobody enrolled
     w.controller.gallery_changed = lambda: None
 
     class Fake:

@@ -22,9 +22,10 @@ def _styled(qapp):
     load_style(qapp)
 
 
-def dialog(qtbot, **kw):
+def dialog(qtbot, settings: Settings | None = None, **kw):
     from faceguard.ui.settings_dialog import SettingsDialog
-    d = SettingsDialog(Settings(), save=kw.pop("save", False), default_threshold=0.18, gallery_size=3, **kw)
+    d = SettingsDialog(settings or Settings(), save=kw.pop("save", False), default_threshold=0.18,
+                       gallery_size=3, **kw)
     qtbot.addWidget(d)
     d.show()
     return d
@@ -62,14 +63,19 @@ def test_snapshots_can_be_turned_off(qtbot):
 
 
 def test_photo_check_fields_follow_the_switch(qtbot):
-    d = dialog(qtbot, save=True)
+    d = dialog(qtbot, Settings(photo_check=False, challenge=False), save=True)
     assert not d.challenge.isEnabled() and not d.photo_timeout.isEnabled()
     d.photo_check.setChecked(True)
+    assert d.challenge.isEnabled() and d.photo_timeout.isEnabled()
     d.challenge.setChecked(True)
     d.photo_timeout.setValue(12)
     d.accept()
     saved = load_settings()
     assert (saved.photo_check, saved.challenge, saved.photo_check_timeout_s) == (True, True, 12.0)
+    d = dialog(qtbot, saved, save=True)
+    d.photo_check.setChecked(False)
+    d.accept()
+    assert load_settings().photo_check is False
 
 
 @pytest.fixture

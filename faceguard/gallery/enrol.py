@@ -57,7 +57,7 @@ def _duplicate_check(gallery: Gallery, pipeline, embedding, threshold, but: str 
     """A check() for the write transaction: DuplicatePersonError when the face is someone
     enrolled (active or not; ``but`` = the person whose photo is being replaced)."""
     def check() -> None:
-        near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).search(embedding)
+        near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).nearest(embedding)
         if near.accepted and not (but is not None and same_id(str(near.id), but)):
             raise DuplicatePersonError(
                 f"This face looks like {near.name} (employee id {near.id}), who is already "

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QPushButton, QVBoxLayout
 
+from faceguard.errors import FaceGuardError
+
 DONE, TODO = "✓", "○"
 
 
@@ -26,7 +28,7 @@ class Progress:
 def progress_of(settings, gallery) -> Progress:
     try:
         enrolled = len(gallery) if gallery is not None else 0
-    except Exception:   # a gallery that cannot be read is reported elsewhere; here: not done
+    except FaceGuardError:   # a gallery that cannot be read is reported elsewhere; here: not done
         enrolled = 0
     return Progress(enrolled, bool(settings.admin_pin_hash), settings.door.kind != "none")
 
