@@ -16,10 +16,10 @@ import numpy as np
 
 from faceguard.vision.main_face import face_side, main_faces
 
-# Face box side (pixels, the shorter of width and height) the live enrolment gate asks for:
-# below it the chip would be upsampled from too few pixels to be a good one-shot reference.
-# (Not the detector's smallest face, vision/pipeline.MIN_DETECT_FACE_PX, nor the floor for an
-# enrolment photo file, gallery/enrol.MIN_PHOTO_FACE_PX.)
+# Face box side (pixels, the shorter of width and height) enrolment asks for, live or from a
+# photo file (gallery/enrol.check_photo runs this same gate): below it the chip would be
+# upsampled from too few pixels to be a good one-shot reference. (Not the detector's smallest
+# face, vision/pipeline.MIN_DETECT_FACE_PX.)
 MIN_LIVE_FACE_PX = 80
 # Mean luma (0..255) of the face region: below it the embedding gets noisy, above it washes out.
 MIN_BRIGHTNESS = 60.0
