@@ -136,8 +136,8 @@ class DoorCheck:
         """Verify mode: the next face is checked against this employee only. An unknown or
         inactive id is itself a DENIED (logged, and reported with the next frame); returned."""
         person = self.gallery.person(employee_id)
-        if person is not None and person.active:
-            self.decider.claim(employee_id, t, name=person.name)
+        if person is not None and person.active:   # (active: enabled and not past valid-until)
+            self.decider.claim(person.employee_id, t, name=person.name)   # the id as stored
             return None
         why = "no employee has this id" if person is None else f"{person.name} is not active"
         decision = Decision(t, DENIED, None, None if person is None else person.name, math.inf,
