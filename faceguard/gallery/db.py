@@ -16,16 +16,17 @@ Crash safety. Every change runs in one SQLite write transaction (``BEGIN IMMEDIA
 files follow one order: a new file is written to a temp name, fsynced and renamed BEFORE the
 row that names it commits; a file that a change makes obsolete is deleted only AFTER the
 commit. A crash therefore leaves either the old or the new rows, each naming a complete file,
-plus at most some files that no row names. The start-up sweep deletes those; it runs inside a
-write transaction too, so it never deletes the file of another process's change in flight
-(that process holds the write lock until it commits).
+plus at most some files that no row names. The start-up sweep moves those to ``quarantine/``
+(a database can look healthy and still miss rows, so a file is never deleted on the sweep's
+word alone); it runs inside a write transaction too, so it never touches the file of another
+process's change in flight (that process holds the write lock until it commits). A database
+that should exist but is empty, or whose write-ahead log is damaged, is refused (health.py).
 
 Times are stored as seconds since the epoch (float, UTC); ``iso`` is how they leave the gallery.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -42,13 +43,16 @@ import numpy as np
 
 from faceguard import atomic, paths
 from faceguard.errors import GalleryError
-from faceguard.gallery import crypto
+from faceguard.gallery import crypto, health
+from faceguard.gallery.messages import looks_corrupt as _looks_corrupt
+from faceguard.gallery.messages import os_error_message, sqlite_message
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "gallery.db"
 PHOTOS = "photos"
 SNAPSHOTS = "snapshots"
+QUARANTINE = "quarantine"   # stored files no row named at start-up: kept, never deleted
 TMP_PREFIX = atomic.TMP_PREFIX
 FILE_SUFFIX = ".enc"
 JPEG_QUALITY = 92
@@ -202,6 +206,7 @@ class Database:
         self.path = root / DB_NAME
         self.photos_dir = root / PHOTOS
         self.snapshots_dir = root / SNAPSHOTS
+        self.quarantine_dir = root / QUARANTINE
         self.key_file = key_file
         self.cipher = cipher
         self.lock = threading.RLock()
@@ -222,12 +227,26 @@ class Database:
         except OSError as exc:
             raise GalleryError(f"The gallery folder {root} cannot be created ({exc.strerror}).") from exc
         existed = db_path.exists()
-        if not existed and any(OUR_FILE.match(p.name) for p in (root / PHOTOS).iterdir()):
-            # The sweep would delete every photo of a gallery whose database went missing.
+        has_files = health.has_stored_files(root, (PHOTOS, SNAPSHOTS), OUR_FILE)
+        if not existed and has_files:
+            # The sweep would quarantine every photo of a gallery whose database went missing.
             raise GalleryError(
                 f"The photos folder in {root} holds stored photos, but the database file "
                 f"{db_path.name} is missing. Restore it from your backup, or move the folder "
                 "away to start an empty gallery.")
+        # Checked before SQLite reads the files: closing a connection would checkpoint the
+        # damaged log away, and with it the evidence.
+        lost = health.lost_wal_commits(db_path) if existed else 0
+        if lost:
+            raise GalleryError(
+                f"The gallery's write-ahead log {db_path}-wal is damaged: it holds {lost} saved "
+                "change(s) (enrolments, removals or log entries) that can no longer be read. "
+                "FaceGuard left every file untouched. Restore the data folder from your backup; "
+                f"or, to give up those changes, move {db_path.name}-wal out of the folder and "
+                "start again.")
+        # Evidence that a gallery lived here, against which an empty database is a loss.
+        evidence = ("its folders hold stored photos or snapshots" if has_files else
+                    f"its key file {key_file} exists" if key_file.exists() else None)
         try:
             con = sqlite3.connect(db_path, timeout=15.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -235,7 +254,7 @@ class Database:
                 f"The gallery database {db_path} cannot be opened ({exc}); check that the folder "
                 "is writable.") from exc
         try:
-            _prepare(con, db_path, migrations)
+            _prepare(con, db_path, migrations, evidence if existed else None)
             if not existed:
                 try:  # names and employee ids are not encrypted: keep the file private to the user
                     os.chmod(db_path, 0o600)
@@ -309,17 +328,33 @@ class Database:
                 for folder, (table, column) in FILE_COLUMNS.items()}
 
     def sweep(self) -> list[Path]:
-        """Delete files no row names (left by a crash) and temp files; returns what was deleted."""
+        """Clear away what a crash left: temp files (never complete) are deleted; stored files
+        no row names are MOVED to ``quarantine/``, never deleted, because a healthy-looking
+        database may still be missing rows it once had (a restored old backup, a damaged log).
+        Returns the paths cleared away (their old names)."""
         removed: list[Path] = []
+        moved = 0
         with self.change() as change:
             for folder, names in self.named_files(change.con).items():
                 for path in folder.iterdir():
-                    ours = path.name.startswith(TMP_PREFIX) or OUR_FILE.match(path.name)
-                    if ours and path.name not in names and path.is_file():
+                    if path.name in names or not path.is_file():
+                        continue
+                    if path.name.startswith(TMP_PREFIX):
                         change.obsolete.append(path)
-                        removed.append(path)
-        if removed:
-            log.info("Start-up sweep removed %d file(s) left by an interrupted change", len(removed))
+                    elif OUR_FILE.match(path.name):
+                        self.quarantine_dir.mkdir(exist_ok=True)
+                        os.replace(path, self.quarantine_dir / f"{folder.name}-{path.name}")
+                        moved += 1
+                    else:
+                        continue
+                    removed.append(path)
+            if moved:
+                atomic.fsync_dir(self.quarantine_dir)
+        if moved:
+            log.warning("Start-up sweep moved %d stored file(s) that no row names to %s; delete "
+                        "them once nobody is missing from the gallery", moved, self.quarantine_dir)
+        if len(removed) > moved:
+            log.info("Start-up sweep removed %d temp file(s) of an interrupted change", len(removed) - moved)
         return removed
 
     def read_encrypted(self, path: Path, purpose: bytes, what: str) -> bytes:
@@ -334,11 +369,22 @@ class Database:
         return decode_jpeg(self.read_encrypted(path, purpose, what), what)
 
 
-def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migration]) -> None:
+def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migration],
+             evidence: str | None = None) -> None:
+    """Check, configure and migrate; ``evidence`` (why a gallery must have lived here) makes
+    an empty or never set-up database a loss to report, not a new gallery to start."""
     latest = migrations[-1][0]
     try:
         version = con.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if evidence and version == 0 and not tables:
+            size = db_path.stat().st_size
+            state = "is empty (0 bytes)" if size == 0 else "holds no gallery"
+            raise GalleryError(
+                f"The gallery database {db_path} {state}, but {evidence}: the database was "
+                "lost or damaged. FaceGuard left every file untouched. Restore gallery.db from "
+                f"your backup. To start over with an empty gallery, move the folder {db_path.parent} "
+                "and the key file elsewhere (keep the key: it is the only way to read backups).")
         if version > latest:
             raise GalleryError(
                 f"The gallery database {db_path} was made by a newer version of FaceGuard (its "
@@ -397,35 +443,3 @@ def _unlock(con: sqlite3.Connection, root: Path, key_file: Path) -> crypto.Ciphe
                 f"The key file {key_file} does not belong to the gallery in {root}: its photos "
                 "and face data cannot be decrypted. Restore the matching key file.") from None
     return cipher
-
-
-# -- errors a user can act on ------------------------------------------------------------------
-def os_error_message(exc: OSError, folder: Path) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return f"The disk holding {folder} is full; nothing was changed. Free some space and try again."
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"The gallery folder {folder} is read-only for FaceGuard; nothing was changed. "
-                "Check the folder's permissions or choose another data folder.")
-    return f"Writing to the gallery folder {folder} failed ({exc.strerror or exc}); nothing was changed."
-
-
-def sqlite_message(exc: sqlite3.Error, db: Path) -> str:
-    """A sentence a user can act on for an SQLite error on the gallery database ``db``."""
-    text = str(exc)
-    if "full" in text:
-        return f"The disk holding {db} is full; nothing was changed. Free some space and try again."
-    if "readonly" in text or "read-only" in text or "unable to open" in text:
-        return (f"The gallery database {db} or its folder is read-only for FaceGuard; nothing was "
-                "changed. Check the folder's permissions or choose another data folder.")
-    if "locked" in text or "busy" in text:
-        return "The gallery is busy (another FaceGuard program is changing it); try again."
-    if "I/O error" in text:
-        return f"Writing the gallery database {db} failed (disk I/O error); nothing was changed."
-    if _looks_corrupt(exc):
-        return f"The gallery database {db} is damaged ({text}); restore it from a backup."
-    return f"The gallery database {db} reported an error: {text}."
-
-
-def _looks_corrupt(exc: sqlite3.Error) -> bool:
-    text = str(exc).lower()
-    return any(w in text for w in ("not a database", "malformed", "corrupt", "encrypted", "disk image"))
