@@ -113,9 +113,10 @@ class Gallery:
 
     # -- people --------------------------------------------------------------------------------
     def add_person(self, name: str, employee_id: str, photo_rgb: np.ndarray, embedding: np.ndarray,
-                   model_id: str, consent_at: float | None = None) -> Person:
-        """Enrol a person with their photo and its embedding; consent is recorded as now unless
-        given. Raises GalleryError when the employee id is taken."""
+                   model_id: str, consent_at: float | None = None, created: float | None = None) -> Person:
+        """Enrol a person with their photo and its embedding; consent and the enrolment time
+        are recorded as now unless given (an import keeps the original enrolment's). Raises
+        GalleryError when the employee id is taken."""
         name = clean_text(name, "name")
         employee_id = clean_text(employee_id, "employee id")
         model_id = clean_text(model_id, "model id")
@@ -130,7 +131,7 @@ class Gallery:
             change.con.execute(
                 "INSERT INTO people (name, employee_id, created, consent_at, active, photo_file, "
                 "embedding, model_id) VALUES (?,?,?,?,1,?,?,?)",
-                (name, employee_id, now, consent_at or now, fname, emb, model_id))
+                (name, employee_id, created or now, consent_at or now, fname, emb, model_id))
         log.info("Enrolled %s (%s)", name, employee_id)
         return self.person(employee_id)
 

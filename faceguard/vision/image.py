@@ -9,14 +9,13 @@ portrait stored sideways with an EXIF Orientation tag is turned upright, as the 
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from faceguard.errors import ImageError
+from faceguard.inputs import read_limited
 from faceguard.vision.imageheader import read_header
 
 # Larger images are accepted but shrunk to this many pixels on the long side: nothing in a
@@ -81,41 +80,16 @@ def upright(img: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def read_image_file(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file of at most ``limit`` bytes; ImageError naming it otherwise."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError as exc:
-        raise ImageError(f"{path}: file not found.") from exc
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot be read ({exc.strerror}).") from exc
-    if stat.S_ISDIR(st.st_mode):
-        raise ImageError(f"{path}: is a folder, not an image.")
-    if not stat.S_ISREG(st.st_mode):
-        raise ImageError(f"{path}: is not a regular file (a device, pipe or socket); give a photo file.")
-    if st.st_size > limit:
-        raise ImageError(f"{path}: the file is too large ({st.st_size / 1e6:.0f} MB; at most "
-                         f"{limit / 1e6:.0f} MB).")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(limit + 1)   # the file may have grown since stat
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot be read ({exc.strerror}).") from exc
-    if len(data) > limit:
-        raise ImageError(f"{path}: the file is too large (more than {limit / 1e6:.0f} MB).")
-    return data
-
-
-def decode_image(data: bytes, label: str | Path) -> np.ndarray:
+def decode_image(data: bytes, label: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Image bytes → RGB uint8 [H, W, 3], upright; ImageError starting with ``label``."""
     if not data:
         raise ImageError(f"{label}: the file is empty (0 bytes).")
     header = read_header(data)
     if header is None:
         raise ImageError(f"{label}: not an image FaceGuard can read (use JPEG or PNG).")
-    if header.width * header.height > MAX_PIXELS or header.decoded_bytes > MAX_DECODED_BYTES:
+    if header.width * header.height > max_pixels or header.decoded_bytes > MAX_DECODED_BYTES:
         raise ImageError(f"{label}: the image is too large to load ({header.width}x{header.height} "
-                         f"pixels; at most {MAX_PIXELS / 1e6:.0f} megapixels). Use a smaller photo.")
+                         f"pixels; at most {max_pixels / 1e6:.0f} megapixels). Use a smaller photo.")
     if _looks_truncated(data):
         raise ImageError(f"{label}: the image file is truncated (incomplete download or copy?).")
     try:
@@ -135,7 +109,7 @@ def decode_image(data: bytes, label: str | Path) -> np.ndarray:
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as RGB uint8 [H, W, 3]; raises ImageError naming the file."""
     path = Path(path)
-    return decode_image(read_image_file(path), path)
+    return decode_image(read_limited(path, MAX_FILE_BYTES, "a photo file", ImageError), path)
 
 
 def list_images(root: Path) -> list[Path]:
