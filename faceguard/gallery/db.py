@@ -43,7 +43,7 @@ import numpy as np
 
 from faceguard import atomic, paths
 from faceguard.errors import GalleryError
-from faceguard.gallery import crypto, health
+from faceguard.gallery import crypto, health, keys, rekey
 from faceguard.gallery.messages import looks_corrupt as _looks_corrupt
 from faceguard.gallery.messages import os_error_message, sqlite_message
 
@@ -95,6 +95,14 @@ def _create_v1(con: sqlite3.Connection) -> None:
         con.execute(statement)
 
 
+def _add_person_keys(con: sqlite3.Connection) -> None:
+    """Per-person data keys (gallery/keys.py): a person's wrapped key in their row, and which
+    key encrypted each snapshot (NULL: legacy, 0: the gallery key, else the person's row id).
+    The blobs of existing people are re-encrypted by rekey.py once the key is unlocked."""
+    con.execute("ALTER TABLE people ADD COLUMN data_key BLOB")
+    con.execute("ALTER TABLE events ADD COLUMN snapshot_key INTEGER")
+
+
 Migration = tuple[int, Callable[[sqlite3.Connection], None]]
 
 # Append a step for every schema change, never edit a released one: a gallery of any older
@@ -102,6 +110,7 @@ Migration = tuple[int, Callable[[sqlite3.Connection], None]]
 # would commit half-way and break the one-transaction-per-step rule).
 MIGRATIONS: list[Migration] = [
     (1, _create_v1),
+    (2, _add_person_keys),
 ]
 
 
@@ -208,7 +217,8 @@ class Database:
         self.snapshots_dir = root / SNAPSHOTS
         self.quarantine_dir = root / QUARANTINE
         self.key_file = key_file
-        self.cipher = cipher
+        self.cipher = cipher                 # the gallery key: wraps data keys, legacy blobs
+        self.keys = keys.KeyRing(cipher)
         self.lock = threading.RLock()
 
     @classmethod
@@ -261,8 +271,9 @@ class Database:
                 except OSError:
                     pass
                 log.info("Created a new gallery database at %s", db_path)
-            db = cls(con, root, _unlock(con, root, key_file), key_file)
+            db = cls(con, root, keys.unlock(con, root, key_file, has_files), key_file)
             db.sweep()
+            rekey.upgrade(db)      # a gallery from before per-person keys (schema step 2)
         except BaseException:
             con.close()
             raise
@@ -364,9 +375,13 @@ class Database:
             raise GalleryError(f"The stored {what} {path} cannot be read ({exc.strerror}).") from exc
         return self.cipher.decrypt(blob, purpose, what)
 
-    def read_image(self, path: Path, purpose: bytes, what: str) -> np.ndarray:
-        """A stored encrypted JPEG as RGB uint8."""
-        return decode_jpeg(self.read_encrypted(path, purpose, what), what)
+    def read_sealed(self, path: Path, cipher, purpose: bytes, row_id: int, what: str) -> bytes:
+        """A stored file of row ``row_id`` (keys.py; ``cipher`` None = the legacy format)."""
+        try:
+            blob = path.read_bytes()
+        except OSError as exc:
+            raise GalleryError(f"The stored {what} {path} cannot be read ({exc.strerror}).") from exc
+        return self.keys.unseal(cipher, blob, purpose, row_id, what)
 
 
 def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migration],
@@ -411,35 +426,3 @@ def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migrat
             f"The gallery database {db_path} is damaged or not a database ({exc}). FaceGuard "
             "left it untouched: restore it from a backup, or move it away to start an empty "
             "gallery.") from exc
-
-
-def _unlock(con: sqlite3.Connection, root: Path, key_file: Path) -> crypto.Cipher:
-    """The cipher for this gallery; creates a key only where no encrypted data exists yet."""
-    row = con.execute("SELECT value FROM meta WHERE key='key_check'").fetchone()
-    key = crypto.read_key(key_file)
-    if key is None:
-        has_files = any(OUR_FILE.match(p.name) for sub in (PHOTOS, SNAPSHOTS)
-                        for p in (root / sub).iterdir())
-        people = con.execute("SELECT COUNT(*) FROM people").fetchone()[0]
-        if row is not None or has_files or people:
-            raise GalleryError(
-                f"The gallery in {root} is encrypted, and its key file {key_file} is missing. "
-                "Without that key the photos, face data and snapshots cannot be read. Restore "
-                "the key file from your backup; FaceGuard never makes a new key over existing "
-                "data. To start over with an empty gallery, move the folder away.")
-        key = crypto.create_key(key_file)
-    cipher = crypto.Cipher(key)
-    if row is None:
-        try:
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('key_check', ?)",
-                        (cipher.encrypt(b"faceguard", crypto.KEY_CHECK),))
-        except sqlite3.Error as exc:
-            raise GalleryError(f"The gallery database in {root} cannot be written ({exc}).") from exc
-    else:
-        try:
-            cipher.decrypt(bytes(row[0]), crypto.KEY_CHECK)
-        except GalleryError:
-            raise GalleryError(
-                f"The key file {key_file} does not belong to the gallery in {root}: its photos "
-                "and face data cannot be decrypted. Restore the matching key file.") from None
-    return cipher
