@@ -123,3 +123,39 @@ def test_phone_portrait_rotated_by_exif_enrols_upright(lfw, tmp_path, pipeline):
         enrol(g, pipeline, load_image(path), "Abel Pacheco", "E1", consent=True)
         kept = g.photo("E1")
     assert np.abs(kept.astype(int) - upright_rgb.astype(int)).mean() < 6
+
+
+# -- settings, split files, export targets -----------------------------------------------------
+@pytest.mark.parametrize("content, words", [
+    ('{"door": 5}', "Setting 'door'"),
+    ('{"door": [1, 2]}', "Setting 'door'"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"camera": ' + "[" * 50_000 + "]" * 50_000 + "}", "nested too deeply"),
+    ('{"threshold": NaN}', "threshold"),
+    ('{"door": {"timeout_s": Infinity}}', "door.timeout_s"),
+    ("\xff\xfe not utf-8", "cannot be read"),
+])
+def test_hostile_settings_file_is_one_line(content, words, capsys):
+    from faceguard import paths
+
+    paths.settings_file().write_bytes(content.encode("latin-1") if content.startswith("\xff") else content.encode())
+    err = cli_error(capsys, ["gallery", "check"])        # reads the settings first
+    assert words in err, err
+
+
+def test_settings_file_that_is_a_fifo_does_not_hang():
+    from faceguard import paths
+
+    os.mkfifo(paths.settings_file())
+    err = cli_subprocess(["gallery", "check"], timeout=20)
+    assert "not a regular file" in err
+
+
+def test_split_without_a_role_column_is_one_line(tmp_path, capsys, pipeline, monkeypatch):
+    from faceguard.cli import common
+
+    monkeypatch.setattr(common, "load_pipeline", lambda args: pipeline)
+    split = tmp_path / "split.tsv"
+    split.write_text("path\tidentity\na.jpg\tAna\n")
+    err = cli_error(capsys, ["eval", "identify", str(tmp_path), str(split)])
+    assert "no role column" in err and str(split) in err
