@@ -411,8 +411,9 @@ def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migrat
                 f"{db_path} is an SQLite file but not a FaceGuard gallery. It was left "
                 "untouched; choose another data folder.")
         problem = con.execute("PRAGMA quick_check").fetchone()[0]
-        if problem != "ok":
-            raise sqlite3.DatabaseError(problem)
+        if problem != "ok":   # a multi-line report: its first finding is the message's
+            lines = [ln for ln in problem.splitlines() if ln.strip() and not ln.startswith("***")]
+            raise sqlite3.DatabaseError((lines or ["malformed"])[0][:200])
         con.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk before the old photo file is deleted, even on power loss.
         con.execute("PRAGMA synchronous=FULL")
