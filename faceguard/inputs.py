@@ -51,3 +51,23 @@ def read_limited(path: Path, limit: int, what: str = "file",
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def check_output_file(path: Path, what: str, error: type[FaceGuardError] = FaceGuardError,
+                      example: str = "export.zip") -> None:
+    """Refuse an output path that names a folder, a device or pipe (an atomic write would
+    rename a regular file over /dev/null), or lies in a folder that does not exist."""
+    if not path.name or path.name in (".", ".."):
+        raise error(f"{path} is not a file name; give one such as {example} for {what}.")
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise error(f"{path} cannot be written ({exc.strerror}).") from exc
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise error(f"{path} is a folder; give a file name such as {path / example} for {what}.")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise error(f"{path} is not a regular file (a device, pipe or socket); give a file name for {what}.")
+    if not path.parent.is_dir():
+        raise error(f"The folder {path.parent} for {what} does not exist.")

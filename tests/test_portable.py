@@ -127,13 +127,16 @@ def test_exports_are_private_whatever_the_umask(gallery, pipeline, lfw, tmp_path
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
 
 
-@pytest.mark.parametrize("target", ["/", ".", "folder"])
-def test_export_to_a_folder_is_one_clear_line(target, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("command", [["gallery", "export"], ["log", "export"]])
+@pytest.mark.parametrize("target", ["/", ".", "folder", "fifo"])
+def test_export_to_a_folder_or_device_is_one_clear_line(command, target, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "folder").mkdir()
-    assert main(["gallery", "export", target]) == 2
+    os.mkfifo(tmp_path / "fifo")      # as /dev/null would be: never replaced by a regular file
+    assert main([*command, target]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "file name" in err, err
+    assert stat.S_ISFIFO((tmp_path / "fifo").stat().st_mode)
 
 
 # -- hostile zips (item 7) --------------------------------------------------------------------

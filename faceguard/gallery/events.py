@@ -27,6 +27,7 @@ from faceguard.errors import GalleryError
 from faceguard.gallery import crypto
 from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg, iso, os_error_message
 from faceguard.gallery.keys import GALLERY_KEY
+from faceguard.inputs import check_output_file
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,7 @@ class EventLog:
     def export_csv(self, path: Path, since: float | None = None) -> int:
         """Write the log (oldest first) as CSV, atomically; returns the number of rows."""
         path = Path(path)
+        check_output_file(path, "the access log", GalleryError, "access-log.csv")
         rows = list(reversed(self.events(limit=None, since=since)))
         try:
             # private (0600): the log names people and says when they came and went

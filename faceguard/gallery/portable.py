@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import stat
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from faceguard.errors import FaceGuardError, GalleryError
 from faceguard.gallery.db import iso, parse_iso
 from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery, clean_text, single_embedding
-from faceguard.inputs import check_regular_file
+from faceguard.inputs import check_output_file, check_regular_file
 from faceguard.vision.image import decode_image
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ def export_zip(gallery: Gallery, path: Path) -> int:
     """Write every person of ``gallery`` (photo as plain JPEG + gallery.json) to the zip
     ``path`` (mode 0600), replacing it only once complete; returns the number of people."""
     path = Path(path)
-    _check_export_target(path)
+    check_output_file(path, "the gallery export", GalleryError, "gallery.zip")
     entries = []
     try:
         # 0600: the zip holds unencrypted faces
@@ -75,23 +74,6 @@ def export_zip(gallery: Gallery, path: Path) -> int:
         raise GalleryError(f"The export {path} could not be written ({exc.strerror or exc}).") from exc
     log.info("Exported %d people to %s", len(entries), path)
     return len(entries)
-
-
-def _check_export_target(path: Path) -> None:
-    if not path.name or path.name in (".", ".."):
-        raise GalleryError(f"{path} is not a file name; give one such as gallery.zip.")
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise GalleryError(f"The export {path} cannot be written ({exc.strerror}).") from exc
-    if st is not None and stat.S_ISDIR(st.st_mode):
-        raise GalleryError(f"{path} is a folder; give a file name such as {path / 'gallery.zip'}.")
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise GalleryError(f"{path} is not a regular file (a device, pipe or socket); give a file name.")
-    if not path.parent.is_dir():
-        raise GalleryError(f"The folder {path.parent} for the export does not exist.")
 
 
 def open_export(path: Path) -> tuple[zipfile.ZipFile, dict]:
