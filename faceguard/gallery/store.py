@@ -5,6 +5,9 @@ says what a person is and how one is enrolled, changed, re-embedded, checked and
 access log (events.py) lives in the same database but is not imported here: erasing a person
 clears their snapshots through the shared schema, in the same transaction.
 
+Each person's photo, embedding and snapshots are encrypted with their own data key (keys.py),
+bound to their row; erasing the row erases the key, so no copy of their face stays readable.
+
 Photos are RGB uint8 arrays. Embeddings are float32 unit vectors tagged with the model id that
 made them; ``embeddings(model_id)`` returns only those of that model, so two models are never
 compared.
