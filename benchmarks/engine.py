@@ -86,7 +86,7 @@ def load_face_recognition():
             warnings.simplefilter("ignore")
             import face_recognition
         return face_recognition
-    except Exception as exc:  # its models package needs pkg_resources; report, don't crash
+    except Exception as exc:  # noqa: BLE001 (its models package needs pkg_resources; report, don't crash)
         print(f"face_recognition not available ({exc.__class__.__name__}: {exc}); reference skipped")
         return None
 

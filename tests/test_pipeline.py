@@ -144,3 +144,33 @@ def test_scoring_rule_follows_the_gallery_size(pipeline):
     assert t < pipeline.threshold_for(150)
     # a threshold the user set is a plain distance, whatever the gallery size
     assert pipeline.scoring_for(150, 0.2) == ("distance", 0.2)
+
+
+def test_the_session_clip_results_are_the_pipelines_own(shared_data, pipeline, clip_results, clip_pipeline):
+    """conftest's clip_results / clip_pipeline (the shared clip detected and embedded once per
+    session) give what the pipeline gives for those frames, and only for those frames."""
+    from faceguard.camera import FrameSource
+
+    assert [f.index for f in clip_results] == list(range(len(clip_results)))
+    assert all(b.t > a.t for a, b in zip(clip_results, clip_results[1:], strict=False))
+    assert sum(bool(f.results) for f in clip_results) > 0.9 * len(clip_results)
+    with FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        frames = [src.read() for _ in range(3)]
+    for frame in frames:
+        cached = clip_results[frame.index]
+        assert cached.t == frame.t
+        fresh = pipeline.process(frame.rgb)
+        assert len(fresh) == len(cached.results) >= 1
+        for a, b in zip(fresh, cached.results, strict=True):
+            np.testing.assert_array_equal(a.box, b.box)
+            np.testing.assert_array_equal(a.embedding, b.embedding)
+        hits = clip_pipeline.hits
+        assert clip_pipeline.process(frame.rgb) == list(cached.results)
+        assert clip_pipeline.process(frame.rgb, max_faces=1) == list(cached.results[:1])
+        assert clip_pipeline.hits == hits + 2
+    other = frames[0].rgb.copy()
+    other[0, 0] ^= 1                                          # one pixel off: not a clip frame
+    hits = clip_pipeline.hits
+    assert len(clip_pipeline.process(other)) == len(clip_results[0].results)
+    assert clip_pipeline.hits == hits
+    assert clip_pipeline.model_id == pipeline.model_id

@@ -95,6 +95,12 @@ def _create_v1(con: sqlite3.Connection) -> None:
         con.execute(statement)
 
 
+def _events_evidence_v2(con: sqlite3.Connection) -> None:
+    """The numbers behind a decision (the photo check's motion, each challenge's direction,
+    outcome, movement and times) as JSON fields of its access-log entry."""
+    con.execute("ALTER TABLE events ADD COLUMN evidence TEXT NOT NULL DEFAULT ''")
+
+
 def _add_person_keys(con: sqlite3.Connection) -> None:
     """Per-person data keys (gallery/keys.py): a person's wrapped key in their row, and which
     key encrypted each snapshot (NULL: legacy, 0: the gallery key, else the person's row id).
@@ -110,7 +116,8 @@ Migration = tuple[int, Callable[[sqlite3.Connection], None]]
 # would commit half-way and break the one-transaction-per-step rule).
 MIGRATIONS: list[Migration] = [
     (1, _create_v1),
-    (2, _add_person_keys),
+    (2, _events_evidence_v2),
+    (3, _add_person_keys),
 ]
 
 
@@ -320,6 +327,12 @@ class Database:
                 yield self.con
             except sqlite3.Error as exc:
                 raise self.error(exc) from exc
+
+    def data_version(self) -> int:
+        """A number that changes whenever ANOTHER connection commits (e.g. `faceguard gallery
+        remove` while the door runs): cheap enough to ask every frame."""
+        with self.reading() as con:
+            return int(con.execute("PRAGMA data_version").fetchone()[0])
 
     def error(self, exc: sqlite3.Error) -> GalleryError:
         return GalleryError(sqlite_message(exc, self.path))

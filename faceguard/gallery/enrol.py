@@ -81,7 +81,7 @@ def enrol(gallery: Gallery, pipeline, rgb: np.ndarray, name: str, employee_id: s
         raise GalleryError(f"Employee id '{employee_id}' is already enrolled as {existing.name}. "
                            "Choose another id, or replace that person's photo.")
     face = single_face(pipeline, rgb)
-    near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).search(face.embedding)
+    near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).nearest(face.embedding)
     if near.accepted:
         message = (f"This face looks like {near.name} (employee id {near.id}), who is already "
                    f"enrolled ({near.explain()}).")

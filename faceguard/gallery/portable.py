@@ -201,7 +201,7 @@ def _import_one(gallery: Gallery, zf: zipfile.ZipFile, entry: dict, pipeline, re
     rgb = decode_image(_read(zf, info, MAX_PHOTO_BYTES), f"the photo of {employee_id} in the zip",
                        max_pixels=MAX_PHOTO_PIXELS)
     embedding = single_embedding(pipeline, rgb)
-    near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).search(embedding)
+    near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).nearest(embedding)
     if near.accepted and near.id != employee_id:
         raise GalleryError(f"the face looks like {near.name} (employee id {near.id}), who is already "
                            f"enrolled ({near.explain()}); not imported (enrol them one by one with "

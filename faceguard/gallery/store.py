@@ -329,53 +329,20 @@ class Gallery:
     # -- checks --------------------------------------------------------------------------------
     def check(self, model_id: str | None = None) -> list[str]:
         """Problems found, as sentences (empty = healthy): database integrity, every person has a
-        readable photo and an embedding (of ``model_id`` when given), every file belongs to someone."""
+        readable photo and an embedding (of ``model_id`` when given) under their own data key,
+        every snapshot decrypts, every file belongs to someone."""
         problems: list[str] = []
         with self.db.reading() as con:
             result = [r[0] for r in con.execute("PRAGMA integrity_check")]
             rows = con.execute("SELECT employee_id, name, photo_file, embedding, model_id, id, data_key "
                                "FROM people").fetchall()
             named = self.db.named_files(con)
-            snapshots = con.execute("SELECT id, snapshot_file, snapshot_key FROM events "
-                                    "WHERE snapshot_file IS NOT NULL").fetchall()
-            snapshot_ciphers = {}
-            for _, _, ref in snapshots:
-                try:
-                    snapshot_ciphers[ref] = self.db.keys.snapshot_cipher(con, ref)
-                except GalleryError as exc:
-                    snapshot_ciphers[ref] = exc
+            snapshots = self._snapshot_ciphers(con)
         if result != ["ok"]:
             problems.append(f"The database is damaged: {'; '.join(result[:5])}")
-        dims = set()
-        keys = self.db.keys
-        for employee_id, name, photo_file, emb_blob, mid, person_id, wrapped in rows:
-            who = f"{name} ({employee_id})"
-            if wrapped is None:
-                problems.append(f"{who}: still encrypted the old way (no data key of their own), so "
-                                "erasing them would not erase every copy; replace their photo.")
-            try:
-                cipher = keys.person(person_id, employee_id, wrapped)
-            except GalleryError as exc:
-                problems.append(f"{who}: {exc}")
-                continue
-            try:
-                decode_jpeg(self.db.read_sealed(self.photos_dir / photo_file, cipher, crypto.PHOTO,
-                                                person_id, "photo"), "photo")
-            except GalleryError as exc:
-                problems.append(f"{who}: {exc}")
-            try:
-                vec = np.frombuffer(keys.unseal(cipher, emb_blob, crypto.EMBEDDING, person_id, "embedding"),
-                                    np.float32)
-                if not np.isfinite(vec).all() or abs(float(np.linalg.norm(vec)) - 1) > 1e-3:
-                    problems.append(f"{who}: the stored embedding is not a unit vector.")
-                dims.add((mid, vec.size))
-            except GalleryError as exc:
-                problems.append(f"{who}: {exc}")
-            if model_id and mid != model_id:
-                problems.append(f"{who}: the embedding was made by model '{mid}', not the current "
-                                f"'{model_id}'; re-embed the gallery.")
-        for event_id, snap, ref in snapshots:
-            cipher = snapshot_ciphers[ref]
+        for row in rows:
+            problems += self._check_person(*row, model_id)
+        for event_id, snap, cipher in snapshots:
             try:
                 if isinstance(cipher, GalleryError):
                     raise cipher
@@ -391,4 +358,44 @@ class Gallery:
             if folder == self.snapshots_dir:   # a person without a photo is reported above
                 for missing in sorted(names - present):
                     problems.append(f"The access-log snapshot {folder / missing} is missing.")
+        return problems
+
+    def _snapshot_ciphers(self, con: sqlite3.Connection) -> list[tuple]:
+        """(event id, snapshot file, its cipher or the GalleryError getting it) per snapshot."""
+        out = []
+        for event_id, snap, ref in con.execute("SELECT id, snapshot_file, snapshot_key FROM events "
+                                               "WHERE snapshot_file IS NOT NULL").fetchall():
+            try:
+                out.append((event_id, snap, self.db.keys.snapshot_cipher(con, ref)))
+            except GalleryError as exc:
+                out.append((event_id, snap, exc))
+        return out
+
+    def _check_person(self, employee_id: str, name: str, photo_file: str, emb_blob: bytes, mid: str,
+                      person_id: int, wrapped: bytes | None, model_id: str | None) -> list[str]:
+        who = f"{name} ({employee_id})"
+        problems = []
+        if wrapped is None:
+            problems.append(f"{who}: still encrypted the old way (no data key of their own), so "
+                            "erasing them would not erase every copy; replace their photo.")
+        keys = self.db.keys
+        try:
+            cipher = keys.person(person_id, employee_id, wrapped)
+        except GalleryError as exc:
+            return [*problems, f"{who}: {exc}"]
+        try:
+            decode_jpeg(self.db.read_sealed(self.photos_dir / photo_file, cipher, crypto.PHOTO,
+                                            person_id, "photo"), "photo")
+        except GalleryError as exc:
+            problems.append(f"{who}: {exc}")
+        try:
+            vec = np.frombuffer(keys.unseal(cipher, emb_blob, crypto.EMBEDDING, person_id, "embedding"),
+                                np.float32)
+            if not np.isfinite(vec).all() or abs(float(np.linalg.norm(vec)) - 1) > 1e-3:
+                problems.append(f"{who}: the stored embedding is not a unit vector.")
+        except GalleryError as exc:
+            problems.append(f"{who}: {exc}")
+        if model_id and mid != model_id:
+            problems.append(f"{who}: the embedding was made by model '{mid}', not the current "
+                            f"'{model_id}'; re-embed the gallery.")
         return problems
