@@ -154,3 +154,38 @@ def test_healthy_wal_is_not_taken_for_damage(two_people):
     assert lost_wal_commits(healthy / DB_NAME) == 0
     with Gallery.open(healthy) as g:
         assert {p.employee_id for p in g.people()} == {"E2", "E4"}
+
+
+def test_a_wal_being_written_meanwhile_is_not_taken_for_damage(tmp_path):
+    """A running door appends to the WAL (and restarts it after checkpoints) while a command
+    checks it: hundreds of checks during a busy writer find no damage."""
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    db = tmp_path / DB_NAME
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE t (x)")
+    con.commit()
+    con.close()
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sqlite3, time
+        con = sqlite3.connect({str(db)!r}, isolation_level=None)
+        con.execute("PRAGMA wal_autocheckpoint=50")      # restarts the WAL often
+        end = time.time() + 3
+        while time.time() < end:
+            con.execute("INSERT INTO t VALUES (randomblob(3000))")
+            con.execute("DELETE FROM t WHERE rowid % 7 = 0")
+        """)])
+    try:
+        time.sleep(0.3)
+        checks, found = 0, []
+        while writer.poll() is None:
+            checks += 1
+            if n := lost_wal_commits(db, looks=1):
+                found.append(n)
+    finally:
+        writer.wait(timeout=30)
+    assert checks >= 50 and found == [], (checks, found)

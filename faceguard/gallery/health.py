@@ -26,6 +26,7 @@ a torn one), and a transaction written over such a tail re-chains everything it 
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 WAL_MAGIC_LE = 0x377F0682    # checksums over little-endian words
@@ -59,9 +60,24 @@ def _valid_page_size(n: int) -> bool:
     return 512 <= n <= 65536 and n & (n - 1) == 0
 
 
-def lost_wal_commits(db_path: Path) -> int:
+def lost_wal_commits(db_path: Path, looks: int = 3) -> int:
     """How many committed transactions the WAL beside ``db_path`` holds that SQLite will not
-    read because the log is damaged before them (0: none, or no WAL)."""
+    read because the log is damaged before them (0: none, or no WAL).
+
+    A running door appends to the WAL while this reads it, and one read() is not a snapshot:
+    a frame read just before the writer reached it and its successors read just after look
+    like a damaged frame followed by a good commit. Real damage stays; such a race does not
+    repeat, so the answer is the least of ``looks`` reads a moment apart."""
+    lost = _lost_once(db_path)
+    for _ in range(looks - 1):
+        if not lost:
+            break
+        time.sleep(0.05)
+        lost = min(lost, _lost_once(db_path))
+    return lost
+
+
+def _lost_once(db_path: Path) -> int:
     wal = Path(str(db_path) + "-wal")
     try:
         if not wal.is_file() or wal.stat().st_size > _MAX_WAL_BYTES:
