@@ -52,7 +52,11 @@ def list_cameras(max_index: int = 6) -> list[int]:
 
 class FrameSource:
     def __init__(self, source: str | int, *, loop: bool = False, realtime: bool = False,
-                 reconnect_s: float = 2.0, open_capture=cv2.VideoCapture):
+                 reconnect_s: float = 2.0, open_capture=cv2.VideoCapture,
+                 retry_at_start: bool = False):
+        """``retry_at_start``: a live camera or stream that cannot be opened yet is retried
+        like one that dropped later (a door service started before its camera), instead of
+        raising; the window keeps False so it can show its no-camera page."""
         self.source = parse_source(source)
         self.loop = loop
         self.realtime = realtime
@@ -69,6 +73,8 @@ class FrameSource:
         self._loop_offset = 0.0  # clip time of the loops already played (t keeps growing)
         self._last_t = 0.0
         self.fps = 0.0
+        self.frame_count = 0     # a file's frame count from its header (0: unknown)
+        self.retry_at_start = retry_at_start
         self.status = "closed"   # closed | live | reconnecting | ended
 
     @property
@@ -90,8 +96,20 @@ class FrameSource:
         return cap
 
     def open(self) -> FrameSource:
-        self._cap = cap = self._open()
+        live = not self.is_file
+        try:
+            self._cap = cap = self._open()
+        except CameraError as exc:
+            if not (live and self.retry_at_start):
+                raise
+            log.warning("%s; retrying every %.0f s", exc, self.reconnect_s)
+            self.fps, self._t0, self.status = 25.0, time.monotonic(), "reconnecting"
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._grab_loop, name="frame-grabber", daemon=True)
+            self._thread.start()
+            return self
         self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
+        self.frame_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.is_file else 0
         self._t0 = time.monotonic()
         self.status = "live"
         if not self.is_file or self.realtime:
@@ -173,6 +191,17 @@ class FrameSource:
                 return
             except CameraError:
                 continue
+
+    def end_problem(self) -> str | None:
+        """After a file ended: why it ended early (damaged or truncated), or None when it
+        played to the end its header announced."""
+        if self.status != "ended" or not self.frame_count or self.loop:
+            return None
+        # Container frame counts are estimates: a few frames short is normal.
+        if self._index >= 0.95 * self.frame_count - 2:
+            return None
+        return (f"{self.describe()} ended after {self._index} of its {self.frame_count} frames; "
+                "the file may be damaged or cut short.")
 
     def read(self, timeout: float = 2.0) -> Frame | None:
         """The next frame of a file, or the newest frame of a live source.

@@ -20,6 +20,7 @@ from faceguard.access.records import Decision
 from faceguard.access.track import distinct_faces
 from faceguard.camera import FrameSource
 from faceguard.doorcheck import DoorCheck
+from faceguard.errors import CameraError
 from faceguard.gallery.events import EventLog
 from faceguard.gallery.store import Gallery
 from faceguard.instance import AlreadyRunningError
@@ -211,3 +212,45 @@ def test_a_grant_is_logged_when_decided_before_the_door_answers(pipeline, lin_en
     assert (during.decision, during.door_result) == ("GRANTED", "door opening…")
     assert [r.ok for _, r in done] == [True] and after.door_result == "ok: door command ran: sleep"
     assert after.id == during.id
+
+
+def test_a_camera_missing_at_start_is_retried_like_one_that_dropped(shared_data):
+    """Issue 15 item 8: camera 7 answers only on the third try (then it is the shared clip): the
+    door's source waits for it instead of giving up."""
+    import cv2
+
+    tries = []
+
+    def open_capture(source):
+        tries.append(source)
+        return cv2.VideoCapture(str(shared_data / "video" / "short_hamilton_clip.mp4")
+                                if len(tries) >= 3 else "/nonexistent.mp4")
+    src = FrameSource(7, retry_at_start=True, reconnect_s=0.05, open_capture=open_capture).open()
+    try:
+        assert src.status == "reconnecting"
+        frame = None
+        for _ in range(50):
+            frame = frame or src.read(timeout=0.2)
+        assert frame is not None and frame.rgb.shape == (360, 640, 3) and len(tries) >= 3
+    finally:
+        src.close()
+    with pytest.raises(CameraError):                      # the window's choice: say so at once
+        FrameSource(7, open_capture=lambda s: cv2.VideoCapture("/nonexistent.mp4")).open()
+
+
+def test_a_truncated_video_ends_the_headless_door_with_a_message(tmp_path, shared_data, capsys):
+    import cv2
+
+    from faceguard import cli
+    video = tmp_path / "cut.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    with FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        for _ in range(100):
+            writer.write(cv2.cvtColor(cv2.resize(src.read().rgb, (320, 240)), cv2.COLOR_RGB2BGR))
+    writer.release()
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])             # the second half of the file is gone
+    capsys.readouterr()
+    assert cli.main(["door", "--camera", str(video), "--headless", "--photo-check", "off"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "may be damaged or cut short" in err[0] and "Traceback" not in err[0]

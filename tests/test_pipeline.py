@@ -8,7 +8,8 @@ import pytest
 
 from faceguard.vision.detect import Face
 from faceguard.vision.image import load_image, shrink_to
-from faceguard.vision.pipeline import DETECT_MAX_SIDE, FacePipeline, central_face, distance
+from faceguard.vision.main_face import main_face
+from faceguard.vision.pipeline import DETECT_MAX_SIDE, FacePipeline, distance
 
 ABEL_1 = "images/Abel_Pacheco/Abel_Pacheco_0001.jpg"
 ABEL_4 = "images/Abel_Pacheco/Abel_Pacheco_0004.jpg"   # pairs_dev.txt line 2: Abel_Pacheco 1 4
@@ -109,15 +110,15 @@ def test_large_frame_detected_at_reduced_size_with_full_size_boxes(pipeline, lfw
     np.testing.assert_allclose(face.box, small.box * k, atol=0.08 * (small.box[2] - small.box[0]) * k)
 
 
-def test_central_face_picks_the_face_nearest_the_centre(results):
+def test_main_face_picks_the_face_nearest_the_centre(results):
     face = results[ABEL_1][0].face
-    assert central_face([], (250, 250, 3)) is None
-    assert central_face([face], (250, 250, 3)) is face
+    assert main_face([], (250, 250, 3)) is None
+    assert main_face([face], (250, 250, 3)) is face
     far = Face(face.box + 100, face.landmarks + 100, face.score)
-    assert central_face([far, face], (250, 250, 3)) is face
+    assert main_face([far, face], (250, 250, 3)) is face
 
 
-def test_central_face_goes_by_the_features_not_the_box(pipeline, lfw):
+def test_main_face_goes_by_the_features_not_the_box(pipeline, lfw):
     """Gene_Robinson_0003: he and a woman side by side; her box centre is nearer the image
     centre than his (her box reaches lower), his eyes-nose-mouth are at the centre. Pairs
     1–3 and 2–3 of pairs_dev.txt were lost when the box rule embedded her."""
@@ -126,7 +127,7 @@ def test_central_face_goes_by_the_features_not_the_box(pipeline, lfw):
     assert len(faces) == 2
     box_off = [float(np.hypot(*((f.box[:2] + f.box[2:]) / 2 - 125))) for f in faces]
     by_box = faces[int(np.argmin(box_off))]
-    chosen = central_face(faces, rgb.shape)
+    chosen = main_face(faces, rgb.shape)
     assert chosen is not by_box
     (gene_1,) = pipeline.process(load_image(lfw / GENE_1))
     d_chosen = distance(pipeline.embed_chips(pipeline.align(rgb, chosen)[None])[0], gene_1.embedding)

@@ -104,6 +104,7 @@ def _print_timeline(frames: int, first_face: float | None, timeline: list[dict])
 def cmd_door(args) -> int:
     from faceguard.camera import FrameSource
     from faceguard.doorcheck import DoorCheck
+    from faceguard.errors import FaceGuardError
     from faceguard.gallery.store import Gallery
 
     if not args.headless:
@@ -113,7 +114,7 @@ def cmd_door(args) -> int:
     common.refuse(args, {"fullscreen": "--fullscreen"}, "is for the window, not --headless")
     settings = _headless_settings(args)
     camera = args.camera if args.camera is not None else settings.camera
-    source = FrameSource(camera, loop=args.loop, realtime=False)
+    source = FrameSource(camera, loop=args.loop, realtime=False, retry_at_start=True)
     if args.loop and (isinstance(source.source, int) or "://" in str(source.source)):
         raise common.Refused(f"--loop replays a video file; {source.describe()} is live")
     pipeline = common.load_pipeline(args)
@@ -142,6 +143,11 @@ def cmd_door(args) -> int:
         gallery.close()
     if args.timeline:
         _print_timeline(frames, first_face, timeline)
+    problem = source.end_problem()
+    if problem:
+        raise FaceGuardError(problem)
+    if source.status == "ended":
+        print(f"faceguard: {source.describe()} ended after {frames} frames", file=sys.stderr)
     return 0
 
 

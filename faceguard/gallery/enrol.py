@@ -15,7 +15,7 @@ import numpy as np
 from faceguard.errors import GalleryError, NoFaceError
 from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery, Person
-from faceguard.vision.quality import face_side, main_faces
+from faceguard.vision.main_face import face_side, main_faces
 
 log = logging.getLogger(__name__)
 
