@@ -14,8 +14,10 @@ from pathlib import Path
 from faceguard import paths
 from faceguard.atomic import write_text_atomic
 from faceguard.errors import SettingsError
+from faceguard.inputs import read_limited
 
 PROVIDERS = ("auto", "cuda", "cpu")
+MAX_SETTINGS_BYTES = 1 << 20
 DOOR_KINDS = ("none", "command", "webhook", "serial")
 MODES = ("identify", "verify")
 # The photo check's bar (faceguard/access/liveness.py): waved prints reach 0.08-0.23, real
@@ -171,6 +173,8 @@ class Settings:
             raise SettingsError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
         raw = dict(raw)
         door_raw = raw.pop("door", {}) or {}
+        if not isinstance(door_raw, dict):
+            raise SettingsError(f"Setting 'door': must be a group of door settings ({{...}}), not {door_raw!r:.40}.")
         door_known = {f.name for f in fields(DoorSettings)}
         if set(door_raw) - door_known:
             raise SettingsError(f"Unknown door setting(s): {', '.join(sorted(set(door_raw) - door_known))}.")
@@ -185,10 +189,16 @@ def load_settings(path: Path | None = None) -> Settings:
     path = path or paths.settings_file()
     if not path.exists():
         return Settings()
+    # a FIFO or device in its place would block or never end; a real one is a few kB
+    data = read_limited(path, MAX_SETTINGS_BYTES, "a settings file (JSON)", SettingsError)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SettingsError(f"The settings file {path} cannot be read ({exc}); fix or delete it.") from exc
+        raw = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise SettingsError(f"The settings file {path} is nested too deeply to be settings; fix or "
+                            "delete it.") from None
+    except ValueError as exc:   # UnicodeDecodeError too
+        raise SettingsError(f"The settings file {path} cannot be read ({str(exc)[:200]}); fix or "
+                            "delete it.") from exc
     if not isinstance(raw, dict):
         raise SettingsError(f"The settings file {path} is not a JSON object; fix or delete it.")
     return Settings.from_dict(raw)

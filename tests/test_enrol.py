@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 
 import cv2
@@ -152,20 +153,28 @@ def test_export_import_round_trip(gallery, pipeline, photos, threshold, tmp_path
         assert all(zf.read(p["photo"]).startswith(b"\xff\xd8\xff") for p in doc["people"])
 
     other = Gallery.open(tmp_path / "office2", tmp_path / "office2.key")
+    # enrolled here after the export (a minute later: the zip's times are whole seconds)
     other.add_person("Someone Else", "E1", photos("Trent_Lott"), pipeline.process(photos("Trent_Lott"))[0].embedding,
-                     pipeline.model_id)
-    report = import_zip(other, out, pipeline)
-    assert sorted(report.added) == ["E0", "E2", "E3"] and report.updated == ["E1"] and report.failed == {}
-    assert {p.employee_id: p.name for p in other.people(active_only=False)} == {
-        f"E{i}": who.replace("_", " ") for i, who in enumerate(STAFF)}
+                     pipeline.model_id, created=time.time() + 60)
+    report = import_zip(other, out, pipeline, threshold=threshold)
+    # E1 is someone else here: kept as they are, and reported (issue 15, item 3)
+    assert sorted(report.added) == ["E0", "E2", "E3"] and report.updated == [] and report.failed == {}
+    assert list(report.conflicts) == ["E1"] and "--update" in report.conflicts["E1"]
+    names = {f"E{i}": who.replace("_", " ") for i, who in enumerate(STAFF)}
+    assert {p.employee_id: p.name for p in other.people(active_only=False)} == {**names, "E1": "Someone Else"}
     assert not other.person("E3").active
-    assert other.person("E0").consent_at == pytest.approx(gallery.person("E0").consent_at, abs=1)
-    faces = identify_faces(gallery_matcher(other, pipeline, threshold), pipeline, photos("William_Macy", "probe", 1))
-    assert faces[0]["person"]["employee_id"] == "E1"
+    for e in ("E0", "E2"):   # the enrolment and consent times travel with the person
+        assert other.person(e).consent_at == pytest.approx(gallery.person(e).consent_at, abs=1)
+        assert other.person(e).created == pytest.approx(gallery.person(e).created, abs=1)
+    faces = identify_faces(gallery_matcher(other, pipeline, threshold), pipeline, photos("Zico", "probe", 0))
+    assert faces[0]["person"]["employee_id"] == "E2"
     assert other.check(pipeline.model_id) == []
-    # importing twice resolves by employee id: nobody is added twice
-    again = import_zip(other, out, pipeline)
-    assert again.added == [] and len(again.updated) == 4 and len(other) == 4
+    # importing twice resolves by employee id: nobody is added twice; with --update the people
+    # from the zip are refreshed, and the later local enrolment of E1 still wins
+    again = import_zip(other, out, pipeline, update=True, threshold=threshold)
+    assert again.added == [] and sorted(again.updated) == ["E0", "E2", "E3"] and len(other) == 4
+    assert list(again.conflicts) == ["E1"] and "newer local enrolment" in again.conflicts["E1"]
+    assert other.person("E1").name == "Someone Else"
     other.close()
 
 

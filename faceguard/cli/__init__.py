@@ -49,16 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(verbose: bool) -> None:
-    from logging.handlers import RotatingFileHandler
-
     from faceguard import paths
+    from faceguard.logfile import PrivateRotatingFileHandler
 
     root = logging.getLogger()
     if root.handlers:
         return
     root.setLevel(logging.INFO)
     try:
-        fh = RotatingFileHandler(paths.log_file(), maxBytes=2_000_000, backupCount=3)
+        fh = PrivateRotatingFileHandler(paths.log_file(), maxBytes=2_000_000, backupCount=3)  # 0600
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(fh)
     except OSError:

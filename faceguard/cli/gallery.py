@@ -30,7 +30,8 @@ JSON shapes (``--json``; kept stable, times are ISO 8601 UTC, distances squared 
 
     {"ok": bool, "people": int, "problems": [str, ...]}
 
-Exit codes: 0 done, 1 ``gallery check`` found problems, 2 a FaceGuardError (printed).
+Exit codes: 0 done, 1 ``gallery check`` found problems or ``gallery import`` left people out
+(conflicts or failures, each listed), 2 a FaceGuardError (printed).
 """
 
 from __future__ import annotations
@@ -270,14 +271,18 @@ def cmd_gallery_export(args) -> int:
 def cmd_gallery_import(args) -> int:
     from faceguard.gallery import portable
 
+    portable.open_export(args.file)[0].close()   # a bad zip is refused before the models load
     pipeline = common.load_pipeline(args)
     with _open() as gallery:
-        report = portable.import_zip(gallery, args.file, pipeline)
+        report = portable.import_zip(gallery, args.file, pipeline, update=args.update,
+                                     threshold=_threshold_setting())
     print(f"imported {args.file}: {len(report.added)} added, {len(report.updated)} updated, "
-          f"{len(report.failed)} failed")
+          f"{len(report.conflicts)} kept as they were, {len(report.failed)} failed")
+    for who, why in report.conflicts.items():
+        print(f"  {who}: {why}")
     for who, why in report.failed.items():
         print(f"  {who}: {why}")
-    return 1 if report.failed else 0
+    return 1 if report.failed or report.conflicts else 0
 
 
 def cmd_gallery_check(args) -> int:
@@ -339,6 +344,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = command(gsub, "import", cmd_gallery_import, parents=[ENGINE],
                 help="add people from an exported zip (re-embeds the photos)")
     p.add_argument("file", type=Path)
+    p.add_argument("--update", action="store_true",
+                   help="replace the name and photo of people already enrolled (unless enrolled "
+                        "here later than in the zip); without it they are kept and reported")
     # --flip / --no-flip: which embedding id the stored vectors are checked against.
     command(gsub, "check", cmd_gallery_check, parents=[FLIP, JSON_STDOUT],
             help="verify photos, embeddings and files; exit 1 on problems")

@@ -8,8 +8,9 @@ account: a person who can read both folders can read everything. Back up the key
 data folder, separately; without it the photos are lost for good.
 
 Each blob is ``MAGIC | 12-byte random nonce | AES-256-GCM ciphertext+tag``. The associated data
-names what the blob is ("photo", "embedding", ...), so a blob moved to another purpose fails to
-decrypt instead of being misread.
+names what the blob is ("photo", "embedding", ...) and, since schema 2, its row (keys.py), so a
+blob moved to another purpose or row fails to decrypt instead of being misread. The key in the
+file (the gallery key) wraps each person's data key (keys.py), which encrypts their face data.
 """
 
 from __future__ import annotations

@@ -16,16 +16,17 @@ Crash safety. Every change runs in one SQLite write transaction (``BEGIN IMMEDIA
 files follow one order: a new file is written to a temp name, fsynced and renamed BEFORE the
 row that names it commits; a file that a change makes obsolete is deleted only AFTER the
 commit. A crash therefore leaves either the old or the new rows, each naming a complete file,
-plus at most some files that no row names. The start-up sweep deletes those; it runs inside a
-write transaction too, so it never deletes the file of another process's change in flight
-(that process holds the write lock until it commits).
+plus at most some files that no row names. The start-up sweep moves those to ``quarantine/``
+(a database can look healthy and still miss rows, so a file is never deleted on the sweep's
+word alone); it runs inside a write transaction too, so it never touches the file of another
+process's change in flight (that process holds the write lock until it commits). A database
+that should exist but is empty, or whose write-ahead log is damaged, is refused (health.py).
 
 Times are stored as seconds since the epoch (float, UTC); ``iso`` is how they leave the gallery.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import re
@@ -42,13 +43,16 @@ import numpy as np
 
 from faceguard import atomic, paths
 from faceguard.errors import GalleryError
-from faceguard.gallery import crypto
+from faceguard.gallery import crypto, health, keys, rekey
+from faceguard.gallery.messages import looks_corrupt as _looks_corrupt
+from faceguard.gallery.messages import os_error_message, sqlite_message
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "gallery.db"
 PHOTOS = "photos"
 SNAPSHOTS = "snapshots"
+QUARANTINE = "quarantine"   # stored files no row named at start-up: kept, never deleted
 TMP_PREFIX = atomic.TMP_PREFIX
 FILE_SUFFIX = ".enc"
 JPEG_QUALITY = 92
@@ -102,6 +106,14 @@ def _people_valid_until_v3(con: sqlite3.Connection) -> None:
     con.execute("ALTER TABLE people ADD COLUMN valid_until REAL")
 
 
+def _add_person_keys_v4(con: sqlite3.Connection) -> None:
+    """Per-person data keys (gallery/keys.py): a person's wrapped key in their row, and which
+    key encrypted each snapshot (NULL: legacy, 0: the gallery key, else the person's row id).
+    The blobs of existing people are re-encrypted by rekey.py once the key is unlocked."""
+    con.execute("ALTER TABLE people ADD COLUMN data_key BLOB")
+    con.execute("ALTER TABLE events ADD COLUMN snapshot_key INTEGER")
+
+
 Migration = tuple[int, Callable[[sqlite3.Connection], None]]
 
 # Append a step for every schema change, never edit a released one: a gallery of any older
@@ -111,6 +123,7 @@ MIGRATIONS: list[Migration] = [
     (1, _create_v1),
     (2, _events_evidence_v2),
     (3, _people_valid_until_v3),
+    (4, _add_person_keys_v4),
 ]
 
 
@@ -215,8 +228,10 @@ class Database:
         self.path = root / DB_NAME
         self.photos_dir = root / PHOTOS
         self.snapshots_dir = root / SNAPSHOTS
+        self.quarantine_dir = root / QUARANTINE
         self.key_file = key_file
-        self.cipher = cipher
+        self.cipher = cipher                 # the gallery key: wraps data keys, legacy blobs
+        self.keys = keys.KeyRing(cipher)
         self.lock = threading.RLock()
 
     @classmethod
@@ -235,12 +250,26 @@ class Database:
         except OSError as exc:
             raise GalleryError(f"The gallery folder {root} cannot be created ({exc.strerror}).") from exc
         existed = db_path.exists()
-        if not existed and any(OUR_FILE.match(p.name) for p in (root / PHOTOS).iterdir()):
-            # The sweep would delete every photo of a gallery whose database went missing.
+        has_files = health.has_stored_files(root, (PHOTOS, SNAPSHOTS), OUR_FILE)
+        if not existed and has_files:
+            # The sweep would quarantine every photo of a gallery whose database went missing.
             raise GalleryError(
                 f"The photos folder in {root} holds stored photos, but the database file "
                 f"{db_path.name} is missing. Restore it from your backup, or move the folder "
                 "away to start an empty gallery.")
+        # Checked before SQLite reads the files: closing a connection would checkpoint the
+        # damaged log away, and with it the evidence.
+        lost = health.lost_wal_commits(db_path) if existed else 0
+        if lost:
+            raise GalleryError(
+                f"The gallery's write-ahead log {db_path}-wal is damaged: it holds {lost} saved "
+                "change(s) (enrolments, removals or log entries) that can no longer be read. "
+                "FaceGuard left every file untouched. Restore the data folder from your backup; "
+                f"or, to give up those changes, move {db_path.name}-wal out of the folder and "
+                "start again.")
+        # Evidence that a gallery lived here, against which an empty database is a loss.
+        evidence = ("its folders hold stored photos or snapshots" if has_files else
+                    f"its key file {key_file} exists" if key_file.exists() else None)
         try:
             con = sqlite3.connect(db_path, timeout=15.0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -248,15 +277,16 @@ class Database:
                 f"The gallery database {db_path} cannot be opened ({exc}); check that the folder "
                 "is writable.") from exc
         try:
-            _prepare(con, db_path, migrations)
+            _prepare(con, db_path, migrations, evidence if existed else None)
             if not existed:
                 try:  # names and employee ids are not encrypted: keep the file private to the user
                     os.chmod(db_path, 0o600)
                 except OSError:
                     pass
                 log.info("Created a new gallery database at %s", db_path)
-            db = cls(con, root, _unlock(con, root, key_file), key_file)
+            db = cls(con, root, keys.unlock(con, root, key_file, has_files), key_file)
             db.sweep()
+            rekey.upgrade(db)      # a gallery from before per-person keys (schema step 2)
         except BaseException:
             con.close()
             raise
@@ -328,17 +358,33 @@ class Database:
                 for folder, (table, column) in FILE_COLUMNS.items()}
 
     def sweep(self) -> list[Path]:
-        """Delete files no row names (left by a crash) and temp files; returns what was deleted."""
+        """Clear away what a crash left: temp files (never complete) are deleted; stored files
+        no row names are MOVED to ``quarantine/``, never deleted, because a healthy-looking
+        database may still be missing rows it once had (a restored old backup, a damaged log).
+        Returns the paths cleared away (their old names)."""
         removed: list[Path] = []
+        moved = 0
         with self.change() as change:
             for folder, names in self.named_files(change.con).items():
                 for path in folder.iterdir():
-                    ours = path.name.startswith(TMP_PREFIX) or OUR_FILE.match(path.name)
-                    if ours and path.name not in names and path.is_file():
+                    if path.name in names or not path.is_file():
+                        continue
+                    if path.name.startswith(TMP_PREFIX):
                         change.obsolete.append(path)
-                        removed.append(path)
-        if removed:
-            log.info("Start-up sweep removed %d file(s) left by an interrupted change", len(removed))
+                    elif OUR_FILE.match(path.name):
+                        self.quarantine_dir.mkdir(exist_ok=True)
+                        os.replace(path, self.quarantine_dir / f"{folder.name}-{path.name}")
+                        moved += 1
+                    else:
+                        continue
+                    removed.append(path)
+            if moved:
+                atomic.fsync_dir(self.quarantine_dir)
+        if moved:
+            log.warning("Start-up sweep moved %d stored file(s) that no row names to %s; delete "
+                        "them once nobody is missing from the gallery", moved, self.quarantine_dir)
+        if len(removed) > moved:
+            log.info("Start-up sweep removed %d temp file(s) of an interrupted change", len(removed) - moved)
         return removed
 
     def read_encrypted(self, path: Path, purpose: bytes, what: str) -> bytes:
@@ -348,16 +394,31 @@ class Database:
             raise GalleryError(f"The stored {what} {path} cannot be read ({exc.strerror}).") from exc
         return self.cipher.decrypt(blob, purpose, what)
 
-    def read_image(self, path: Path, purpose: bytes, what: str) -> np.ndarray:
-        """A stored encrypted JPEG as RGB uint8."""
-        return decode_jpeg(self.read_encrypted(path, purpose, what), what)
+    def read_sealed(self, path: Path, cipher, purpose: bytes, row_id: int, what: str) -> bytes:
+        """A stored file of row ``row_id`` (keys.py; ``cipher`` None = the legacy format)."""
+        try:
+            blob = path.read_bytes()
+        except OSError as exc:
+            raise GalleryError(f"The stored {what} {path} cannot be read ({exc.strerror}).") from exc
+        return self.keys.unseal(cipher, blob, purpose, row_id, what)
 
 
-def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migration]) -> None:
+def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migration],
+             evidence: str | None = None) -> None:
+    """Check, configure and migrate; ``evidence`` (why a gallery must have lived here) makes
+    an empty or never set-up database a loss to report, not a new gallery to start."""
     latest = migrations[-1][0]
     try:
         version = con.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if evidence and version == 0 and not tables:
+            size = db_path.stat().st_size
+            state = "is empty (0 bytes)" if size == 0 else "holds no gallery"
+            raise GalleryError(
+                f"The gallery database {db_path} {state}, but {evidence}: the database was "
+                "lost or damaged. FaceGuard left every file untouched. Restore gallery.db from "
+                f"your backup. To start over with an empty gallery, move the folder {db_path.parent} "
+                "and the key file elsewhere (keep the key: it is the only way to read backups).")
         if version > latest:
             raise GalleryError(
                 f"The gallery database {db_path} was made by a newer version of FaceGuard (its "
@@ -369,8 +430,9 @@ def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migrat
                 f"{db_path} is an SQLite file but not a FaceGuard gallery. It was left "
                 "untouched; choose another data folder.")
         problem = con.execute("PRAGMA quick_check").fetchone()[0]
-        if problem != "ok":
-            raise sqlite3.DatabaseError(problem)
+        if problem != "ok":   # a multi-line report: its first finding is the message's
+            lines = [ln for ln in problem.splitlines() if ln.strip() and not ln.startswith("***")]
+            raise sqlite3.DatabaseError((lines or ["malformed"])[0][:200])
         con.execute("PRAGMA journal_mode=WAL")
         # FULL: a commit is on disk before the old photo file is deleted, even on power loss.
         con.execute("PRAGMA synchronous=FULL")
@@ -384,67 +446,3 @@ def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migrat
             f"The gallery database {db_path} is damaged or not a database ({exc}). FaceGuard "
             "left it untouched: restore it from a backup, or move it away to start an empty "
             "gallery.") from exc
-
-
-def _unlock(con: sqlite3.Connection, root: Path, key_file: Path) -> crypto.Cipher:
-    """The cipher for this gallery; creates a key only where no encrypted data exists yet."""
-    row = con.execute("SELECT value FROM meta WHERE key='key_check'").fetchone()
-    key = crypto.read_key(key_file)
-    if key is None:
-        has_files = any(OUR_FILE.match(p.name) for sub in (PHOTOS, SNAPSHOTS)
-                        for p in (root / sub).iterdir())
-        people = con.execute("SELECT COUNT(*) FROM people").fetchone()[0]
-        if row is not None or has_files or people:
-            raise GalleryError(
-                f"The gallery in {root} is encrypted, and its key file {key_file} is missing. "
-                "Without that key the photos, face data and snapshots cannot be read. Restore "
-                "the key file from your backup; FaceGuard never makes a new key over existing "
-                "data. To start over with an empty gallery, move the folder away.")
-        key = crypto.create_key(key_file)
-    cipher = crypto.Cipher(key)
-    if row is None:
-        try:
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('key_check', ?)",
-                        (cipher.encrypt(b"faceguard", crypto.KEY_CHECK),))
-        except sqlite3.Error as exc:
-            raise GalleryError(f"The gallery database in {root} cannot be written ({exc}).") from exc
-    else:
-        try:
-            cipher.decrypt(bytes(row[0]), crypto.KEY_CHECK)
-        except GalleryError:
-            raise GalleryError(
-                f"The key file {key_file} does not belong to the gallery in {root}: its photos "
-                "and face data cannot be decrypted. Restore the matching key file.") from None
-    return cipher
-
-
-# -- errors a user can act on ------------------------------------------------------------------
-def os_error_message(exc: OSError, folder: Path) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return f"The disk holding {folder} is full; nothing was changed. Free some space and try again."
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"The gallery folder {folder} is read-only for FaceGuard; nothing was changed. "
-                "Check the folder's permissions or choose another data folder.")
-    return f"Writing to the gallery folder {folder} failed ({exc.strerror or exc}); nothing was changed."
-
-
-def sqlite_message(exc: sqlite3.Error, db: Path) -> str:
-    """A sentence a user can act on for an SQLite error on the gallery database ``db``."""
-    text = str(exc)
-    if "full" in text:
-        return f"The disk holding {db} is full; nothing was changed. Free some space and try again."
-    if "readonly" in text or "read-only" in text or "unable to open" in text:
-        return (f"The gallery database {db} or its folder is read-only for FaceGuard; nothing was "
-                "changed. Check the folder's permissions or choose another data folder.")
-    if "locked" in text or "busy" in text:
-        return "The gallery is busy (another FaceGuard program is changing it); try again."
-    if "I/O error" in text:
-        return f"Writing the gallery database {db} failed (disk I/O error); nothing was changed."
-    if _looks_corrupt(exc):
-        return f"The gallery database {db} is damaged ({text}); restore it from a backup."
-    return f"The gallery database {db} reported an error: {text}."
-
-
-def _looks_corrupt(exc: sqlite3.Error) -> bool:
-    text = str(exc).lower()
-    return any(w in text for w in ("not a database", "malformed", "corrupt", "encrypted", "disk image"))

@@ -4,7 +4,8 @@ A row keeps the time, the person (employee id and name at that moment; NULL = st
 distance and threshold that decided, the decision and its reason, what the door output did, and
 optionally a face snapshot (an encrypted JPEG in ``snapshots/``, written with the same
 temp → fsync → rename → commit order as photos). Erasing a person (``Gallery.remove``) deletes
-their snapshots but keeps the rows, so the log still says when the door opened.
+their snapshots (and the data key that could decrypt any copy of them) and replaces their name
+and employee id with a pseudonym, keeping the rows: the log still says when the door opened.
 
 The table itself is created by db.py's schema migrations; this module builds on db.py only and
 does not import the people's store (``EventLog`` takes the gallery for its database).
@@ -26,7 +27,9 @@ import numpy as np
 from faceguard.atomic import atomic_open
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto
-from faceguard.gallery.db import Database, encode_jpeg, iso, os_error_message
+from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg, iso, os_error_message
+from faceguard.gallery.keys import GALLERY_KEY
+from faceguard.inputs import check_output_file
 
 log = logging.getLogger(__name__)
 
@@ -97,19 +100,36 @@ class EventLog:
             with self.db.reading() as con:
                 row = con.execute("SELECT name FROM people WHERE employee_id=?", (employee_id,)).fetchone()
             name = row[0] if row else None
-        blob = None
-        if snapshot_rgb is not None:
-            blob = self.db.cipher.encrypt(encode_jpeg(snapshot_rgb, SNAPSHOT_MAX_SIDE, 85), crypto.SNAPSHOT)
+        jpeg = None if snapshot_rgb is None else encode_jpeg(snapshot_rgb, SNAPSHOT_MAX_SIDE, 85)
         with self.db.change() as change:
-            fname = change.write_file(self.db.snapshots_dir, blob) if blob is not None else None
             cur = change.con.execute(
                 "INSERT INTO events (time, employee_id, name, distance, threshold, decision, reason, "
-                "door_result, snapshot_file, evidence) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "door_result, evidence) VALUES (?,?,?,?,?,?,?,?,?)",
                 (when or time.time(), employee_id, name, _opt_float(distance), _opt_float(threshold),
-                 decision, reason or "", door_result or "", fname,
+                 decision, reason or "", door_result or "",
                  json.dumps(evidence, sort_keys=True) if evidence else ""))
             event_id = cur.lastrowid
+            if jpeg is not None:
+                # The row id is in the snapshot's associated data, so the row comes first; the
+                # file is durable before the row naming it commits.
+                key_ref, cipher = self._snapshot_key(change.con, employee_id)
+                fname = change.write_file(self.db.snapshots_dir,
+                                          self.db.keys.seal(cipher, jpeg, crypto.SNAPSHOT, event_id))
+                change.con.execute("UPDATE events SET snapshot_file=?, snapshot_key=? WHERE id=?",
+                                   (fname, key_ref, event_id))
         return self.event(event_id)
+
+    def _snapshot_key(self, con, employee_id: str | None):
+        """(events.snapshot_key, cipher) for a snapshot of ``employee_id``: the person's data key,
+        so erasing them erases it too; the gallery key for a stranger (or a damaged data key)."""
+        if employee_id is not None:
+            row = con.execute("SELECT id, data_key FROM people WHERE employee_id=?", (employee_id,)).fetchone()
+            if row is not None and row[1] is not None:
+                try:
+                    return row[0], self.db.keys.person(row[0], employee_id, row[1])
+                except GalleryError as exc:
+                    log.warning("%s; the snapshot is kept under the gallery key", exc)
+        return GALLERY_KEY, self.db.keys.master
 
     def set_door_result(self, event_id: int, door_result: str) -> None:
         """Add what the door output reported to an event logged when it was decided (the door
@@ -169,10 +189,12 @@ class EventLog:
     def snapshot(self, event_id: int) -> np.ndarray | None:
         """The event's face snapshot as RGB uint8, or None when it has none (or was erased)."""
         with self.db.reading() as con:
-            row = con.execute("SELECT snapshot_file FROM events WHERE id=?", (event_id,)).fetchone()
-        if row is None or row[0] is None:
-            return None
-        return self.db.read_image(self.db.snapshots_dir / row[0], crypto.SNAPSHOT, "snapshot")
+            row = con.execute("SELECT snapshot_file, snapshot_key FROM events WHERE id=?", (event_id,)).fetchone()
+            if row is None or row[0] is None:
+                return None
+            cipher = self.db.keys.snapshot_cipher(con, row[1])
+        return decode_jpeg(self.db.read_sealed(self.db.snapshots_dir / row[0], cipher, crypto.SNAPSHOT,
+                                               event_id, "snapshot"), "snapshot")
 
     def export_csv(self, path: Path, since: float | None = None) -> int:
         """Write the log (oldest first) as CSV, atomically; returns the number of rows."""
@@ -212,6 +234,7 @@ def write_csv(events: list[Event], path: Path) -> int:
     """``events`` (newest first, as queried) written oldest first as CSV, atomically, private
     (0600: the log names people and says when they came and went); returns the row count."""
     path = Path(path)
+    check_output_file(path, "the access log", GalleryError, "access-log.csv")
     rows = list(reversed(events))
     try:
         with atomic_open(path, 0o600, text=True, newline="") as fh:

@@ -5,6 +5,9 @@ says what a person is and how one is enrolled, changed, re-embedded, checked and
 access log (events.py) lives in the same database but is not imported here: erasing a person
 clears their snapshots through the shared schema, in the same transaction.
 
+Each person's photo, embedding and snapshots are encrypted with their own data key (keys.py),
+bound to their row; erasing the row erases the key, so no copy of their face stays readable.
+
 Photos are RGB uint8 arrays. Embeddings are float32 unit vectors tagged with the model id that
 made them; ``embeddings(model_id)`` returns only those of that model, so two models are never
 compared.
@@ -13,17 +16,21 @@ compared.
 from __future__ import annotations
 
 import logging
+import secrets
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from faceguard import paths
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto
 from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg, iso
+from faceguard.logfile import attached_log_files, log_files, mask_words
 from faceguard.vision.main_face import main_face
 
 log = logging.getLogger(__name__)
@@ -131,43 +138,62 @@ class Gallery:
 
     # -- people --------------------------------------------------------------------------------
     def add_person(self, name: str, employee_id: str, photo_rgb: np.ndarray, embedding: np.ndarray,
-                   model_id: str, consent_at: float | None = None,
+                   model_id: str, consent_at: float | None = None, created: float | None = None,
                    check: Callable[[], None] | None = None) -> Person:
-        """Enrol a person with their photo and its embedding; consent is recorded as now unless
-        given. Raises GalleryError when the employee id is taken (in any letter case).
+        """Enrol a person with their photo and its embedding; consent and the enrolment time
+        are recorded as now unless given (an import keeps the original enrolment's). Raises
+        GalleryError when the employee id is taken (in any letter case).
 
         ``check()`` runs inside the write transaction, before the insert (enrolment's duplicate
         search): two enrolments of one face at once then see each other, one after the other."""
         name = clean_text(name, "name")
         employee_id = clean_text(employee_id, "employee id")
         model_id = clean_text(model_id, "model id")
-        photo = self.cipher.encrypt(encode_jpeg(photo_rgb, PHOTO_MAX_SIDE), crypto.PHOTO)
-        emb = self.cipher.encrypt(check_embedding(embedding).tobytes(), crypto.EMBEDDING)
+        jpeg = encode_jpeg(photo_rgb, PHOTO_MAX_SIDE)
+        vec = check_embedding(embedding).tobytes()
         now = time.time()
+        keys = self.db.keys
         with self.db.change() as change:
-            self._check_free(change.con, employee_id)
+            con = change.con
+            self._check_free(con, employee_id)
             if check is not None:
                 check()
-            fname = change.write_file(self.photos_dir, photo)
-            change.con.execute(
+            # The row first: its id is part of every blob's associated data (keys.py). The
+            # placeholders never commit; the photo file is durable before the row names it.
+            person_id = con.execute(
                 "INSERT INTO people (name, employee_id, created, consent_at, active, photo_file, "
                 "embedding, model_id) VALUES (?,?,?,?,1,?,?,?)",
-                (name, employee_id, now, consent_at or now, fname, emb, model_id))
+                (name, employee_id, created or now, consent_at or now, f"pending-{uuid.uuid4().hex}",
+                 b"", model_id)).lastrowid
+            wrapped, cipher = keys.new(person_id, employee_id)
+            fname = change.write_file(self.photos_dir, keys.seal(cipher, jpeg, crypto.PHOTO, person_id))
+            con.execute("UPDATE people SET photo_file=?, embedding=?, data_key=? WHERE id=?",
+                        (fname, keys.seal(cipher, vec, crypto.EMBEDDING, person_id), wrapped, person_id))
         log.info("Enrolled %s (%s)", name, employee_id)
         return self.person(employee_id)
 
     def replace_photo(self, employee_id: str, photo_rgb: np.ndarray, embedding: np.ndarray,
                       model_id: str, check: Callable[[], None] | None = None) -> Person:
         """A new photo and embedding; ``check()`` runs inside the transaction (as add_person's)."""
-        photo = self.cipher.encrypt(encode_jpeg(photo_rgb, PHOTO_MAX_SIDE), crypto.PHOTO)
-        emb = self.cipher.encrypt(check_embedding(embedding).tobytes(), crypto.EMBEDDING)
+        jpeg = encode_jpeg(photo_rgb, PHOTO_MAX_SIDE)
+        vec = check_embedding(embedding).tobytes()
+        keys = self.db.keys
         with self.db.change() as change:
             employee_id, old = self._resolve(change.con, employee_id)
             if check is not None:
                 check()
-            fname = change.write_file(self.photos_dir, photo)
-            change.con.execute("UPDATE people SET photo_file=?, embedding=?, model_id=? WHERE employee_id=?",
-                               (fname, emb, model_id, employee_id))
+            person_id, wrapped = change.con.execute(
+                "SELECT id, data_key FROM people WHERE employee_id=?", (employee_id,)).fetchone()
+            try:
+                cipher = keys.person(person_id, employee_id, wrapped)
+            except GalleryError:
+                cipher = None      # a damaged data key: the new photo comes with a new one
+            if cipher is None:
+                wrapped, cipher = keys.new(person_id, employee_id)
+            fname = change.write_file(self.photos_dir, keys.seal(cipher, jpeg, crypto.PHOTO, person_id))
+            change.con.execute(
+                "UPDATE people SET photo_file=?, embedding=?, model_id=?, data_key=? WHERE id=?",
+                (fname, keys.seal(cipher, vec, crypto.EMBEDDING, person_id), model_id, wrapped, person_id))
             change.obsolete.append(self.photos_dir / old)
         log.info("Replaced the photo of %s", employee_id)
         return self.person(employee_id)
@@ -215,9 +241,12 @@ class Gallery:
             change.con.execute("UPDATE people SET last_seen=? WHERE employee_id=?",
                                (when or time.time(), employee_id))
 
-    def remove(self, employee_id: str) -> None:
-        """Erase a person: their row, embedding, photo file and access-log snapshots. The log's
-        rows stay (who came in when) without the face."""
+    def remove(self, employee_id: str) -> str:
+        """Erase a person: their row with their data key (so every copy of their photo,
+        embedding and snapshots, wherever it lingers, can no longer be decrypted), the files,
+        and their name and employee id from the access log and the log files. The access log's
+        rows stay (the door opened at these times) under a pseudonym; returns it."""
+        alias = "erased-" + secrets.token_hex(4)
         with self.db.change() as change:
             con = change.con
             employee_id, photo = self._resolve(con, employee_id)
@@ -226,12 +255,23 @@ class Gallery:
             snaps = [r[0] for r in con.execute(
                 "SELECT snapshot_file FROM events WHERE employee_id=? AND snapshot_file IS NOT NULL",
                 (employee_id,))]
-            con.execute("UPDATE events SET snapshot_file=NULL WHERE employee_id=?", (employee_id,))
+            names = {r[0] for r in con.execute(
+                "SELECT name FROM people WHERE employee_id=? UNION "
+                "SELECT DISTINCT name FROM events WHERE employee_id=? AND name IS NOT NULL",
+                (employee_id, employee_id))}
+            con.execute("UPDATE events SET snapshot_file=NULL, snapshot_key=NULL, employee_id=?, "
+                        "name=NULL WHERE employee_id=?", (alias, employee_id))
             con.execute("DELETE FROM people WHERE employee_id=?", (employee_id,))
             change.obsolete.append(self.photos_dir / photo)
             change.obsolete.extend(self.snapshots_dir / s for s in snaps)
+        # secure_delete zeroed the freed cells; the checkpoint moves that into the database
+        # file and truncates the WAL, which held the rows (and the data key) too.
         self.db.checkpoint()
-        log.info("Removed %s and %d snapshot(s)", employee_id, len(snaps))
+        files = {*attached_log_files(), paths.log_file()}
+        masked = mask_words([f for base in files for f in log_files(base)], [employee_id, *names])
+        log.info("Erased a person and %d snapshot(s); the access log calls them %s (%d mention(s) "
+                 "masked in the log files)", len(snaps), alias, masked)
+        return alias
 
     @staticmethod
     def _resolve(con: sqlite3.Connection, employee_id: str) -> tuple[str, str]:
@@ -290,11 +330,20 @@ class Gallery:
         with self.db.reading() as con:
             return con.execute("SELECT COUNT(*) FROM people").fetchone()[0]
 
+    def _cipher(self, con: sqlite3.Connection, employee_id: str):
+        """(row id, the person's cipher or None for legacy, photo file) of an enrolled person."""
+        row = con.execute("SELECT id, data_key, photo_file FROM people WHERE employee_id=?",
+                          (employee_id,)).fetchone()
+        if row is None:
+            raise GalleryError(f"No person with employee id '{employee_id}' is enrolled.")
+        return row[0], self.db.keys.person(row[0], employee_id, row[1]), row[2]
+
     def photo_jpeg(self, employee_id: str) -> bytes:
         """The stored photo as JPEG bytes (decrypted, not re-encoded)."""
         with self.db.reading() as con:
-            _, name = self._resolve(con, employee_id)
-        return self.db.read_encrypted(self.photos_dir / name, crypto.PHOTO, "photo")
+            employee_id, _ = self._resolve(con, employee_id)
+            person_id, cipher, name = self._cipher(con, employee_id)
+        return self.db.read_sealed(self.photos_dir / name, cipher, crypto.PHOTO, person_id, "photo")
 
     def photo(self, employee_id: str) -> np.ndarray:
         """The stored photo as RGB uint8."""
@@ -305,13 +354,20 @@ class Gallery:
         the matrix is [0, 0] when there are none."""
         where, args = (f"AND {_ACTIVE_SQL}", (time.time(),)) if active_only else ("", ())
         with self.db.reading() as con:
-            rows = con.execute(f"SELECT employee_id, embedding FROM people WHERE model_id=? {where} "
-                               "ORDER BY id", (model_id, *args)).fetchall()
+            rows = con.execute(f"SELECT employee_id, embedding, id, data_key FROM people WHERE "
+                               f"model_id=? {where} ORDER BY id", (model_id, *args)).fetchall()
         if not rows:
             return [], np.zeros((0, 0), np.float32)
-        vecs = [np.frombuffer(self.cipher.decrypt(bytes(b), crypto.EMBEDDING, "embedding"), np.float32)
-                for _, b in rows]
+        vecs = [np.frombuffer(self._embedding(*r), np.float32) for r in rows]
         return [r[0] for r in rows], np.stack(vecs)
+
+    def _embedding(self, employee_id: str, blob: bytes, person_id: int, wrapped: bytes | None) -> bytes:
+        keys = self.db.keys
+        try:
+            return keys.unseal(keys.person(person_id, employee_id, wrapped), blob, crypto.EMBEDDING,
+                               person_id, "embedding")
+        except GalleryError as exc:
+            raise GalleryError(f"The face data of employee id '{employee_id}': {exc}") from exc
 
     def stale_count(self, model_id: str) -> int:
         """How many people have an embedding from a model other than ``model_id``."""
@@ -334,10 +390,11 @@ class Gallery:
         for done, employee_id in enumerate(todo, 1):
             try:
                 embedding = single_embedding(pipeline, self.photo(employee_id))
-                emb = self.cipher.encrypt(embedding.tobytes(), crypto.EMBEDDING)
                 with self.db.change() as change:
-                    change.con.execute("UPDATE people SET embedding=?, model_id=? WHERE employee_id=?",
-                                       (emb, model_id, employee_id))
+                    person_id, cipher, _ = self._cipher(change.con, employee_id)
+                    emb = self.db.keys.seal(cipher, embedding.tobytes(), crypto.EMBEDDING, person_id)
+                    change.con.execute("UPDATE people SET embedding=?, model_id=? WHERE id=?",
+                                       (emb, model_id, person_id))
             except GalleryError as exc:
                 failed[employee_id] = str(exc)
                 log.warning("Re-embedding %s failed: %s", employee_id, exc)
@@ -350,31 +407,28 @@ class Gallery:
     # -- checks --------------------------------------------------------------------------------
     def check(self, model_id: str | None = None) -> list[str]:
         """Problems found, as sentences (empty = healthy): database integrity, every person has a
-        readable photo and an embedding (of ``model_id`` when given), every file belongs to someone."""
+        readable photo and an embedding (of ``model_id`` when given) under their own data key,
+        every snapshot decrypts, every file belongs to someone."""
         problems: list[str] = []
         with self.db.reading() as con:
             result = [r[0] for r in con.execute("PRAGMA integrity_check")]
-            rows = con.execute("SELECT employee_id, name, photo_file, embedding, model_id FROM people").fetchall()
+            rows = con.execute("SELECT employee_id, name, photo_file, embedding, model_id, id, data_key "
+                               "FROM people").fetchall()
             named = self.db.named_files(con)
+            snapshots = self._snapshot_ciphers(con)
         if result != ["ok"]:
             problems.append(f"The database is damaged: {'; '.join(result[:5])}")
-        dims = set()
-        for employee_id, name, photo_file, emb_blob, mid in rows:
-            who = f"{name} ({employee_id})"
+        for row in rows:
+            problems += self._check_person(*row, model_id)
+        for event_id, snap, cipher in snapshots:
             try:
-                self.db.read_image(self.photos_dir / photo_file, crypto.PHOTO, "photo")
+                if isinstance(cipher, GalleryError):
+                    raise cipher
+                decode_jpeg(self.db.read_sealed(self.snapshots_dir / snap, cipher, crypto.SNAPSHOT,
+                                                event_id, "snapshot"), "snapshot")
             except GalleryError as exc:
-                problems.append(f"{who}: {exc}")
-            try:
-                vec = np.frombuffer(self.cipher.decrypt(bytes(emb_blob), crypto.EMBEDDING, "embedding"), np.float32)
-                if not np.isfinite(vec).all() or abs(float(np.linalg.norm(vec)) - 1) > 1e-3:
-                    problems.append(f"{who}: the stored embedding is not a unit vector.")
-                dims.add((mid, vec.size))
-            except GalleryError as exc:
-                problems.append(f"{who}: {exc}")
-            if model_id and mid != model_id:
-                problems.append(f"{who}: the embedding was made by model '{mid}', not the current "
-                                f"'{model_id}'; re-embed the gallery.")
+                if (self.snapshots_dir / snap).exists():   # a missing one is reported below
+                    problems.append(f"Access-log event {event_id}: {exc}")
         for folder, names in named.items():
             present = {p.name for p in folder.iterdir()}
             for extra in sorted(present - names):
@@ -382,4 +436,44 @@ class Gallery:
             if folder == self.snapshots_dir:   # a person without a photo is reported above
                 for missing in sorted(names - present):
                     problems.append(f"The access-log snapshot {folder / missing} is missing.")
+        return problems
+
+    def _snapshot_ciphers(self, con: sqlite3.Connection) -> list[tuple]:
+        """(event id, snapshot file, its cipher or the GalleryError getting it) per snapshot."""
+        out = []
+        for event_id, snap, ref in con.execute("SELECT id, snapshot_file, snapshot_key FROM events "
+                                               "WHERE snapshot_file IS NOT NULL").fetchall():
+            try:
+                out.append((event_id, snap, self.db.keys.snapshot_cipher(con, ref)))
+            except GalleryError as exc:
+                out.append((event_id, snap, exc))
+        return out
+
+    def _check_person(self, employee_id: str, name: str, photo_file: str, emb_blob: bytes, mid: str,
+                      person_id: int, wrapped: bytes | None, model_id: str | None) -> list[str]:
+        who = f"{name} ({employee_id})"
+        problems = []
+        if wrapped is None:
+            problems.append(f"{who}: still encrypted the old way (no data key of their own), so "
+                            "erasing them would not erase every copy; replace their photo.")
+        keys = self.db.keys
+        try:
+            cipher = keys.person(person_id, employee_id, wrapped)
+        except GalleryError as exc:
+            return [*problems, f"{who}: {exc}"]
+        try:
+            decode_jpeg(self.db.read_sealed(self.photos_dir / photo_file, cipher, crypto.PHOTO,
+                                            person_id, "photo"), "photo")
+        except GalleryError as exc:
+            problems.append(f"{who}: {exc}")
+        try:
+            vec = np.frombuffer(keys.unseal(cipher, emb_blob, crypto.EMBEDDING, person_id, "embedding"),
+                                np.float32)
+            if not np.isfinite(vec).all() or abs(float(np.linalg.norm(vec)) - 1) > 1e-3:
+                problems.append(f"{who}: the stored embedding is not a unit vector.")
+        except GalleryError as exc:
+            problems.append(f"{who}: {exc}")
+        if model_id and mid != model_id:
+            problems.append(f"{who}: the embedding was made by model '{mid}', not the current "
+                            f"'{model_id}'; re-embed the gallery.")
         return problems

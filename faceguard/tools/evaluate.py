@@ -15,6 +15,7 @@ import numpy as np
 
 from faceguard.errors import FaceGuardError, ImageError
 from faceguard.gallery.match import open_set_score
+from faceguard.inputs import read_limited
 from faceguard.vision.detect import Face
 from faceguard.vision.image import load_image
 from faceguard.vision.main_face import main_face
@@ -215,13 +216,18 @@ def all_pairs_tar(es: EmbeddedSet, labels: dict[str, str], far: float = 1e-3) ->
 # one-shot open-set identification
 
 
-def read_tsv(path: Path) -> list[dict[str, str]]:
+def read_tsv(path: Path, columns: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """The rows of a tab-separated file with a header naming at least ``columns``."""
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = read_limited(Path(path), 256 << 20, "a tab-separated file").decode().splitlines()
         header = lines[0].split("\t")
-        return [dict(zip(header, ln.split("\t"), strict=True)) for ln in lines[1:] if ln.strip()]
+        rows = [dict(zip(header, ln.split("\t"), strict=True)) for ln in lines[1:] if ln.strip()]
     except (OSError, ValueError, IndexError) as exc:
         raise FaceGuardError(f"{path}: not a tab-separated file with a header ({exc}).") from exc
+    if missing := [c for c in columns if c not in header]:
+        raise FaceGuardError(f"{path}: the header has no {', '.join(missing)} column (it names "
+                             f"{', '.join(header)[:200]}); expected {', '.join(columns)}.")
+    return rows
 
 
 @dataclass
@@ -237,12 +243,12 @@ class IdentificationSet:
 def read_split(split_path: Path, labels_path: Path | None = None) -> IdentificationSet:
     """identification_split.tsv (path, identity, role) plus, as strangers, every labelled
     image whose identity is not in the gallery (labels.tsv beside the split)."""
-    rows = read_tsv(split_path)
+    rows = read_tsv(split_path, ("path", "identity", "role"))
     gal = [r for r in rows if r["role"] == "gallery"]
     probes = [r for r in rows if r["role"] == "probe"]
     gallery_ids = {r["identity"] for r in gal}
     labels_path = labels_path or Path(split_path).with_name("labels.tsv")
-    strangers = [r for r in read_tsv(labels_path) if r["identity"] not in gallery_ids] \
+    strangers = [r for r in read_tsv(labels_path, ("path", "identity")) if r["identity"] not in gallery_ids] \
         if Path(labels_path).exists() else []
     return IdentificationSet([r["path"] for r in gal], [r["identity"] for r in gal],
                              [r["path"] for r in probes], [r["identity"] for r in probes],

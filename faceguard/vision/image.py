@@ -1,4 +1,11 @@
-"""Reading image files into RGB uint8 arrays, with a clear message for every bad file."""
+"""Reading image files into RGB uint8 arrays, with a clear message for every bad file.
+
+Hostile or broken files must end in one ImageError, never a hang, a traceback or gigabytes of
+memory: only regular files are read (a FIFO or /dev/zero would block or never end), files are
+capped in size, and the dimensions are read from the file's header (imageheader.py) and capped
+BEFORE anything is decoded (a 3 MB PNG can declare 20000 x 20000 16-bit pixels). A phone
+portrait stored sideways with an EXIF Orientation tag is turned upright, as the phone shows it.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +15,15 @@ import cv2
 import numpy as np
 
 from faceguard.errors import ImageError
+from faceguard.inputs import read_limited
+from faceguard.vision.imageheader import read_header
 
 # Larger images are accepted but shrunk to this many pixels on the long side: nothing in a
 # door-check needs more, and a 12000x12000 photo would otherwise cost seconds per detect.
 MAX_SIDE = 4000
+MAX_FILE_BYTES = 64 << 20          # no photo of a face needs more
+MAX_PIXELS = 150_000_000           # a 150 MP panorama still loads (then shrinks); 2^30 does not
+MAX_DECODED_BYTES = 512 << 20      # pixels x channels x bytes per sample, as decoded
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -49,29 +61,55 @@ def shrink_to(img: np.ndarray, max_side: int) -> np.ndarray:
     return cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
 
 
+def upright(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF Orientation value (1-8) so the picture shows as the camera meant it."""
+    if orientation == 2:
+        img = img[:, ::-1]
+    elif orientation == 3:
+        img = img[::-1, ::-1]
+    elif orientation == 4:
+        img = img[::-1]
+    elif orientation == 5:
+        img = np.swapaxes(img, 0, 1)
+    elif orientation == 6:
+        img = np.rot90(img, -1)
+    elif orientation == 7:
+        img = np.rot90(np.swapaxes(img, 0, 1), 2)
+    elif orientation == 8:
+        img = np.rot90(img, 1)
+    return np.ascontiguousarray(img)
+
+
+def decode_image(data: bytes, label: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Image bytes → RGB uint8 [H, W, 3], upright; ImageError starting with ``label``."""
+    if not data:
+        raise ImageError(f"{label}: the file is empty (0 bytes).")
+    header = read_header(data)
+    if header is None:
+        raise ImageError(f"{label}: not an image FaceGuard can read (use JPEG or PNG).")
+    if header.width * header.height > max_pixels or header.decoded_bytes > MAX_DECODED_BYTES:
+        raise ImageError(f"{label}: the image is too large to load ({header.width}x{header.height} "
+                         f"pixels; at most {max_pixels / 1e6:.0f} megapixels). Use a smaller photo.")
+    if _looks_truncated(data):
+        raise ImageError(f"{label}: the image file is truncated (incomplete download or copy?).")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        img = None
+    if img is None or img.size == 0:
+        raise ImageError(f"{label}: not an image FaceGuard can read (use JPEG or PNG).")
+    if min(img.shape[:2]) < 16:
+        raise ImageError(f"{label}: the image is too small ({img.shape[1]}x{img.shape[0]} pixels).")
+    # Shrink before the colour conversion: on a 12000x12000 grey PNG that is 20x faster and
+    # never allocates the full-size 3-channel copy (430 MB). IMREAD_UNCHANGED ignores EXIF, so
+    # the orientation the header names is applied here.
+    return upright(to_rgb8(shrink_to(img, MAX_SIDE)), header.orientation)
+
+
 def load_image(path: str | Path) -> np.ndarray:
     """Read an image file as RGB uint8 [H, W, 3]; raises ImageError naming the file."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise ImageError(f"{path}: file not found.") from exc
-    except IsADirectoryError as exc:
-        raise ImageError(f"{path}: is a folder, not an image.") from exc
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot be read ({exc.strerror}).") from exc
-    if not data:
-        raise ImageError(f"{path}: the file is empty (0 bytes).")
-    if _looks_truncated(data):
-        raise ImageError(f"{path}: the image file is truncated (incomplete download or copy?).")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise ImageError(f"{path}: not an image FaceGuard can read (use JPEG or PNG).")
-    if min(img.shape[:2]) < 16:
-        raise ImageError(f"{path}: the image is too small ({img.shape[1]}x{img.shape[0]} pixels).")
-    # Shrink before the colour conversion: on a 12000x12000 grey PNG that is 20x faster and
-    # never allocates the full-size 3-channel copy (430 MB).
-    return to_rgb8(shrink_to(img, MAX_SIDE))
+    return decode_image(read_limited(path, MAX_FILE_BYTES, "a photo file", ImageError), path)
 
 
 def list_images(root: Path) -> list[Path]:
