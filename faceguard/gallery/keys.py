@@ -65,6 +65,14 @@ class KeyRing:
                 f"The data key of employee id '{employee_id}' cannot be decrypted: it was damaged "
                 "or copied from another person's row. Replace their photo (or enrol them again).") from None
 
+    def rewrap(self, person_id: int, old_id: str, new_id: str, wrapped: bytes | None) -> bytes | None:
+        """The row's wrapped key under its new employee id (the wrapping names the id)."""
+        if wrapped is None:
+            return None
+        self.person(person_id, old_id, wrapped)             # the same message when it is damaged
+        key = self.master.decrypt(bytes(wrapped), _wrap_ad(person_id, old_id))
+        return self.master.encrypt(key, _wrap_ad(person_id, new_id))
+
     def seal(self, cipher: Cipher | None, data: bytes, purpose: bytes, row_id: int) -> bytes:
         """Encrypt ``data`` for row ``row_id``; ``cipher`` None = the legacy format."""
         if cipher is None:

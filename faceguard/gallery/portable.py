@@ -27,8 +27,9 @@ from pathlib import Path
 from faceguard.atomic import atomic_open
 from faceguard.errors import FaceGuardError, GalleryError
 from faceguard.gallery.db import iso, parse_iso
+from faceguard.gallery.person import clean_text, single_embedding
 from faceguard.gallery.recognise import gallery_matcher
-from faceguard.gallery.store import Gallery, clean_text, single_embedding
+from faceguard.gallery.store import Gallery
 from faceguard.inputs import check_output_file, check_regular_file
 from faceguard.vision.image import decode_image
 

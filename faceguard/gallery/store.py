@@ -21,7 +21,6 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,77 +28,20 @@ import numpy as np
 from faceguard import paths
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto
-from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg, iso
+from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg
+from faceguard.gallery.person import (
+    ACTIVE_SQL,
+    Person,
+    check_embedding,
+    clean_text,
+    same_id,
+    single_embedding,
+)
 from faceguard.logfile import attached_log_files, log_files, mask_words
-from faceguard.vision.main_face import main_face
 
 log = logging.getLogger(__name__)
 
 PHOTO_MAX_SIDE = 1024
-
-
-@dataclass(frozen=True)
-class Person:
-    id: int
-    name: str
-    employee_id: str
-    created: float
-    consent_at: float
-    active: bool           # may be let in now: enabled and not past valid_until
-    last_seen: float | None
-    model_id: str          # the model that made the stored embedding
-    valid_until: float | None = None   # epoch seconds; None = no end date
-    enabled: bool = True   # the manager's switch (deactivate / activate)
-
-    @property
-    def expired(self) -> bool:
-        return self.valid_until is not None and self.valid_until <= time.time()
-
-    def to_dict(self) -> dict:
-        # "active" is the stored switch, so an export re-imports it as it was set; an expiry
-        # travels as its date.
-        return {
-            "name": self.name, "employee_id": self.employee_id, "created": iso(self.created),
-            "consent_at": iso(self.consent_at), "active": self.enabled,
-            "last_seen": iso(self.last_seen) if self.last_seen else None, "model_id": self.model_id,
-            "valid_until": iso(self.valid_until) if self.valid_until else None,
-        }
-
-
-def check_embedding(embedding: np.ndarray) -> np.ndarray:
-    e = np.asarray(embedding, dtype=np.float32)
-    if e.ndim != 1 or e.size == 0 or not np.all(np.isfinite(e)):
-        raise GalleryError(f"An embedding must be a finite 1-D vector, not shape {e.shape}.")
-    norm = float(np.linalg.norm(e))
-    if abs(norm - 1.0) > 1e-3:
-        raise GalleryError(f"An embedding must have unit length (this one has norm {norm:.3f}).")
-    return e
-
-
-def clean_text(value: str, what: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise GalleryError(f"The {what} is empty; enter one.")
-    if len(value) > 200 or any(ord(c) < 32 for c in value):
-        raise GalleryError(f"The {what} must be one line of at most 200 characters.")
-    return value
-
-
-def same_id(a: str, b: str) -> bool:
-    """Employee ids are one id whatever their case ("E001" is "e001"); the typed form is kept."""
-    return a.casefold() == b.casefold()
-
-
-# Active now: switched on and not past an end date (the door and the duplicate rule's sizing).
-_ACTIVE_SQL = "active=1 AND (valid_until IS NULL OR valid_until > ?)"
-
-
-def single_embedding(pipeline, rgb: np.ndarray) -> np.ndarray:
-    """The embedding of a stored photo's main face (enrolment made sure it has exactly one)."""
-    best = main_face(pipeline.process(rgb), rgb.shape)
-    if best is None:
-        raise GalleryError("The pipeline finds no face in this photo; replace the photo.")
-    return np.asarray(best.embedding, np.float32)
 
 
 class Gallery:
@@ -231,7 +173,10 @@ class Gallery:
                 return self._person(con.execute(f"SELECT {self._PERSON_COLUMNS} FROM people WHERE "
                                                 "employee_id=?", (employee_id,)).fetchone())
             self._check_free(con, new_id, but=employee_id)
-            con.execute("UPDATE people SET employee_id=? WHERE employee_id=?", (new_id, employee_id))
+            person_id, wrapped = con.execute("SELECT id, data_key FROM people WHERE employee_id=?",
+                                             (employee_id,)).fetchone()
+            con.execute("UPDATE people SET employee_id=?, data_key=? WHERE id=?",
+                        (new_id, self.db.keys.rewrap(person_id, employee_id, new_id, wrapped), person_id))
             con.execute("UPDATE events SET employee_id=? WHERE employee_id=?", (new_id, employee_id))
         log.info("Changed employee id %s to %s", employee_id, new_id)
         return self.person(new_id)
@@ -309,7 +254,7 @@ class Gallery:
         return Person(row[0], row[1], row[2], row[3], row[4], active, row[6], row[7], valid_until, enabled)
 
     def people(self, active_only: bool = True) -> list[Person]:
-        where, args = (f"WHERE {_ACTIVE_SQL}", (time.time(),)) if active_only else ("", ())
+        where, args = (f"WHERE {ACTIVE_SQL}", (time.time(),)) if active_only else ("", ())
         with self.db.reading() as con:
             rows = con.execute(f"SELECT {self._PERSON_COLUMNS} FROM people {where} "
                                "ORDER BY name COLLATE NOCASE, employee_id", args).fetchall()
@@ -352,7 +297,7 @@ class Gallery:
     def embeddings(self, model_id: str, active_only: bool = True) -> tuple[list[str], np.ndarray]:
         """(employee ids, float32 matrix [N, D]) of the people whose embedding ``model_id`` made;
         the matrix is [0, 0] when there are none."""
-        where, args = (f"AND {_ACTIVE_SQL}", (time.time(),)) if active_only else ("", ())
+        where, args = (f"AND {ACTIVE_SQL}", (time.time(),)) if active_only else ("", ())
         with self.db.reading() as con:
             rows = con.execute(f"SELECT employee_id, embedding, id, data_key FROM people WHERE "
                                f"model_id=? {where} ORDER BY id", (model_id, *args)).fetchall()

@@ -36,7 +36,7 @@ from PySide6.QtGui import QImage
 from faceguard.camera import Frame
 from faceguard.doorcheck import FrameReport
 from faceguard.errors import FaceGuardError, GalleryError
-from faceguard.gallery.store import Person
+from faceguard.gallery.person import Person
 from faceguard.settings import Settings
 from faceguard.ui.video import OneReader, VideoWorker
 
