@@ -77,9 +77,13 @@ def cmd_door(args) -> int:
         timeline.append(row)
         print(json.dumps(row), flush=True)
 
+    from faceguard.site.watch import start_for
+
     gallery = Gallery.open()
+    watcher = None
     try:
         check = DoorCheck(pipeline, gallery, settings, seed=args.seed)
+        watcher = start_for(gallery)   # a joined door keeps its replica and log in step
         refused = check.claim(args.claim, 0.0) if args.claim else None
         if refused is not None:         # an unknown or inactive id: DENIED (logged), nothing to check
             emit(refused, None)
@@ -99,6 +103,8 @@ def cmd_door(args) -> int:
                         print(json.dumps({"camera": "disconnected, retrying"}), file=sys.stderr)
                     continue
                 frames += 1
+                if watcher is not None and watcher.take_changed():
+                    check.reload_gallery()
                 report = check.process(frame)
                 if report.faces and first_face is None:
                     first_face = frame.t
@@ -110,6 +116,8 @@ def cmd_door(args) -> int:
         for d, r in check.close():
             emit(d, r)
     finally:
+        if watcher is not None:
+            watcher.stop()         # sends the events of this run, when the site is up
         gallery.close()
     if args.timeline:
         print(f"frames processed: {frames}; first face at {first_face if first_face is not None else '-'} s",
