@@ -194,14 +194,17 @@ class Replica:
         return sent
 
     # -- both --------------------------------------------------------------------------------------
-    def sync(self, timeout: float = 5) -> SyncReport:
+    def sync(self, timeout: float = 5, store: SiteStore | None = None) -> SyncReport:
         """One catch-up: pull the gallery, then push the log (a pull first erases the snapshots
-        of anyone removed meanwhile, so they are not sent)."""
-        with self.connect(timeout) as store:
-            applied = self.pull(store)
-            pushed = self.push(store)
-            version = self.state().seq
-            store.door_synced(self.config.door, version)
+        of anyone removed meanwhile, so they are not sent). ``store``: an open connection to
+        reuse (the watcher's), else one is opened for this sync."""
+        if store is None:
+            with self.connect(timeout) as own:
+                return self.sync(timeout, own)
+        applied = self.pull(store)
+        pushed = self.push(store)
+        version = self.state().seq
+        store.door_synced(self.config.door, version)
         return SyncReport(applied, pushed, version)
 
     def status(self, timeout: float = 3) -> dict:

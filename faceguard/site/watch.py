@@ -2,7 +2,8 @@
 
 The thread syncs once at start, then waits on LISTEN for the site's NOTIFY of a gallery change
 (delivered within milliseconds of the commit) or for ``interval`` seconds, whichever comes
-first, and syncs again: the notification makes changes arrive within seconds, the periodic
+first, and syncs again (sooner when the door logged an event: the log goes out within about
+a second while the site is up): the notification makes changes arrive within seconds, the periodic
 catch-up by change sequence makes sure nothing is missed after an outage (NOTIFY is not queued
 for a door that is not listening). Events logged by the door go out with each sync.
 
@@ -24,7 +25,8 @@ from faceguard.site.schema import CHANNEL
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 10.0
-_POLL_S = 0.25   # how often the listener looks at the stop flag
+PUSH_CHECK_S = 1.0   # how often the local log is looked at for events to send
+_POLL_S = 0.25       # how often the listener looks at the stop flag
 
 
 class SiteWatcher:
@@ -42,6 +44,7 @@ class SiteWatcher:
         self._changed = threading.Event()
         self._stop = threading.Event()
         self._listen = None
+        self._store = None       # the sync connection, kept between syncs
         self._thread = threading.Thread(target=self._run, name="faceguard-site-sync", daemon=True)
 
     def start(self) -> SiteWatcher:
@@ -67,13 +70,17 @@ class SiteWatcher:
 
     def sync_now(self, timeout: float = 5) -> None:
         try:
-            report = self.replica.sync(timeout)
+            if self._store is None:
+                self._store = self.replica.connect(timeout)
+            report = self.replica.sync(timeout, self._store)
         except SiteError as exc:
+            self._close_store()
             if self.reachable is not False:
                 log.warning("Site sync failed: %s", exc)
             self.reachable, self.problem = False, str(exc)
             return
         except Exception:  # noqa: BLE001 - a bug here must not stop the door; it is logged
+            self._close_store()
             log.exception("Site sync failed unexpectedly")
             self.reachable, self.problem = False, "unexpected error (see the log)"
             return
@@ -87,8 +94,9 @@ class SiteWatcher:
                 self.on_change()
 
     def _wait_for_change(self) -> None:
-        """Block until a NOTIFY, ``interval`` seconds, or stop."""
+        """Block until a NOTIFY, an event to send, ``interval`` seconds, or stop."""
         deadline = time.monotonic() + self.interval
+        next_push_check = time.monotonic() + PUSH_CHECK_S
         try:
             if self._listen is None and self.reachable:
                 import psycopg
@@ -96,6 +104,10 @@ class SiteWatcher:
                 self._listen = psycopg.connect(self.replica.config.url, autocommit=True, connect_timeout=5)
                 self._listen.execute(f"LISTEN {CHANNEL}")
             while not self._stop.is_set() and time.monotonic() < deadline:
+                if self.reachable and time.monotonic() >= next_push_check:
+                    next_push_check = time.monotonic() + PUSH_CHECK_S
+                    if self.replica.pending():
+                        return
                 if self._listen is None:
                     self._stop.wait(min(_POLL_S, max(0.0, deadline - time.monotonic())))
                     continue
@@ -114,6 +126,11 @@ class SiteWatcher:
                 pass
             self._listen = None
 
+    def _close_store(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self.sync_now()
@@ -127,6 +144,7 @@ class SiteWatcher:
         self._thread.join(timeout=self.interval + 10)
         if flush_timeout:
             self.sync_now(flush_timeout)
+        self._close_store()
 
 
 def start_for(gallery, interval: float = DEFAULT_INTERVAL_S, on_change=None) -> SiteWatcher | None:
