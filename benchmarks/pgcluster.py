@@ -48,7 +48,7 @@ class Cluster:
             os.chown(self.root, nobody.pw_uid, nobody.pw_gid)
             self.prefix = ["runuser", "-u", "nobody", "--"]
         self.fsync = fsync
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale",
                   "--no-sync" if not fsync else "")
 
     def _run(self, tool: str, *args: str) -> None:

@@ -111,6 +111,13 @@ def test_a_wrong_join_code_is_refused(tmp_path, site_url):
     assert out.returncode == 2 and "already joined" in out.stderr
     out = a.run("site", "create", site_url, ok=False)
     assert out.returncode == 2 and "already holds a FaceGuard site" in out.stderr
+    # A joined door can replace the code: the old one stops working, the new one joins.
+    new = b.json("site", "code")["code"]
+    c = Door(tmp_path / "C")
+    out = c.run("site", "join", site_url, "--code", code, "--door", "side", ok=False)
+    assert out.returncode == 2 and "join code is wrong" in out.stderr
+    c.run("site", "join", site_url, "--code", new, "--door", "side")
+    assert sorted(r[0] for r in site_sql(site_url, "SELECT name FROM doors")) == ["back", "side"]
     # The database holds the site key only wrapped: no 32-byte key in clear in site_meta.
     key = (b.config / "site.key").read_text().strip()
     assert all(key not in v for (v,) in site_sql(site_url, "SELECT value FROM site_meta"))
@@ -141,6 +148,9 @@ def test_two_doors_share_gallery_and_log_across_an_outage(doors, pg, site_url, s
         status = b.json("site", "status")
         assert status["reachable"] is False and status["pending_events"] == len(queued)
         out = b.run("gallery", "remove", "E001", ok=False)
+        assert out.returncode == 2 and "cannot be reached now" in out.stderr
+        out = b.run("enroll", shared_data / "video" / "lin-manuel-miranda.png", "--name", "Twin",
+                    "--id", "E002", "--consent", "--override-duplicate", ok=False)
         assert out.returncode == 2 and "cannot be reached now" in out.stderr
         assert b.sql("SELECT employee_id FROM people") == [("E001",)]
     finally:

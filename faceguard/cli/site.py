@@ -7,6 +7,7 @@ JSON shapes (``--json``; times ISO 8601 UTC)::
     site status --json   {"joined": bool, "site": str, "door": str, "reachable": bool,
                           "last_sync": str | null, "pending_events": int, "gallery_version": int,
                           "site_gallery_version": int | null, "problem": str | null}
+    site code --json     {"code": str}        # a new join code; the previous one stops working
     site sync --json     {"applied": int, "pushed": int, "gallery_version": int}
     site log --json      {"events": [{"door": str, "local_id": int, "time": str, "decision": str,
                           "employee_id": str | null, "name": str | null, "distance": float | null,
@@ -110,6 +111,17 @@ def cmd_sync(args) -> int:
     return 0
 
 
+def cmd_code(args) -> int:
+    gallery, replica = _replica()
+    with gallery, replica.connect() as store:
+        code = store.new_code(replica.config.key())
+    if args.json:
+        print(json.dumps({"code": code}))
+    else:
+        print(f"New join code (shown only now; the previous code no longer works): {code}")
+    return 0
+
+
 def cmd_log(args) -> int:
     from faceguard.gallery.db import iso
 
@@ -139,6 +151,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--door", required=True, help="this door's name, unique in the site (e.g. front)")
     command(ssub, "status", cmd_status, parents=[JSON_STDOUT],
             help="is the site reachable; last sync, pending events, gallery version")
+    command(ssub, "code", cmd_code, parents=[JSON_STDOUT],
+            help="replace the join code (e.g. once every door has joined)")
     command(ssub, "sync", cmd_sync, parents=[JSON_STDOUT], help="catch up with the site now")
     p = command(ssub, "log", cmd_log, parents=[JSON_STDOUT], help="every door's access log, from the site")
     p.add_argument("--limit", type=int, default=100, help="newest N events (0: all; default 100)")

@@ -158,6 +158,16 @@ class SiteStore:
             salt, wrapped = self._meta(cur, "code_salt"), self._meta(cur, "wrapped_key")
         return keys.unwrap(salt or "", wrapped or "", code)
 
+    def new_code(self, site_key: bytes) -> str:
+        """Lock the site key under a new join code (the old code stops working); returns it."""
+        code = keys.new_code()
+        salt, wrapped = keys.wrap(site_key, code)
+        with self._tx() as cur:
+            for key, value in (("code_salt", salt), ("wrapped_key", wrapped)):
+                cur.execute("UPDATE site_meta SET value=%s WHERE key=%s", (value, key))
+        log.info("A new join code was made for the site in %s", self.where)
+        return code
+
     def register_door(self, name: str) -> None:
         with self._tx() as cur:
             cur.execute("INSERT INTO doors (name, joined) VALUES (%s, %s) ON CONFLICT DO NOTHING",
