@@ -320,3 +320,45 @@ def test_the_schema_upgrades_step_by_step_and_a_newer_site_is_refused(site_url):
         SiteStore.connect(site_url)
     with psycopg.connect(site_url) as conn:   # refused untouched
         assert conn.execute("SELECT value FROM site_meta WHERE key='schema_version'").fetchone() == ("2",)
+
+
+def _tiny_person(store, key: bytes, eid: str, model_id: str) -> None:
+    import cv2
+
+    from faceguard.gallery import crypto
+
+    cipher = crypto.Cipher(key)
+    v = np.zeros(128, np.float32)
+    v[len(eid) % 128] = 1
+    ok, jpeg = cv2.imencode(".jpg", np.full((120, 100, 3), 90, np.uint8))
+    store.add_person("admin", f"Name {eid}", eid, cipher.encrypt(jpeg.tobytes(), crypto.PHOTO),
+                     cipher.encrypt(v.tobytes(), crypto.EMBEDDING), model_id, time.time())
+
+
+def test_a_site_restored_from_an_older_backup_is_copied_again(site_url):
+    """Change numbers restart below the door's cursor: the door must notice, not miss them."""
+    import psycopg
+
+    from faceguard.gallery.store import Gallery
+    from faceguard.site.config import SiteConfig
+    from faceguard.site.replica import Replica, door_model_id, join
+    from faceguard.site.store import SiteStore
+
+    mid = door_model_id()
+    with SiteStore.connect(site_url) as store:
+        code, key = store.create()
+        for eid in ("A1", "A2", "A3"):
+            _tiny_person(store, key, eid, mid)
+    with Gallery.open() as gallery:
+        join(site_url, code, "lobby", gallery)
+        assert sorted(p.employee_id for p in gallery.people()) == ["A1", "A2", "A3"]
+        # "Restore" the site as it was before any enrolment, then enrol someone else there.
+        with psycopg.connect(site_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM people")
+            conn.execute("ALTER SEQUENCE change_seq RESTART WITH 1")
+        with SiteStore.connect(site_url) as store:
+            _tiny_person(store, key, "B1", mid)
+        report = Replica(gallery, SiteConfig.load()).sync()
+        assert report.version == 1
+        assert [p.employee_id for p in gallery.people()] == ["B1"]
+        assert len(list(gallery.photos_dir.iterdir())) == 1

@@ -95,6 +95,16 @@ class Replica:
         applied = 0
         with sync_lock(self.root):
             state = self.state()
+            if state.seq and store.version() < state.seq:
+                # The site went back in time (restored from a backup): its new changes would
+                # be numbered below our cursor and never seen. Copy it again from the start.
+                log.warning("The site's gallery version %d is below this door's %d; copying it again",
+                            store.version(), state.seq)
+                state.seq, state.photo_seq = 0, {}
+                at_site = {p.employee_id for p in store.people()}
+                for person in self.gallery.people(active_only=False):
+                    if person.employee_id not in at_site:
+                        self.gallery.remove(person.employee_id)
             while True:
                 rows = store.changes(state.seq, PULL_BATCH)
                 if not rows:
