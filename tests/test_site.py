@@ -257,8 +257,21 @@ def test_kill_9_during_push_loses_and_duplicates_no_event(doors, site_url):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     b.run("site", "sync")
+    # A door result that arrives after the event was sent reaches the site too.
+    last = b.sql("SELECT MAX(id) FROM events")[0][0]
+    con = sqlite3.connect(b.data / "gallery.db")
+    with con:
+        con.execute("INSERT INTO events (time, decision, reason) VALUES (?, 'GRANTED', 'late')", (time.time(),))
+    con.close()
+    b.run("site", "sync")
+    con = sqlite3.connect(b.data / "gallery.db")
+    with con:
+        con.execute("UPDATE events SET door_result='ok: relay closed' WHERE id=?", (last + 1,))
+    con.close()
+    b.run("site", "sync")
+    assert site_sql(site_url, "SELECT door_result FROM events WHERE local_id=%s", (last + 1,)) == [("ok: relay closed",)]
     rows = site_sql(site_url, "SELECT local_id, COUNT(*) FROM events WHERE door='back' GROUP BY local_id")
-    assert len(rows) == 3000 and all(c == 1 for _, c in rows)
+    assert len(rows) == 3001 and all(c == 1 for _, c in rows)
     assert sorted(r[0] for r in rows) == sorted(r[0] for r in b.sql("SELECT id FROM events"))
 
 

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PULL_BATCH = 100
 PUSH_BATCH = 500
+RESULT_WINDOW_S = 120.0   # how long after an event a late door result still reaches the site
 
 
 def door_model_id() -> str:
@@ -199,6 +200,11 @@ class Replica:
                 state.pushed = ids[-1]
                 state.save(self.root)
                 sent += len(rows)
+            # A door output may answer after its decision was logged (EventLog.set_door_result);
+            # the results of recent events are sent again until they settle.
+            recent = [e for e in events.events(limit=200, since=time.time() - RESULT_WINDOW_S)
+                      if e.id <= state.pushed]
+            store.update_door_results(self.config.door, [(e.id, e.time, e.door_result) for e in recent])
         if sent:
             log.info("Pushed %d access-log event(s) to the site", sent)
         return sent

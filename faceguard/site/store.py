@@ -317,6 +317,15 @@ class SiteStore:
                 [(door, *r[:9], r[2], r[9], now) for r in rows])
         return len(rows)
 
+    def update_door_results(self, door: str, rows: list[tuple[int, float, str]]) -> None:
+        """(local id, time, door result) of events already pushed whose door output answered
+        after they were logged."""
+        if rows:
+            with self._tx() as cur:
+                cur.executemany("UPDATE events SET door_result=%s WHERE door=%s AND local_id=%s AND time=%s "
+                                "AND door_result IS DISTINCT FROM %s",
+                                [(result, door, local_id, t, result) for local_id, t, result in rows])
+
     def events(self, limit: int | None = 100, door: str | None = None) -> list[dict]:
         """Newest first, every door's (or one door's) events."""
         sql = ("SELECT door, local_id, time, employee_id, name, distance, threshold, decision, reason, "
