@@ -136,6 +136,9 @@ def test_two_doors_share_gallery_and_log_across_an_outage(doors, pg, site_url, s
     assert [p["employee_id"] for p in b.json("gallery", "list")["people"]] == ["E001"]
     granted = [d for d in b.door(clip) if d["decision"] == "GRANTED"]
     assert granted and granted[0]["person_id"] == "E001"
+    # The running door sent its log itself (its watcher), no `site sync` needed.
+    sent = site_sql(site_url, "SELECT local_id, decision FROM events WHERE door='back' ORDER BY local_id")
+    assert sent == b.sql("SELECT id, decision FROM events ORDER BY id")
 
     # Site down: B still grants, queues its events, and refuses gallery edits.
     pg.stop()
