@@ -224,6 +224,7 @@ def test_kill_9_during_sync_leaves_both_stores_consistent(doors, site_url, share
         if state_file.exists() and json.loads(state_file.read_text() or "{}").get("seq", 0) > 0:
             break
         time.sleep(0.005)
+    time.sleep(0.137)   # into the next batch: between and inside its people's transactions
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     reached = b.state()["seq"]
