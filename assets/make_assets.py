@@ -1,6 +1,6 @@
 """Builds the app's icon and sounds from code (no third-party media):
 
-    python assets/make_assets.py      # writes icon.png, granted.wav, denied.wav next to itself
+    python assets/make_assets.py      # writes icon.png, granted.wav, denied.wav, prompt.wav next to itself
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def icon(size: int = 256) -> np.ndarray:
 def main() -> None:
     write_wav(HERE / "granted.wav", tone([(660, 0.12), (880, 0.22)]))
     write_wav(HERE / "denied.wav", tone([(300, 0.18), (220, 0.3)], volume=0.45))
+    write_wav(HERE / "prompt.wav", tone([(520, 0.1), (520, 0.1)], volume=0.4))   # "look here"
     cv2.imwrite(str(HERE / "icon.png"), icon())
 
 

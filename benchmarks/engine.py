@@ -25,7 +25,8 @@ from faceguard.camera import FrameSource
 from faceguard.tools import evaluate as ev
 from faceguard.tools.progress import ProgressBar
 from faceguard.tools.speed import embed_ms_per_face, frame_ms
-from faceguard.vision.pipeline import FacePipeline, central_face
+from faceguard.vision.main_face import main_face
+from faceguard.vision.pipeline import FacePipeline
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
@@ -86,7 +87,7 @@ def load_face_recognition():
             warnings.simplefilter("ignore")
             import face_recognition
         return face_recognition
-    except Exception as exc:  # its models package needs pkg_resources; report, don't crash
+    except Exception as exc:  # noqa: BLE001 (its models package needs pkg_resources; report, don't crash)
         print(f"face_recognition not available ({exc.__class__.__name__}: {exc}); reference skipped")
         return None
 
@@ -140,7 +141,7 @@ def main() -> int:
     chips = []
     for f in files[:64]:
         rgb = cv2.cvtColor(cv2.imread(str(LFW / f)), cv2.COLOR_BGR2RGB)
-        face = central_face(pipeline.detect(rgb), rgb.shape)
+        face = main_face(pipeline.detect(rgb), rgb.shape)
         if face is not None:
             chips.append(pipeline.align(rgb, face))
     chips = np.stack(chips)

@@ -58,7 +58,7 @@ class FrameSource:
         self.realtime = realtime
         self.reconnect_s = reconnect_s
         self._open_capture = open_capture  # injectable so tests can make a source fail
-        self._cap = None
+        self._cap: cv2.VideoCapture | None = None
         self._lock = threading.Lock()
         self._latest: Frame | None = None
         self._fresh = threading.Event()
@@ -90,8 +90,8 @@ class FrameSource:
         return cap
 
     def open(self) -> FrameSource:
-        self._cap = self._open()
-        self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
+        self._cap = cap = self._open()
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or 25.0
         self._t0 = time.monotonic()
         self.status = "live"
         if not self.is_file or self.realtime:
@@ -120,17 +120,20 @@ class FrameSource:
 
     # -- reading -----------------------------------------------------------------------------
     def _read_one(self) -> Frame | None:
-        ok, bgr = self._cap.read()
+        cap = self._cap
+        if cap is None:
+            return None
+        ok, bgr = cap.read()
         if not ok and self.is_file and self.loop:
-            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             self._loop_offset = self._last_t + 1.0 / self.fps
-            ok, bgr = self._cap.read()
+            ok, bgr = cap.read()
         if not ok or bgr is None:
             return None
         if self.is_file and not self.realtime:
             # Clip position, plus the loops already played: time never runs backwards, or the
             # per-person cool-down would never end on a looping video.
-            t = self._loop_offset + float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+            t = self._loop_offset + float(cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
         else:
             t = time.monotonic() - self._t0
         self._last_t = t

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from faceguard.access.decide import Decider
-from faceguard.access.door import AsyncDoor, DoorResult, make_door
-from faceguard.access.records import DENIED, GRANTED, Decision, TrackState
+from faceguard.access.door import AsyncDoor, DoorOutput, DoorResult, make_door
+from faceguard.access.records import DENIED, GRANTED, Decision, TrackState, TrackStatus, as_box
 from faceguard.access.track import distinct_faces
 from faceguard.camera import Frame
 from faceguard.errors import FaceGuardError
@@ -47,6 +48,7 @@ class FaceReport:
     state: TrackState           # Decider's track state: looking | recognising | granted | ...
     status: str                 # e.g. "recognising Ana 2/3"
     explanation: str            # e.g. "Ana: distance 0.08 ≤ threshold 0.11"
+    direction: str | None = None    # the photo check's challenge asked of this face: LEFT | RIGHT | UP
 
 
 @dataclass
@@ -58,7 +60,7 @@ class FrameReport:
     door_results: list[tuple[Decision, DoorResult]] = field(default_factory=list)
 
 
-def face_crop(rgb: np.ndarray, box, margin: float = SNAPSHOT_MARGIN) -> np.ndarray:
+def face_crop(rgb: np.ndarray, box: Sequence[float] | np.ndarray, margin: float = SNAPSHOT_MARGIN) -> np.ndarray:
     x1, y1, x2, y2 = (float(v) for v in box)
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
     h, w = rgb.shape[:2]
@@ -71,7 +73,7 @@ def face_crop(rgb: np.ndarray, box, margin: float = SNAPSHOT_MARGIN) -> np.ndarr
 
 class DoorCheck:
     def __init__(self, pipeline: FacePipeline, gallery: Gallery, settings: Settings, *,
-                 log_events: bool = True, door=None, seed: int | None = None):
+                 log_events: bool = True, door: DoorOutput | None = None, seed: int | None = None):
         """``seed`` makes the photo check's challenge directions reproducible (tests,
         benchmarks); None draws them unpredictably."""
         self.pipeline = pipeline
@@ -81,10 +83,11 @@ class DoorCheck:
         self.decider = Decider.from_settings(settings, seed=seed)  # its threshold follows the gallery
         self.events = EventLog(gallery) if log_events else None
         self.door = AsyncDoor(door or make_door(settings.door))
-        self._pending: list[tuple[Decision, np.ndarray | None]] = []
+        self._pending: list[tuple[Decision, int | None]] = []   # door still opening: (decision, event id)
         self._claim_decisions: list[Decision] = []   # refused claims, reported with the next frame
         self._retention_due = 0.0
         self._enforce_retention()
+        self._gallery_version = gallery.db.data_version()
         self.matcher = self._build_matcher()
 
     def _enforce_retention(self) -> None:
@@ -109,7 +112,20 @@ class DoorCheck:
 
     def reload_gallery(self) -> None:
         """Call after enrolment or removal so the next frame matches against the new gallery."""
+        version = self.gallery.db.data_version()
         self.matcher = self._build_matcher()
+        self._gallery_version = version   # only once built: a failed reload is tried again
+
+    def _follow_gallery(self) -> None:
+        """Another process changed the gallery (an enrolment, a removal from the command line):
+        match the next face against the gallery as it is now. Asked every frame, so a revoked
+        person is never let in after the change."""
+        try:
+            if self.gallery.db.data_version() != self._gallery_version:
+                log.info("the gallery changed; reloading it")
+                self.reload_gallery()
+        except FaceGuardError as exc:
+            log.error("gallery not reloaded: %s", exc)
 
     @property
     def gallery_empty(self) -> bool:
@@ -136,9 +152,10 @@ class DoorCheck:
         claimed = self.decider.claimed_id
         if claimed is not None:
             return self.matcher.verify(embedding, claimed)
-        return self.matcher.search(embedding)
+        return self.matcher.nearest(embedding)
 
     def process(self, frame: Frame) -> FrameReport:
+        self._follow_gallery()
         started = time.perf_counter()
         results = self.pipeline.process(frame.rgb)
         # One face found twice by the detector is one face: one track, one decision.
@@ -148,81 +165,101 @@ class DoorCheck:
         infer_ms = (time.perf_counter() - started) * 1000.0
         refused, self._claim_decisions = self._claim_decisions, []   # logged when refused
         decisions: list[Decision] = []
-        if self.gallery_empty:
-            # Nothing to recognise: no DENIED (and no snapshot) for every passer-by.
-            statuses = [None] * len(results)
-        else:
+        statuses: list[TrackStatus | None] = [None] * len(results)
+        if not self.gallery_empty:   # empty: no DENIED (and no snapshot) for every passer-by
             decisions = self.decider.update(
                 frame.t, [(r.box, m) for r, m in zip(results, matches, strict=True)],
                 [r.landmarks for r in results], [r.embedding for r in results])
-            statuses = self.decider.statuses
+            statuses = list(self.decider.statuses)
         faces = []
         for r, m, st in zip(results, matches, statuses, strict=True):
             if st is None:
-                st_state, st_text = TrackState.NO_GALLERY, "nobody is enrolled yet"
+                st_state, st_text, direction = TrackState.NO_GALLERY, "nobody is enrolled yet", None
             else:
-                st_state, st_text = st.state, st.text
+                st_state, st_text, direction = st.state, st.text, st.direction
             # The name painted is this frame's answer only, never a track's earlier one.
             faces.append(FaceReport(
-                box=tuple(float(v) for v in r.box), landmarks=r.landmarks,
+                box=as_box(r.box), landmarks=r.landmarks,
                 name=m.name if m.accepted else None,
-                employee_id=m.id if m.accepted else None,
+                employee_id=str(m.id) if m.accepted else None,
                 distance=float(m.distance), threshold=self.threshold,
-                state=st_state, status=st_text, explanation=m.explain()))
+                state=st_state, status=st_text, explanation=m.explain(), direction=direction))
         for d in decisions:
             self._act(d, frame.rgb)
         self._enforce_retention()
         return FrameReport(frame, faces, refused + decisions, infer_ms, self._finish_door())
 
     def _act(self, decision: Decision, rgb: np.ndarray) -> None:
+        """Log the decision now (a slow or hanging door must not lose it), then open the door;
+        its result is added to the entry when it arrives."""
         snapshot = face_crop(rgb, decision.box) if self.settings.keep_snapshots else None
-        if decision.kind == GRANTED and decision.person_id is not None:
-            try:
-                self.gallery.touch_last_seen(decision.person_id)
-            except FaceGuardError as exc:
-                log.warning("last-seen not recorded: %s", exc)
-            if self.door.submit(decision):
-                self._pending.append((decision, snapshot))
-                return
+        if decision.kind != GRANTED or decision.person_id is None:
+            self._log(decision, snapshot, DoorResult(True, "door stays closed" if decision.kind == DENIED else ""))
+            return
+        try:
+            self.gallery.touch_last_seen(str(decision.person_id))
+        except FaceGuardError as exc:
+            log.warning("last-seen not recorded: %s", exc)
+        if not self.door.submit(decision):
             self._log(decision, snapshot, DoorResult(False, "door output busy; not opened"))
             return
-        self._log(decision, snapshot, DoorResult(True, "door stays closed" if decision.kind == DENIED else ""))
+        self._pending.append((decision, self._log(decision, snapshot, None)))
 
     def _finish_door(self) -> list[tuple[Decision, DoorResult]]:
         done = self.door.poll()
         for decision, result in done:
-            for k, (d, snap) in enumerate(self._pending):
+            for k, (d, event_id) in enumerate(self._pending):
                 if d is decision:
                     del self._pending[k]
-                    self._log(decision, snap, result)
+                    self._door_result(decision, event_id, result)
                     break
         return done
 
-    def _log(self, decision: Decision, snapshot, result: DoorResult) -> None:
-        if not result.ok:
+    @staticmethod
+    def _door_text(result: DoorResult | None) -> str:
+        if result is None:
+            return "door opening…"
+        return ("ok: " if result.ok else "FAILED: ") + result.message
+
+    def _log(self, decision: Decision, snapshot: np.ndarray | None, result: DoorResult | None) -> int | None:
+        """One access-log entry; its id (None when not logged). ``result`` None: the door is
+        still opening."""
+        if result is not None and not result.ok:
             log.warning("door output failed for %s: %s", decision.name, result.message)
         if self.events is None:
-            return
+            return None
         try:
-            self.events.log_event(
-                decision.kind, employee_id=decision.person_id, name=decision.name,
+            return self.events.log_event(
+                str(decision.kind), name=decision.name,
+                employee_id=None if decision.person_id is None else str(decision.person_id),
                 distance=decision.distance if math.isfinite(decision.distance) else None,
                 threshold=decision.threshold, reason=decision.reason,
-                door_result=("ok: " if result.ok else "FAILED: ") + result.message,
-                snapshot_rgb=snapshot, when=time.time())
+                door_result=self._door_text(result), snapshot_rgb=snapshot, when=time.time(),
+                evidence=decision.evidence()).id
         except FaceGuardError as exc:
             # A full disk must not stop the door: the decision stands, the log entry is lost.
             log.error("access log entry not written: %s", exc)
+            return None
+
+    def _door_result(self, decision: Decision, event_id: int | None, result: DoorResult) -> None:
+        if not result.ok:
+            log.warning("door output failed for %s: %s", decision.name, result.message)
+        if self.events is None or event_id is None:
+            return
+        try:
+            self.events.set_door_result(event_id, self._door_text(result))
+        except FaceGuardError as exc:
+            log.error("door result not added to the access log: %s", exc)
 
     def close(self, timeout: float = 10.0) -> list[tuple[Decision, DoorResult]]:
         """Wait up to ``timeout`` s for door outputs still running and log them; one still
         running after that is logged too, as not known, so no decision is ever lost."""
         self.door.close(timeout)
         done = self._finish_door()
-        for decision, snapshot in self._pending:
+        for decision, event_id in self._pending:
             result = DoorResult(False, f"door result not known: still running {timeout:g} s after "
                                        "the door check stopped")
-            self._log(decision, snapshot, result)
+            self._door_result(decision, event_id, result)
             done.append((decision, result))
         self._pending.clear()
         return done

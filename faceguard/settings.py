@@ -88,6 +88,29 @@ class DoorSettings:
     timeout_s: float = 5.0
     retries: int = 2
 
+    def validate(self) -> DoorSettings:
+        def bad(key: str, why: str) -> SettingsError:
+            return SettingsError(f"Setting 'door.{key}': {why}")
+
+        if self.kind not in DOOR_KINDS:
+            raise bad("kind", f"must be one of {', '.join(DOOR_KINDS)}, not '{self.kind}'.")
+        if self.kind == "command" and not self.command.strip():
+            raise bad("command", "is empty; give the shell command that opens the door.")
+        if self.kind == "webhook" and not self.url.startswith(("http://", "https://")):
+            raise bad("url", "must start with http:// or https://.")
+        if self.kind == "serial" and not self.serial_port:
+            raise bad("serial_port", "is empty; give the relay's serial port, e.g. /dev/ttyUSB0.")
+        for key in ("serial_open_bytes", "serial_close_bytes"):
+            try:
+                bytes.fromhex(getattr(self, key))
+            except ValueError as exc:
+                raise bad(key, "must be hex bytes such as 'A0 01 01 A2'.") from exc
+        if not (0 < self.timeout_s <= 120):
+            raise bad("timeout_s", "must be between 0 and 120 seconds.")
+        if not (0 <= self.retries <= 10):
+            raise bad("retries", "must be between 0 and 10.")
+        return self
+
 
 @dataclass
 class Settings:
@@ -102,10 +125,12 @@ class Settings:
     window_frames: int = 5            # M
     stranger_frames: int = 5          # K frames of a stranger before DENIED
     cooldown_s: float = 10.0          # one visit = one event per person
-    photo_check: bool = False         # a recognised face must move like a head, not a picture
+    # A recognised face must also prove it is a live head: move like one (not a flat picture)
+    # and follow one random head movement the door asks for (not a replayed video).
+    photo_check: bool = True
     photo_check_min_motion: float = DEFAULT_MIN_MOTION   # see faceguard/access/liveness.py
     photo_check_timeout_s: float = 8.0    # recognised but not moved for this long: DENIED
-    challenge: bool = False           # with the photo check: one random head movement per visit
+    challenge: bool = True            # with the photo check: one random head movement per visit
     door: DoorSettings = field(default_factory=DoorSettings)
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set
     log_retention_days: int = 30
@@ -131,24 +156,7 @@ class Settings:
         check_confirm_frames(self.confirm_frames, self.window_frames)
         if not str(self.camera).strip():
             raise bad("camera", "must name a device index, a URL or a video file.")
-        d = self.door
-        if d.kind not in DOOR_KINDS:
-            raise bad("door.kind", f"must be one of {', '.join(DOOR_KINDS)}, not '{d.kind}'.")
-        if d.kind == "command" and not d.command.strip():
-            raise bad("door.command", "is empty; give the shell command that opens the door.")
-        if d.kind == "webhook" and not d.url.startswith(("http://", "https://")):
-            raise bad("door.url", "must start with http:// or https://.")
-        if d.kind == "serial" and not d.serial_port:
-            raise bad("door.serial_port", "is empty; give the relay's serial port, e.g. /dev/ttyUSB0.")
-        for key in ("serial_open_bytes", "serial_close_bytes"):
-            try:
-                bytes.fromhex(getattr(d, key))
-            except ValueError as exc:
-                raise bad(f"door.{key}", "must be hex bytes such as 'A0 01 01 A2'.") from exc
-        if not (0 < d.timeout_s <= 120):
-            raise bad("door.timeout_s", "must be between 0 and 120 seconds.")
-        if not (0 <= d.retries <= 10):
-            raise bad("door.retries", "must be between 0 and 10.")
+        self.door.validate()
         return self
 
     # -- JSON ------------------------------------------------------------------------------

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
+import math
 import os
 import shutil
+import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Before anything imports Qt or platformdirs: no screen, and no test touches the user's files.
@@ -20,6 +25,47 @@ os.environ.setdefault("FACEGUARD_THREADS", "2")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+SHOTS = REPO / "artifacts" / "screenshots"
+CLIP = "short_hamilton_clip.mp4"     # the shared clip, in SHARED_DATA / "video"
+
+
+# -- helpers shared by several test modules (import them with `from conftest import ...`:
+# pytest puts tests/ on sys.path for its rootdir conftest, under `pytest` and `python -m pytest`)
+
+def tool(name: str) -> str:
+    """A command-line tool installed beside this Python (the virtualenv's bin/ or Scripts/),
+    so that tests find it in an unactivated virtualenv, where it is not on PATH."""
+    found = shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail(f"{name} is not installed beside {sys.executable}: pip install -e '.[dev]'")
+    return found
+
+
+NAMES = {"E1": "Ana", "E2": "Bob", "E3": "Cid"}
+
+
+def mr(pid: str | None, d: float = math.inf, thr: float = 0.4):
+    """A MatchResult whose nearest person is ``pid`` at distance ``d`` (None: empty gallery)."""
+    from faceguard.gallery.match import MatchResult
+
+    return MatchResult(
+        index=None if pid is None else int(pid[1:]) - 1, id=pid, name=NAMES.get(pid), distance=d,
+        runner_up_index=None, runner_up_id=None, runner_up_distance=math.inf, score=d,
+        threshold=thr, rule="distance", accepted=pid is not None and d <= thr)
+
+
+def screenshot(widget, name: str) -> np.ndarray:
+    """Save widget.grab() under artifacts/screenshots and fail if it is blank."""
+    from PySide6.QtGui import QImage
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    path = SHOTS / f"{name}.png"
+    assert img.save(str(path)), path
+    arr = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes()).reshape(img.height(), img.bytesPerLine())
+    arr = arr[:, : img.width() * 3].reshape(img.height(), img.width(), 3)
+    assert img.width() > 200 and img.height() > 150
+    assert float(arr.std()) > 10.0, f"{name} looks blank (pixel std {arr.std():.1f})"
+    return arr
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +95,151 @@ def pipeline():
     from faceguard.vision.pipeline import FacePipeline
 
     return FacePipeline.load(provider="cpu")
+
+
+def _onnx_sources(graph) -> list[list]:
+    """For each node in order, where each of its inputs comes from: ("input", k), ("node", i, j)
+    for output j of node i, ("init", NAME-or-None, array) for a weight (None where the exporter
+    made the name up, like "onnx::PRelu_47"), or ("absent",) for an empty optional input."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in graph.initializer}
+    where = {v.name: ("input", k) for k, v in enumerate(graph.input) if v.name not in inits}
+    for i, node in enumerate(graph.node):
+        for j, out in enumerate(node.output):
+            where[out] = ("node", i, j)
+    sources = []
+    for node in graph.node:
+        row = []
+        for name in node.input:
+            if not name:
+                row.append(("absent",))
+            elif name in inits:
+                stable = None if name.startswith("onnx::") else name
+                row.append(("init", stable, numpy_helper.to_array(inits[name])))
+            else:
+                row.append(where[name])
+        sources.append(row)
+    return sources
+
+
+def _onnx_attributes(node) -> dict:
+    from onnx import helper, numpy_helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = numpy_helper.to_array(v) if hasattr(v, "raw_data") else v
+    return out
+
+
+def _io(values) -> list:
+    """Names, element types and dims of graph inputs or outputs (a symbolic dim counts as None:
+    its name is the exporter's choice)."""
+    return [(v.name, v.type.tensor_type.elem_type,
+             [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim])
+            for v in values]
+
+
+def assert_same_onnx(got: Path, want: Path, atol: float = 1e-6) -> None:
+    """Two ONNX files hold the same network: the same inputs and outputs, opset, op types in
+    order with their attributes, wired the same way, and the same weights (names where the
+    network gave them, shapes, values within atol). Unlike a byte comparison, this holds across
+    torch versions, whose exporters name intermediate tensors and lay out protobufs their own way."""
+    import onnx
+
+    a, b = onnx.load(str(got)), onnx.load(str(want))
+    label = f"{Path(got).name} vs {Path(want).name}"
+    assert _io(a.graph.input) == _io(b.graph.input), f"{label}: graph inputs differ"
+    assert _io(a.graph.output) == _io(b.graph.output), f"{label}: graph outputs differ"
+    opset = lambda m: {o.domain or "ai.onnx": o.version for o in m.opset_import}  # noqa: E731
+    assert opset(a) == opset(b), f"{label}: opsets differ"
+    ops_a, ops_b = [n.op_type for n in a.graph.node], [n.op_type for n in b.graph.node]
+    assert ops_a == ops_b, f"{label}: op types differ: {ops_a} vs {ops_b}"
+    src_a, src_b = _onnx_sources(a.graph), _onnx_sources(b.graph)
+    for i, (na, nb) in enumerate(zip(a.graph.node, b.graph.node, strict=True)):
+        where = f"{label}: node {i} ({na.op_type})"
+        att_a, att_b = _onnx_attributes(na), _onnx_attributes(nb)
+        assert sorted(att_a) == sorted(att_b), f"{where}: attributes {sorted(att_a)} vs {sorted(att_b)}"
+        for key, va in att_a.items():
+            if isinstance(va, np.ndarray):
+                np.testing.assert_allclose(va, att_b[key], atol=atol, rtol=0, err_msg=f"{where}: {key}")
+            else:
+                assert va == att_b[key], f"{where}: attribute {key} is {va!r}, want {att_b[key]!r}"
+        assert len(src_a[i]) == len(src_b[i]), f"{where}: number of inputs"
+        for j, (sa, sb) in enumerate(zip(src_a[i], src_b[i], strict=True)):
+            assert sa[0] == sb[0], f"{where}: input {j} comes from {sa[:2]} vs {sb[:2]}"
+            if sa[0] != "init":
+                assert sa == sb, f"{where}: input {j} comes from {sa} vs {sb}"
+                continue
+            assert sa[1] == sb[1], f"{where}: weight name {sa[1]!r} vs {sb[1]!r}"
+            assert sa[2].shape == sb[2].shape, f"{where}: weight {sa[1]} shape {sa[2].shape} vs {sb[2].shape}"
+            assert sa[2].dtype == sb[2].dtype, f"{where}: weight {sa[1]} dtype {sa[2].dtype} vs {sb[2].dtype}"
+            np.testing.assert_allclose(sa[2], sb[2], atol=atol, rtol=0,
+                                       err_msg=f"{where}: weight {sa[1]} (input {j})")
+    names = lambda m: sorted(t.name for t in m.graph.initializer if not t.name.startswith("onnx::"))  # noqa: E731
+    assert names(a) == names(b), f"{label}: named weights differ"
+
+
+def _frame_key(rgb: np.ndarray) -> bytes:
+    return hashlib.blake2b(rgb.tobytes(), digest_size=16, person=str(rgb.shape).encode()[:16]).digest()
+
+
+@dataclass(frozen=True)
+class ClipFrame:
+    """One frame of the shared clip and what the real pipeline found in it."""
+
+    index: int
+    t: float               # seconds into the clip, as FrameSource stamps the frame
+    results: tuple         # FaceResult, ..., as FacePipeline.process returns them
+    key: bytes = field(repr=False)   # digest of the decoded pixels
+
+
+@pytest.fixture(scope="session")
+def clip_results(shared_data, pipeline) -> list[ClipFrame]:
+    """The whole shared clip, decoded and run through detect → align → embed once per test
+    session (about 10 s on 2 cores). Read-only: the arrays cannot be written."""
+    from faceguard.camera import FrameSource
+
+    frames = []
+    with FrameSource(shared_data / "video" / CLIP) as src:
+        while (frame := src.read()) is not None:
+            results = tuple(pipeline.process(frame.rgb))
+            for r in results:
+                for a in (r.face.box, r.face.landmarks, r.chip, r.embedding):
+                    a.setflags(write=False)
+            frames.append(ClipFrame(frame.index, frame.t, results, _frame_key(frame.rgb)))
+    assert len(frames) > 100, f"only {len(frames)} frames decoded from {CLIP}"
+    return frames
+
+
+class ClipPipeline:
+    """The session's FacePipeline, except that a frame of the shared clip (the same pixels)
+    gets the results clip_results already has instead of being detected and embedded again.
+    Any other image goes to the real pipeline. ``hits`` counts the frames served from the clip."""
+
+    def __init__(self, pipeline, frames: list[ClipFrame]):
+        self._pipeline = pipeline
+        self._by_key = {f.key: f.results for f in frames}
+        self.hits = 0
+
+    def process(self, rgb: np.ndarray, max_faces: int | None = None) -> list:
+        results = self._by_key.get(_frame_key(rgb))
+        if results is None:
+            return self._pipeline.process(rgb, max_faces)
+        self.hits += 1
+        return list(results[:max_faces])
+
+    def __getattr__(self, name):          # model id, thresholds, embedder, ...: the real ones
+        return getattr(self._pipeline, name)
+
+
+@pytest.fixture(scope="session")
+def clip_pipeline(pipeline, clip_results) -> ClipPipeline:
+    """For tests that play the shared clip through FrameSource and DoorCheck for what the door
+    decides: the camera interface and the door check run for real, the face results come from
+    clip_results (computed once per session)."""
+    return ClipPipeline(pipeline, clip_results)
 
 
 @pytest.fixture(scope="session")

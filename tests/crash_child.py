@@ -87,7 +87,7 @@ def main() -> int:
             status = 0
             try:
                 _child(root, key, journal, int(words[1]))
-            except BaseException:
+            except BaseException:  # noqa: BLE001 (a forked child must report anything, then _exit)
                 traceback.print_exc()
                 status = 3
             os._exit(status)

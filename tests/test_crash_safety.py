@@ -87,6 +87,7 @@ def _observed(gallery: Gallery, versions: dict[str, set[int]]) -> dict[str, int]
     return seen
 
 
+@pytest.mark.heavy  # about 25 s of kill-and-reopen rounds
 def test_sigkill_during_changes_leaves_old_or_new_state(tmp_path):
     root, key, journal = tmp_path / "data", tmp_path / "gallery.key", tmp_path / "journal"
     Gallery.open(root, key).close()                           # the key exists before any child

@@ -8,22 +8,13 @@ import random
 
 import numpy as np
 import pytest
+from conftest import mr
 
 from faceguard.access.decide import DENIED, GRANTED, Decider
 from faceguard.access.track import IouTracker, iou_matrix
 from faceguard.errors import SettingsError
-from faceguard.gallery.match import Matcher, MatchResult
+from faceguard.gallery.match import Matcher
 from faceguard.settings import Settings
-
-NAMES = {"E1": "Ana", "E2": "Bob", "E3": "Cid"}
-
-
-def mr(pid: str | None, d: float = math.inf, thr: float = 0.4) -> MatchResult:
-    """A match whose nearest person is ``pid`` at distance ``d`` (None: empty gallery)."""
-    return MatchResult(
-        index=None if pid is None else int(pid[1:]) - 1, id=pid, name=NAMES.get(pid), distance=d,
-        runner_up_index=None, runner_up_id=None, runner_up_distance=math.inf, score=d,
-        threshold=thr, rule="distance", accepted=pid is not None and d <= thr)
 
 
 def box(x: float, y: float = 100.0, w: float = 100.0) -> tuple[float, float, float, float]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import assert_same_onnx
 
 from faceguard.vision.detect import Face, MtcnnDetector, nms
 
@@ -119,11 +120,63 @@ def test_onnx_matches_torch(sessions):
 
 
 def test_export_reproduces_the_committed_files(tmp_path):
+    """A fresh export is the shipped network (graph and weights); not byte for byte, which
+    holds only with the torch that wrote the shipped files."""
     pytest.importorskip("torch")
     from faceguard.train.mtcnn_export import export_mtcnn
 
-    for name, path in export_mtcnn(tmp_path).items():
-        assert path.read_bytes() == (MODELS / path.name).read_bytes(), f"{name} differs"
+    paths = export_mtcnn(tmp_path)
+    assert sorted(paths) == sorted(NETS)
+    for path in paths.values():
+        assert_same_onnx(path, MODELS / path.name)
+
+
+def test_onnx_comparison_notices_a_changed_weight_attribute_or_op(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    shipped = MODELS / "mtcnn_rnet.onnx"
+    assert_same_onnx(shipped, shipped)
+
+    def changed(edit) -> Path:
+        model = onnx.load(str(shipped))
+        edit(model.graph)
+        path = tmp_path / "changed.onnx"
+        onnx.save(model, str(path))
+        return path
+
+    def nudge_weight(graph):
+        (w,) = [t for t in graph.initializer if t.name == "dense4.weight"]
+        arr = numpy_helper.to_array(w).copy()
+        arr[3, 5] += 1e-3
+        w.CopyFrom(numpy_helper.from_array(arr, w.name))
+
+    def stride_2(graph):
+        conv = next(n for n in graph.node if n.op_type == "Conv")
+        next(a for a in conv.attribute if a.name == "strides").ints[:] = [2, 2]
+
+    def softmax_to_sigmoid(graph):
+        next(n for n in graph.node if n.op_type == "Softmax").op_type = "Sigmoid"
+
+    def rename_weight(graph):
+        # an exporter's own name ("onnx::PRelu_47") may change; the network's names may not
+        (w,) = [t for t in graph.initializer if t.name == "conv1.bias"]
+        w.name = "conv1.b"
+        for n in graph.node:
+            n.input[:] = ["conv1.b" if i == "conv1.bias" else i for i in n.input]
+
+    for edit, message in ((nudge_weight, "dense4.weight"), (stride_2, "strides"),
+                          (softmax_to_sigmoid, "op types differ"), (rename_weight, "weight name")):
+        with pytest.raises(AssertionError, match=message):
+            assert_same_onnx(changed(edit), shipped)
+
+    def rename_generated(graph):
+        old = next(t.name for t in graph.initializer if t.name.startswith("onnx::"))
+        next(t for t in graph.initializer if t.name == old).name = "onnx::PRelu_999"
+        for n in graph.node:
+            n.input[:] = ["onnx::PRelu_999" if i == old else i for i in n.input]
+
+    assert_same_onnx(changed(rename_generated), shipped)
 
 
 def test_two_faces_and_blank(detector):

@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.heavy  # dlib → ONNX conversion, checked against dlib
 dlib = pytest.importorskip("dlib")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 cv2 = pytest.importorskip("cv2")
+
+from conftest import assert_same_onnx  # noqa: E402
 
 from faceguard.train import dlib_convert  # noqa: E402
 
@@ -119,6 +122,7 @@ def test_committed_model_matches_fresh_conversion(converted, chips_and_descripto
     if not COMMITTED_ONNX.is_file():
         pytest.skip("models/dlib_resnet_v1.onnx not present")
     fresh, _ = converted
+    assert_same_onnx(fresh, COMMITTED_ONNX)          # the same graph and weights
     if COMMITTED_ONNX.read_bytes() == fresh.read_bytes():
         return
     chips, _ = chips_and_descriptors

@@ -4,14 +4,15 @@ data folder."""
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import mr
 
 from faceguard.access.decide import DENIED, GRANTED, Decider
 from faceguard.access.door import AsyncDoor, CommandDoor
@@ -20,20 +21,11 @@ from faceguard.access.track import distinct_faces
 from faceguard.camera import FrameSource
 from faceguard.doorcheck import DoorCheck
 from faceguard.gallery.events import EventLog
-from faceguard.gallery.match import MatchResult
 from faceguard.gallery.store import Gallery
 from faceguard.instance import AlreadyRunningError
 from faceguard.settings import DoorSettings, Settings
 
-NAMES = {"E1": "Ana", "E2": "Bob"}
 BOX = (100.0, 100.0, 200.0, 225.0)
-
-
-def mr(pid: str | None, d: float = math.inf, thr: float = 0.4) -> MatchResult:
-    return MatchResult(
-        index=None if pid is None else int(pid[1:]) - 1, id=pid, name=NAMES.get(pid), distance=d,
-        runner_up_index=None, runner_up_id=None, runner_up_distance=math.inf, score=d,
-        threshold=thr, rule="distance", accepted=pid is not None and d <= thr)
 
 
 def face(seed: int) -> np.ndarray:
@@ -102,9 +94,9 @@ def test_two_boxes_on_one_face_keep_the_better_one():
     assert distinct_faces(boxes[:1] + boxes[2:], [0.9, 0.8]) == [0, 1]
 
 
-def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, lin_enrolled):
+def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, clip_pipeline, lin_enrolled):
     """The detector's result doubled (every face twice, shifted by 2 px): the same single GRANTED."""
-    real_process = pipeline.process
+    real_process = clip_pipeline.process
 
     def doubled(rgb, max_faces=None):
         results = real_process(rgb, max_faces)
@@ -112,7 +104,7 @@ def test_double_detections_make_one_track_and_one_event(shared_data, pipeline, l
                                                        r.face.score * 0.99), r.chip, r.embedding)
                           for r in results]
     with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
-        check = DoorCheck(pipeline, gallery, Settings())
+        check = DoorCheck(pipeline, gallery, Settings(photo_check=False))
         check.pipeline = type("Doubled", (), {"process": staticmethod(doubled)})()
         granted = []
         for _ in range(60):
@@ -178,3 +170,44 @@ def test_a_second_door_check_on_the_same_data_folder_is_refused(pipeline, tmp_pa
             holder.kill()
             holder.wait()
         DoorCheck(pipeline, gallery, Settings()).close()     # free again once it has gone
+
+
+def test_a_timed_out_door_command_is_killed_with_its_whole_process_group(tmp_path):
+    """The command starts a child that would outlive it; both are gone after the time-out."""
+    pidfile = tmp_path / "child.pid"
+    door = CommandDoor(f"sh -c 'sleep 30 & echo $! > {pidfile}; wait'", timeout_s=0.5)
+    result = door.trigger(_granted())
+    assert not result.ok and "did not finish within 0.5 s" in result.message
+    child = int(pidfile.read_text())
+    time.sleep(0.2)
+    status = Path(f"/proc/{child}/status")
+    # Gone, or a zombie waiting for a reaper (a container's init may not reap): not sleeping on.
+    assert not status.exists() or "State:\tZ" in status.read_text()
+
+
+def test_a_running_door_follows_a_removal_from_another_process(shared_data, pipeline, lin_enrolled):
+    """Issue 15 item 1: `faceguard gallery remove` while the door runs: the next frame is
+    matched without him, and he is never let in again."""
+    with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        check = DoorCheck(pipeline, gallery, Settings(cooldown_s=0.0, photo_check=False))
+        with Gallery.open() as other:             # another connection: another process's view
+            other.remove("E001")
+        reports = [check.process(src.read()) for _ in range(60)]
+        check.close()
+    assert not [d for r in reports for d in r.decisions if d.kind == GRANTED]
+    assert check.gallery_empty and len(check.matcher) == 0
+
+
+def test_a_grant_is_logged_when_decided_before_the_door_answers(pipeline, lin_enrolled):
+    """Issue 15 item 4: the entry exists while the door command still runs; its result is
+    added when it arrives."""
+    settings = Settings(door=DoorSettings(kind="command", command="sleep 1", timeout_s=10))
+    with Gallery.open() as gallery:
+        check = DoorCheck(pipeline, gallery, settings)
+        check._act(_granted(), np.zeros((50, 50, 3), np.uint8))
+        (during,) = EventLog(gallery).events(limit=None)
+        done = check.close(timeout=5)
+        (after,) = EventLog(gallery).events(limit=None)
+    assert (during.decision, during.door_result) == ("GRANTED", "door opening…")
+    assert [r.ok for _, r in done] == [True] and after.door_result == "ok: door command ran: sleep"
+    assert after.id == during.id

@@ -31,7 +31,8 @@ def test_headless_door_grants_lin_within_one_second_and_nobody_else(
         command=f"{sys.executable} -c \"import sys; open(sys.argv[1], 'a').write(sys.argv[2] + ' ' + sys.argv[3] + '\\n')\" {opened} {{employee_id}} {{distance}}")))
     video = shared_data / "video" / "short_hamilton_clip.mp4"
 
-    rc = cli.main(["door", "--camera", str(video), "--headless", "--provider", "cpu", "--timeline"])
+    rc = cli.main(["door", "--camera", str(video), "--headless", "--provider", "cpu", "--timeline",
+                   "--photo-check", "off"])
 
     out, err = capsys.readouterr()
     assert rc == 0, err
@@ -108,7 +109,7 @@ def test_a_large_gallery_is_scored_by_the_margin_rule(shared_data, pipeline, lin
             v = rng.normal(size=128).astype(np.float32)
             gallery.add_person(f"Person {i}", f"X{i:03d}", photo, v / np.linalg.norm(v), pipeline.model_id)
         with FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
-            check = DoorCheck(pipeline, gallery, Settings(), log_events=False)
+            check = DoorCheck(pipeline, gallery, Settings(photo_check=False), log_events=False)
             reports = [check.process(src.read()) for _ in range(6)]
             check.close()
     assert check.rule == "margin"
@@ -142,7 +143,8 @@ def test_verify_mode_grants_only_the_claimed_person(shared_data, pipeline, lin_e
         enrol(gallery, pipeline, other, "Abel Pacheco", "E002", consent=True,
               threshold=pipeline.threshold_for(2))
     video = shared_data / "video" / "short_hamilton_clip.mp4"
-    rc = cli.main(["door", "--camera", str(video), "--headless", "--claim", claim, "--frames", "30"])
+    rc = cli.main(["door", "--camera", str(video), "--headless", "--claim", claim, "--frames", "30",
+                   "--photo-check", "off"])
     out, err = capsys.readouterr()
     assert rc == 0, err
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]

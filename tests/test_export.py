@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.heavy  # torch → ONNX export and parity
 torch = pytest.importorskip("torch")
 
 from faceguard.errors import FaceGuardError, ModelError  # noqa: E402

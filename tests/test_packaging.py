@@ -9,15 +9,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import tool
 
+pytestmark = pytest.mark.heavy  # a PyInstaller build: minutes
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
-    exe = shutil.which("pyinstaller")
-    if exe is None:
-        pytest.fail("pyinstaller is not installed: pip install -e '.[dev]'")
+    exe = tool("pyinstaller")
     work = tmp_path_factory.mktemp("pyinstaller")
     result = subprocess.run(
         [exe, str(REPO / "packaging" / "faceguard.spec"), "--noconfirm", "--log-level", "ERROR",

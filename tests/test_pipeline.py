@@ -8,7 +8,8 @@ import pytest
 
 from faceguard.vision.detect import Face
 from faceguard.vision.image import load_image, shrink_to
-from faceguard.vision.pipeline import DETECT_MAX_SIDE, FacePipeline, central_face, distance
+from faceguard.vision.main_face import main_face
+from faceguard.vision.pipeline import DETECT_MAX_SIDE, FacePipeline, distance
 
 ABEL_1 = "images/Abel_Pacheco/Abel_Pacheco_0001.jpg"
 ABEL_4 = "images/Abel_Pacheco/Abel_Pacheco_0004.jpg"   # pairs_dev.txt line 2: Abel_Pacheco 1 4
@@ -109,15 +110,15 @@ def test_large_frame_detected_at_reduced_size_with_full_size_boxes(pipeline, lfw
     np.testing.assert_allclose(face.box, small.box * k, atol=0.08 * (small.box[2] - small.box[0]) * k)
 
 
-def test_central_face_picks_the_face_nearest_the_centre(results):
+def test_main_face_picks_the_face_nearest_the_centre(results):
     face = results[ABEL_1][0].face
-    assert central_face([], (250, 250, 3)) is None
-    assert central_face([face], (250, 250, 3)) is face
+    assert main_face([], (250, 250, 3)) is None
+    assert main_face([face], (250, 250, 3)) is face
     far = Face(face.box + 100, face.landmarks + 100, face.score)
-    assert central_face([far, face], (250, 250, 3)) is face
+    assert main_face([far, face], (250, 250, 3)) is face
 
 
-def test_central_face_goes_by_the_features_not_the_box(pipeline, lfw):
+def test_main_face_goes_by_the_features_not_the_box(pipeline, lfw):
     """Gene_Robinson_0003: he and a woman side by side; her box centre is nearer the image
     centre than his (her box reaches lower), his eyes-nose-mouth are at the centre. Pairs
     1–3 and 2–3 of pairs_dev.txt were lost when the box rule embedded her."""
@@ -126,7 +127,7 @@ def test_central_face_goes_by_the_features_not_the_box(pipeline, lfw):
     assert len(faces) == 2
     box_off = [float(np.hypot(*((f.box[:2] + f.box[2:]) / 2 - 125))) for f in faces]
     by_box = faces[int(np.argmin(box_off))]
-    chosen = central_face(faces, rgb.shape)
+    chosen = main_face(faces, rgb.shape)
     assert chosen is not by_box
     (gene_1,) = pipeline.process(load_image(lfw / GENE_1))
     d_chosen = distance(pipeline.embed_chips(pipeline.align(rgb, chosen)[None])[0], gene_1.embedding)
@@ -144,3 +145,33 @@ def test_scoring_rule_follows_the_gallery_size(pipeline):
     assert t < pipeline.threshold_for(150)
     # a threshold the user set is a plain distance, whatever the gallery size
     assert pipeline.scoring_for(150, 0.2) == ("distance", 0.2)
+
+
+def test_the_session_clip_results_are_the_pipelines_own(shared_data, pipeline, clip_results, clip_pipeline):
+    """conftest's clip_results / clip_pipeline (the shared clip detected and embedded once per
+    session) give what the pipeline gives for those frames, and only for those frames."""
+    from faceguard.camera import FrameSource
+
+    assert [f.index for f in clip_results] == list(range(len(clip_results)))
+    assert all(b.t > a.t for a, b in zip(clip_results, clip_results[1:], strict=False))
+    assert sum(bool(f.results) for f in clip_results) > 0.9 * len(clip_results)
+    with FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        frames = [src.read() for _ in range(3)]
+    for frame in frames:
+        cached = clip_results[frame.index]
+        assert cached.t == frame.t
+        fresh = pipeline.process(frame.rgb)
+        assert len(fresh) == len(cached.results) >= 1
+        for a, b in zip(fresh, cached.results, strict=True):
+            np.testing.assert_array_equal(a.box, b.box)
+            np.testing.assert_array_equal(a.embedding, b.embedding)
+        hits = clip_pipeline.hits
+        assert clip_pipeline.process(frame.rgb) == list(cached.results)
+        assert clip_pipeline.process(frame.rgb, max_faces=1) == list(cached.results[:1])
+        assert clip_pipeline.hits == hits + 2
+    other = frames[0].rgb.copy()
+    other[0, 0] ^= 1                                          # one pixel off: not a clip frame
+    hits = clip_pipeline.hits
+    assert len(clip_pipeline.process(other)) == len(clip_results[0].results)
+    assert clip_pipeline.hits == hits
+    assert clip_pipeline.model_id == pipeline.model_id

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.heavy  # training: about 30 s on 2 cores
 torch = pytest.importorskip("torch")
 
 from faceguard.errors import FaceGuardError  # noqa: E402

@@ -50,7 +50,7 @@ def test_typed_employee_id_is_checked_against_the_face(qtbot, pipeline, shared_d
                                  (lfw / "images" / "Abel_Pacheco" / "Abel_Pacheco_0001.jpg", "Abel Pacheco", "E002")):
             enrol(gallery, pipeline, load_image(photo), name, emp, consent=True,
                   threshold=pipeline.threshold_for(2))
-        w = DoorWindow(Settings(camera=str(clip), mode="verify", cooldown_s=0), pipeline, gallery,
+        w = DoorWindow(Settings(camera=str(clip), mode="verify", cooldown_s=0, photo_check=False), pipeline, gallery,
                        open_source=lambda: FrameSource(str(clip), loop=True).open(),   # every frame
                        sounds=SoundPlayer(enabled=False), save=False)
         qtbot.addWidget(w)

@@ -5,33 +5,17 @@ from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import screenshot  # noqa: E402
 
 from faceguard.camera import FrameSource  # noqa: E402
 from faceguard.errors import CameraError  # noqa: E402
 from faceguard.settings import Settings  # noqa: E402
-
-SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
-
-
-def screenshot(widget, name: str) -> np.ndarray:
-    """Save widget.grab() under artifacts/screenshots and fail if it is blank."""
-    from PySide6.QtGui import QImage
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
-    path = SHOTS / f"{name}.png"
-    assert img.save(str(path)), path
-    arr = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes()).reshape(img.height(), img.bytesPerLine())
-    arr = arr[:, : img.width() * 3].reshape(img.height(), img.width(), 3)
-    assert img.width() > 200 and img.height() > 150
-    assert float(arr.std()) > 10.0, f"{name} looks blank (pixel std {arr.std():.1f})"
-    return arr
 
 
 @pytest.fixture(autouse=True)
@@ -229,14 +213,14 @@ def test_settings_dialog_saves_valid_values_and_pin(qtbot):
     d.confirm_frames.setValue(4)
     d.provider.setCurrentIndex(d.provider.findData("cpu"))
     d.retention.setValue(90)
-    assert not d.photo_check.isChecked()
-    d.photo_check.setChecked(True)
+    assert d.photo_check.isChecked()          # on by default (issue 13)
+    d.photo_check.setChecked(False)
     screenshot(d, "settings_dialog")
     d.accept()
     assert d.result() == 1, d.error.text()
     saved = load_settings()
     assert (saved.window_frames, saved.confirm_frames, saved.provider, saved.log_retention_days) == (7, 4, "cpu", 90)
-    assert saved.photo_check is True
+    assert saved.photo_check is False
     assert verify_pin("2468", saved.admin_pin_hash) and not verify_pin("1234", saved.admin_pin_hash)
     assert "2468" not in saved.admin_pin_hash
 

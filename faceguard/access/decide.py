@@ -23,18 +23,27 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
 from faceguard.access.identify import IdentifyRule
 from faceguard.access.photo_gate import PhotoGate
-from faceguard.access.records import DENIED, GRANTED, MODES, Decision, TrackState, TrackStatus
+from faceguard.access.records import (
+    DENIED,
+    GRANTED,
+    MODES,
+    Decision,
+    TrackState,
+    TrackStatus,
+    as_box,
+)
 from faceguard.access.track import IouTracker
 from faceguard.access.track_state import FaceTrack, StatusBoard, Vote
 from faceguard.access.verify import VerifyRule
 from faceguard.errors import SettingsError
 from faceguard.gallery.match import MatchResult
-from faceguard.settings import DEFAULT_MIN_MOTION, check_confirm_frames, check_range
+from faceguard.settings import DEFAULT_MIN_MOTION, Settings, check_confirm_frames, check_range
 
 __all__ = ["DENIED", "GRANTED", "MODES", "Decider", "Decision", "TrackState", "TrackStatus"]
 
@@ -94,7 +103,7 @@ class Decider:
         self._tracks: dict[int, FaceTrack] = {}
 
     @classmethod
-    def from_settings(cls, settings, threshold: float | None = None, **kw) -> Decider:
+    def from_settings(cls, settings: Settings, threshold: float | None = None, **kw: Any) -> Decider:
         """From a ``Settings``; ``threshold`` overrides ``settings.threshold`` (pass the model's
         default when the setting is None)."""
         return cls(
@@ -144,7 +153,7 @@ class Decider:
         return None if self.verify.claim is None else self.verify.claim.person_id
 
     # -- the frame loop --------------------------------------------------------------------
-    def update(self, t: float, observations: Sequence[tuple[Sequence[float], MatchResult]],
+    def update(self, t: float, observations: Sequence[tuple[Sequence[float] | np.ndarray, MatchResult]],
                landmarks: Sequence[np.ndarray] | None = None,
                embeddings: Sequence[np.ndarray] | None = None) -> list[Decision]:
         """One processed frame at time ``t`` (seconds): every face's box and match, its five
@@ -154,7 +163,7 @@ class Decider:
             raise ValueError("the photo check needs the landmarks of every face")
         if embeddings is not None and len(embeddings) != len(observations):
             raise ValueError("one embedding per face, or none")
-        boxes = [tuple(float(v) for v in box) for box, _ in observations]
+        boxes = [as_box(box) for box, _ in observations]
         track_ids = self.tracker.update(boxes)
         for tid in self.tracker.ended:
             self._tracks.pop(tid, None)
@@ -166,7 +175,7 @@ class Decider:
             tid = self._same_face_or_split(tid, vote, embedding)
             track = self._tracks.setdefault(tid, FaceTrack(deque(maxlen=self.window_frames)))
             track.box, track.embedding = box, embedding
-            track.landmarks = landmarks[k] if self.photo.enabled else None
+            track.landmarks = landmarks[k] if landmarks is not None and self.photo.enabled else None
             seen.append((tid, track, result, vote))
         if self.mode == "identify":
             decisions = [self.identify.step(t, tid, track, result, vote, self._threshold_of(result))

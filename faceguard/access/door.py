@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import queue
 import shlex
+import signal
 import string
 import subprocess
 import threading
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 
 from faceguard.access.records import GRANTED, Decision
 from faceguard.errors import DoorError
+from faceguard.settings import DoorSettings
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +107,21 @@ class CommandDoor(DoorOutput):
     def _open(self, decision: Decision) -> DoorResult:
         argv = self.argv_for(decision)
         try:
-            done = subprocess.run(argv, capture_output=True, timeout=self.timeout_s, check=False)
+            # Its own process group, so a timed-out command is killed with everything it started
+            # (a shell script's children would otherwise keep the relay busy).
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
         except FileNotFoundError:
             return DoorResult(False, f"door command not found: {argv[0]}")
+        try:
+            _, err = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             return DoorResult(False, f"door command did not finish within {self.timeout_s:g} s")
-        if done.returncode != 0:
-            tail = done.stderr.decode("utf-8", "replace").strip()[-200:]
-            return DoorResult(False, f"door command exited with {done.returncode}" + (f": {tail}" if tail else ""))
+        if proc.returncode != 0:
+            tail = err.decode("utf-8", "replace").strip()[-200:]
+            return DoorResult(False, f"door command exited with {proc.returncode}" + (f": {tail}" if tail else ""))
         return DoorResult(True, f"door command ran: {argv[0]}")
 
 
@@ -201,7 +211,7 @@ class SerialRelayDoor(DoorOutput):
         return DoorResult(True, f"serial relay {self.port} opened for {self.open_seconds:g} s")
 
 
-def make_door(door_settings) -> DoorOutput:
+def make_door(door_settings: DoorSettings) -> DoorOutput:
     """The output described by a ``DoorSettings``; DoorError when it cannot work as configured."""
     d = door_settings
     if d.kind == "none":
@@ -271,7 +281,7 @@ class AsyncDoor:
     def __enter__(self) -> AsyncDoor:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _run(self) -> None:

@@ -50,7 +50,7 @@ class IdentifyRule:
         if vote.person is not None:
             self.photo.measure(track, t, vote.person)
         if track.settled is not None:
-            self._show_settled(t, track, vote, result.distance)
+            self._show_settled(t, track.settled, track, vote, result.distance)
             return None
         wait = track.photo.wait
         if vote.person is None and wait is not None:
@@ -65,10 +65,10 @@ class IdentifyRule:
             return self._recognised(t, tid, track, result, vote, threshold)
         return self._stranger(t, tid, track, result, threshold)
 
-    def _show_settled(self, t: float, track: FaceTrack, vote: Vote, distance: float) -> None:
+    def _show_settled(self, t: float, settled: TrackStatus, track: FaceTrack, vote: Vote,
+                      distance: float) -> None:
         """A decided face: show its decision only while this frame supports it (the same person,
         or still a stranger), never a name the face in front of the camera is not."""
-        settled = track.settled
         if vote.person == settled.person_id:
             if settled.state == TrackState.DENIED and settled.person_id is None:
                 self._seen_stranger(t, track.embedding)
@@ -78,7 +78,7 @@ class IdentifyRule:
 
     def _recognised(self, t: float, tid: int, track: FaceTrack, result: MatchResult, vote: Vote,
                     threshold: float) -> Decision | None:
-        label = vote.label
+        label = vote.label or str(vote.person)
         agree = [v for v in track.window if v.person == vote.person]
         if len(agree) < self.confirm_frames:
             self.board.say(tid, track.box, TrackState.RECOGNISING,

@@ -38,7 +38,7 @@ class PhotoGate:
 
     def measure(self, track: FaceTrack, t: float, person: Hashable) -> None:
         """A frame recognised as ``person``: add its landmarks to that person's record."""
-        if not self.enabled:
+        if not self.enabled or track.landmarks is None:
             return
         if track.photo.person != person:
             track.photo = PhotoEvidence(person, MotionCheck())

@@ -8,9 +8,11 @@ their strings.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+
+import numpy as np
 
 
 class _TextEnum(str, Enum):
@@ -40,6 +42,12 @@ class TrackState(_TextEnum):
     NO_GALLERY = "no_gallery"      # nobody is enrolled: nothing to decide
 
 
+def as_box(box: Sequence[float] | np.ndarray) -> tuple[float, float, float, float]:
+    """[x1, y1, x2, y2] (any sequence or array) as four plain floats."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (x1, y1, x2, y2)
+
+
 GRANTED = Verdict.GRANTED
 DENIED = Verdict.DENIED
 MODES = ("identify", "verify")
@@ -66,6 +74,15 @@ class Decision:
     # movement, times); None when the challenge is off.
     challenges: tuple[dict, ...] | None = None
 
+    def evidence(self) -> dict:
+        """The photo check's numbers, for the access log ({} when it did not run)."""
+        out: dict = {}
+        if self.motion is not None:
+            out.update(motion=self.motion, min_motion=self.min_motion)
+        if self.challenges is not None:
+            out["challenges"] = list(self.challenges)
+        return out
+
     def to_dict(self) -> dict:
         """JSON-ready (inf becomes None); the photo check's evidence only when it ran."""
         out = {
@@ -75,10 +92,7 @@ class Decision:
             "threshold": self.threshold, "frames_used": self.frames_used,
             "reason": self.reason, "track_id": self.track_id, "box": list(self.box),
         }
-        if self.motion is not None:
-            out.update(motion=self.motion, min_motion=self.min_motion)
-        if self.challenges is not None:
-            out["challenges"] = list(self.challenges)
+        out.update(self.evidence())
         return out
 
 

@@ -37,7 +37,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def distinct_faces(boxes: Sequence[Sequence[float]] | np.ndarray, scores: Sequence[float],
+def distinct_faces(boxes: Sequence[Sequence[float] | np.ndarray] | np.ndarray, scores: Sequence[float],
                    max_iou: float = 0.5) -> list[int]:
     """Indices of the boxes to keep when the detector found one face twice (two boxes that
     overlap by more than ``max_iou``): the higher-scoring box of each such pair stays, so one
@@ -110,7 +110,7 @@ class IouTracker:
                 self._next_id += 1
                 self.tracks[tid] = Track(tid, det[di].copy())
                 assigned[di] = tid
-        return [int(t) for t in assigned]
+        return [int(t) for t in assigned if t is not None]   # every box has an id by now
 
     def split(self, tid: int) -> int:
         """Another face now stands where track ``tid`` was (the Decider saw the identity change):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Container, Hashable
 from dataclasses import dataclass, field
 
 from faceguard.access.photo_gate import PhotoGate
@@ -64,7 +64,7 @@ class VerifyRule:
         self.last_granted.clear()
 
     def step(self, t: float, seen: list[tuple[int, FaceTrack, MatchResult, float]],
-             tracks: dict[int, FaceTrack], live_tracks) -> Decision | None:
+             tracks: dict[int, FaceTrack], live_tracks: Container[int]) -> Decision | None:
         """One frame: ``seen`` holds (track id, face, match, threshold) per face in view;
         ``tracks`` every face still tracked; ``live_tracks`` the tracker's current track ids."""
         claim = self.claim
@@ -84,16 +84,16 @@ class VerifyRule:
             if tid != claim.track_id:
                 self.board.say(tid, track.box, TrackState.LOOKING, "looking", result.distance)
                 continue
-            decision = self._bound_face(t, tid, track, result, threshold) or decision
+            decision = self._bound_face(t, claim, tid, track, result, threshold) or decision
         if decision is None and t - claim.since > self.claim_timeout_s:
-            decision = self._timed_out(t, claim, tracks.get(claim.track_id))
+            bound = None if claim.track_id is None else tracks.get(claim.track_id)
+            decision = self._timed_out(t, claim, bound)
         if decision is not None:
             self.claim = None
         return decision
 
-    def _bound_face(self, t: float, tid: int, track: FaceTrack, result: MatchResult,
+    def _bound_face(self, t: float, claim: Claim, tid: int, track: FaceTrack, result: MatchResult,
                     threshold: float) -> Decision | None:
-        claim = self.claim
         claim.threshold = threshold
         is_claimed = result.index is not None and result.id == claim.person_id
         vote = Vote(claim.person_id if is_claimed and result.distance <= threshold else None,

@@ -38,22 +38,22 @@ HEADLESS_ONLY = {"claim": "--claim", "threshold": "--threshold", "loop": "--loop
 
 
 def cmd_gui(args) -> int:
+    from faceguard.errors import FaceGuardError
+    from faceguard.ui.preflight import qt_problem
+
+    # Before PySide6 is imported: a missing system library is one actionable line, not Qt's abort.
+    problem = qt_problem()
+    if problem:
+        raise FaceGuardError(problem)
     from faceguard.ui.app import run
 
     return run(camera=getattr(args, "camera", None), fullscreen=getattr(args, "fullscreen", False))
 
 
-def cmd_door(args) -> int:
-    from faceguard.camera import FrameSource
-    from faceguard.doorcheck import DoorCheck
-    from faceguard.gallery.store import Gallery
+def _headless_settings(args):
+    """The saved settings with this run's options on top."""
     from faceguard.settings import load_settings
 
-    if not args.headless:
-        common.refuse(args, HEADLESS_ONLY, "needs --headless (the window takes these from its "
-                                           "Settings dialog)")
-        return cmd_gui(args)
-    common.refuse(args, {"fullscreen": "--fullscreen"}, "is for the window, not --headless")
     settings = load_settings()
     if args.threshold is not None:
         settings.threshold = args.threshold
@@ -61,15 +61,64 @@ def cmd_door(args) -> int:
         settings.mode = "verify"
     if args.photo_check is not None:
         settings.photo_check = args.photo_check == "on"
+    return settings
+
+
+def _run_frames(check, source, args, emit) -> tuple[int, float | None]:
+    """The frame loop: every decision printed (a GRANTED once its door answered); returns the
+    frames processed and the clip time of the first face."""
+    frames, first_face, started = 0, None, time.monotonic()
+    while True:
+        if args.max_seconds and time.monotonic() - started > args.max_seconds:
+            break
+        if args.frames and frames >= args.frames:
+            break
+        frame = source.read()
+        if frame is None:
+            if source.status == "ended":
+                break
+            if source.status == "reconnecting":
+                print(json.dumps({"camera": "disconnected, retrying"}), file=sys.stderr)
+            continue
+        frames += 1
+        report = check.process(frame)
+        if report.faces and first_face is None:
+            first_face = frame.t
+        for d in report.decisions:
+            if d.kind != "GRANTED":
+                emit(d, None)
+        for d, r in report.door_results:
+            emit(d, r)
+    return frames, first_face
+
+
+def _print_timeline(frames: int, first_face: float | None, timeline: list[dict]) -> None:
+    print(f"frames processed: {frames}; first face at {first_face if first_face is not None else '-'} s",
+          file=sys.stderr)
+    for row in timeline:
+        delay = "" if first_face is None else f" (+{row['time'] - first_face:.2f} s after first face)"
+        print(f"  {row['time']:7.2f} s  {row['decision']:<7} {row['name'] or 'stranger'}: "
+              f"{row['reason']}{delay}", file=sys.stderr)
+
+
+def cmd_door(args) -> int:
+    from faceguard.camera import FrameSource
+    from faceguard.doorcheck import DoorCheck
+    from faceguard.gallery.store import Gallery
+    from faceguard.site.watch import start_for as start_site_watcher
+
+    if not args.headless:
+        common.refuse(args, HEADLESS_ONLY, "needs --headless (the window takes these from its "
+                                           "Settings dialog)")
+        return cmd_gui(args)
+    common.refuse(args, {"fullscreen": "--fullscreen"}, "is for the window, not --headless")
+    settings = _headless_settings(args)
     camera = args.camera if args.camera is not None else settings.camera
     source = FrameSource(camera, loop=args.loop, realtime=False)
     if args.loop and (isinstance(source.source, int) or "://" in str(source.source)):
         raise common.Refused(f"--loop replays a video file; {source.describe()} is live")
     pipeline = common.load_pipeline(args)
-    first_face: float | None = None
     timeline: list[dict] = []
-    frames = 0
-    started = time.monotonic()
 
     def emit(decision, result) -> None:
         row = decision.to_dict()
@@ -77,55 +126,27 @@ def cmd_door(args) -> int:
         timeline.append(row)
         print(json.dumps(row), flush=True)
 
-    from faceguard.site.watch import start_for
-
+    frames, first_face = 0, None
     gallery = Gallery.open()
     watcher = None
     try:
         check = DoorCheck(pipeline, gallery, settings, seed=args.seed)
-        watcher = start_for(gallery)   # a joined door keeps its replica and log in step
+        watcher = start_site_watcher(gallery)   # None unless this door joined a site
         refused = check.claim(args.claim, 0.0) if args.claim else None
         if refused is not None:         # an unknown or inactive id: DENIED (logged), nothing to check
             emit(refused, None)
             check.close()
             return 0
         with source:
-            while True:
-                if args.max_seconds and time.monotonic() - started > args.max_seconds:
-                    break
-                if args.frames and frames >= args.frames:
-                    break
-                frame = source.read()
-                if frame is None:
-                    if source.status == "ended":
-                        break
-                    if source.status == "reconnecting":
-                        print(json.dumps({"camera": "disconnected, retrying"}), file=sys.stderr)
-                    continue
-                frames += 1
-                if watcher is not None and watcher.take_changed():
-                    check.reload_gallery()
-                report = check.process(frame)
-                if report.faces and first_face is None:
-                    first_face = frame.t
-                for d in report.decisions:
-                    if d.kind != "GRANTED":
-                        emit(d, None)
-                for d, r in report.door_results:
-                    emit(d, r)
+            frames, first_face = _run_frames(check, source, args, emit)
         for d, r in check.close():
             emit(d, r)
     finally:
         if watcher is not None:
-            watcher.stop()         # sends the events of this run, when the site is up
+            watcher.stop()       # sends this run's events now, when the site is up
         gallery.close()
     if args.timeline:
-        print(f"frames processed: {frames}; first face at {first_face if first_face is not None else '-'} s",
-              file=sys.stderr)
-        for row in timeline:
-            delay = "" if first_face is None else f" (+{row['time'] - first_face:.2f} s after first face)"
-            print(f"  {row['time']:7.2f} s  {row['decision']:<7} {row['name'] or 'stranger'}: "
-                  f"{row['reason']}{delay}", file=sys.stderr)
+        _print_timeline(frames, first_face, timeline)
     return 0
 
 

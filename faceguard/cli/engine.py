@@ -47,13 +47,13 @@ def cmd_embed(args) -> int:
 def _one_face(pipeline, path):
     from faceguard.errors import NoFaceError
     from faceguard.vision.image import load_image
-    from faceguard.vision.pipeline import central_face
+    from faceguard.vision.main_face import main_face
 
     rgb = load_image(path)
     results = pipeline.process(rgb)
     if not results:
         raise NoFaceError(f"{path}: no face found.")
-    return central_face(results, rgb.shape), len(results)
+    return main_face(results, rgb.shape), len(results)
 
 
 def cmd_verify(args) -> int:

@@ -89,7 +89,7 @@ def identify_faces(matcher, pipeline, rgb) -> list[dict]:
     door's rule (``gallery_matcher``)."""
     faces = []
     for result in pipeline.process(rgb):
-        m = matcher.search(result.embedding)
+        m = matcher.nearest(result.embedding)
         nearest = None if m.id is None else {"name": m.name, "employee_id": m.id}
         faces.append({
             "box": [round(float(v), 1) for v in result.box],

@@ -91,6 +91,12 @@ def _create_v1(con: sqlite3.Connection) -> None:
         con.execute(statement)
 
 
+def _events_evidence_v2(con: sqlite3.Connection) -> None:
+    """The numbers behind a decision (the photo check's motion, each challenge's direction,
+    outcome, movement and times) as JSON fields of its access-log entry."""
+    con.execute("ALTER TABLE events ADD COLUMN evidence TEXT NOT NULL DEFAULT ''")
+
+
 Migration = tuple[int, Callable[[sqlite3.Connection], None]]
 
 # Append a step for every schema change, never edit a released one: a gallery of any older
@@ -98,6 +104,7 @@ Migration = tuple[int, Callable[[sqlite3.Connection], None]]
 # would commit half-way and break the one-transaction-per-step rule).
 MIGRATIONS: list[Migration] = [
     (1, _create_v1),
+    (2, _events_evidence_v2),
 ]
 
 
@@ -290,6 +297,12 @@ class Database:
                 yield self.con
             except sqlite3.Error as exc:
                 raise self.error(exc) from exc
+
+    def data_version(self) -> int:
+        """A number that changes whenever ANOTHER connection commits (e.g. `faceguard gallery
+        remove` while the door runs): cheap enough to ask every frame."""
+        with self.reading() as con:
+            return int(con.execute("PRAGMA data_version").fetchone()[0])
 
     def error(self, exc: sqlite3.Error) -> GalleryError:
         return GalleryError(sqlite_message(exc, self.path))

@@ -15,7 +15,7 @@ import numpy as np
 from faceguard.errors import GalleryError, NoFaceError
 from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery, Person
-from faceguard.vision.quality import face_side, main_faces
+from faceguard.vision.main_face import face_side, main_faces
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def enrol(gallery: Gallery, pipeline, rgb: np.ndarray, name: str, employee_id: s
         raise GalleryError(f"Employee id '{employee_id}' is already enrolled as {existing.name}. "
                            "Choose another id, or replace that person's photo.")
     face = single_face(pipeline, rgb)
-    near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).search(face.embedding)
+    near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).nearest(face.embedding)
     if near.accepted:
         message = (f"This face looks like {near.name} (employee id {near.id}), who is already "
                    f"enrolled ({near.explain()}).")

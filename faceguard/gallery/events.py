@@ -13,9 +13,10 @@ does not import the people's store (``EventLog`` takes the gallery for its datab
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -32,7 +33,8 @@ SNAPSHOT_MAX_SIDE = 320
 CSV_COLUMNS = ("time", "decision", "employee_id", "name", "distance", "threshold", "reason",
                "door_result", "snapshot")
 
-_COLUMNS = "id, time, employee_id, name, distance, threshold, decision, reason, door_result, snapshot_file"
+_COLUMNS = ("id, time, employee_id, name, distance, threshold, decision, reason, door_result, "
+            "snapshot_file, evidence")
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,18 @@ class Event:
     reason: str
     door_result: str            # what the door output reported ("ok", an error, "" for none)
     has_snapshot: bool
+    evidence: dict = field(default_factory=dict)   # e.g. {"motion": …, "challenges": [...]}
 
     def to_dict(self) -> dict:
         return {"time": iso(self.time), "decision": self.decision, "employee_id": self.employee_id,
                 "name": self.name, "distance": self.distance, "threshold": self.threshold,
-                "reason": self.reason, "door_result": self.door_result, "snapshot": self.has_snapshot}
+                "reason": self.reason, "door_result": self.door_result, "snapshot": self.has_snapshot,
+                "evidence": self.evidence}
 
 
 def _event(row) -> Event:
-    return Event(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9] is not None)
+    return Event(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9] is not None,
+                 json.loads(row[10]) if row[10] else {})
 
 
 class HasDatabase(Protocol):
@@ -74,7 +79,7 @@ class EventLog:
     def log_event(self, decision: str, *, employee_id: str | None = None, name: str | None = None,
                   distance: float | None = None, threshold: float | None = None, reason: str = "",
                   door_result: str = "", snapshot_rgb: np.ndarray | None = None,
-                  when: float | None = None) -> Event:
+                  when: float | None = None, evidence: dict | None = None) -> Event:
         """Record one decision. ``name`` defaults to the enrolled name of ``employee_id``;
         ``snapshot_rgb`` (RGB uint8, e.g. the face crop) is stored encrypted, ≤ 320 px."""
         decision = (decision or "").strip()
@@ -91,9 +96,10 @@ class EventLog:
             fname = change.write_file(self.db.snapshots_dir, blob) if blob is not None else None
             cur = change.con.execute(
                 "INSERT INTO events (time, employee_id, name, distance, threshold, decision, reason, "
-                "door_result, snapshot_file) VALUES (?,?,?,?,?,?,?,?,?)",
+                "door_result, snapshot_file, evidence) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (when or time.time(), employee_id, name, _opt_float(distance), _opt_float(threshold),
-                 decision, reason or "", door_result or "", fname))
+                 decision, reason or "", door_result or "", fname,
+                 json.dumps(evidence, sort_keys=True) if evidence else ""))
             event_id = cur.lastrowid
         return self.event(event_id)
 

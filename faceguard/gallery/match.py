@@ -206,6 +206,14 @@ class Matcher:
                    for k in range(q2.shape[0])]
         return results[0] if single else results
 
+    def nearest(self, query: np.ndarray) -> MatchResult:
+        """``search`` for one [D] probe, typed as the one MatchResult it returns."""
+        if np.ndim(query) != 1:
+            raise GalleryError(f"One probe is a [D] embedding; got shape {np.shape(query)}.")
+        result = self.search(query)
+        assert isinstance(result, MatchResult)   # search gives one result for one probe
+        return result
+
     def verify(self, query: np.ndarray, person_id: Hashable) -> MatchResult:
         """1:1 check of a [D] probe against one claimed person (always the distance rule: a
         claim has no runner-up). Raises GalleryError when the person is not in the gallery."""

@@ -10,13 +10,18 @@ in Settings replaces the calibrated one.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from faceguard.gallery.match import Matcher
+
+if TYPE_CHECKING:   # types only: the callers hand in the objects
+    from faceguard.gallery.store import Gallery
+    from faceguard.vision.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
 
 
-def bring_up_to_date(gallery, pipeline) -> dict[str, str]:
+def bring_up_to_date(gallery: Gallery, pipeline: FacePipeline) -> dict[str, str]:
     """Re-embed, from their stored photos, the people another model embedded (never compare
     across models). Returns {employee id: problem} for those that failed (logged too)."""
     if not gallery.stale_count(pipeline.model_id):
@@ -27,7 +32,7 @@ def bring_up_to_date(gallery, pipeline) -> dict[str, str]:
     return problems
 
 
-def gallery_matcher(gallery, pipeline, threshold_setting: float | None = None, *,
+def gallery_matcher(gallery: Gallery, pipeline: FacePipeline, threshold_setting: float | None = None, *,
                     mode: str = "identify", include_inactive: bool = False) -> Matcher:
     """The Matcher over the gallery's embeddings of the pipeline's model.
 

@@ -24,6 +24,7 @@ import numpy as np
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto
 from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg, iso
+from faceguard.vision.main_face import main_face
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,10 @@ def clean_text(value: str, what: str) -> str:
 
 
 def single_embedding(pipeline, rgb: np.ndarray) -> np.ndarray:
-    """The embedding of the largest face in a stored photo (enrolment made sure there is one)."""
-    results = pipeline.process(rgb)
-    if not results:
+    """The embedding of a stored photo's main face (enrolment made sure it has exactly one)."""
+    best = main_face(pipeline.process(rgb), rgb.shape)
+    if best is None:
         raise GalleryError("The pipeline finds no face in this photo; replace the photo.")
-    best = max(results, key=lambda r: float((r.box[2] - r.box[0]) * (r.box[3] - r.box[1])))
     return np.asarray(best.embedding, np.float32)
 
 

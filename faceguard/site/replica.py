@@ -242,9 +242,10 @@ def join(url: str, code: str, door: str, gallery: Gallery) -> SyncReport:
     """Join this door to the site at ``url``: check the code, register the door by name, upload
     the people enrolled here that the site lacks, then copy the site's gallery."""
     door = clean_text(door, "door name")
-    if SiteConfig.load() is not None:
-        raise SiteError(f"This door has already joined a site ({SiteConfig.load().door}); "
-                        "it cannot join a second one.")
+    existing = SiteConfig.load()
+    if existing is not None:
+        raise SiteError(f"This door has already joined a site (as '{existing.door}'); it cannot "
+                        "join a second one.")
     with SiteStore.connect(url) as store:
         site_key = store.unlock(code)
         site_id = store.site_id()

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from faceguard.site import SiteError, SiteUnreachableError, keys, schema
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5
 # A server that vanishes mid-query (cable pulled) is noticed within ~10 s instead of minutes.
-_TCP = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+_TCP: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
         "tcp_user_timeout": 10_000}
 
 

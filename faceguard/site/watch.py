@@ -7,8 +7,10 @@ a second while the site is up): the notification makes changes arrive within sec
 catch-up by change sequence makes sure nothing is missed after an outage (NOTIFY is not queued
 for a door that is not listening). Events logged by the door go out with each sync.
 
-The door's own thread never waits for the network: it asks ``take_changed()`` between frames
-and rebuilds its matcher when the replica changed. ``status_line()`` is the text for a status
+The door's own thread never waits for the network. The watcher writes the replica through a
+connection of its own to the door's gallery, so the door check notices each applied change as
+it notices any other process's (SQLite's data_version, asked every frame) and rebuilds its
+matcher; ``take_changed()`` also says so once, for callers that keep their own matcher. ``status_line()`` is the text for a status
 bar. A site that is down only makes the status say so; the door keeps deciding.
 """
 
@@ -17,10 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from faceguard.site import SiteError
 from faceguard.site.config import SiteConfig
 from faceguard.site.schema import CHANNEL
+from faceguard.site.store import SiteStore
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +36,15 @@ _POLL_S = 0.25       # how often the listener looks at the stop flag
 class SiteWatcher:
     def __init__(self, gallery, config: SiteConfig, interval: float = DEFAULT_INTERVAL_S,
                  on_change=None):
+        from faceguard.gallery.store import Gallery
         from faceguard.site.replica import Replica
 
-        self.replica = Replica(gallery, config)
+        self._own = Gallery.open(gallery.root, gallery.key_file)
+        try:
+            self.replica = Replica(self._own, config)
+        except BaseException:
+            self._own.close()
+            raise
         self.interval = float(interval)
         self.on_change = on_change
         self.reachable: bool | None = None     # None: not tried yet
@@ -43,8 +53,8 @@ class SiteWatcher:
         self.syncs = 0
         self._changed = threading.Event()
         self._stop = threading.Event()
-        self._listen = None
-        self._store = None       # the sync connection, kept between syncs
+        self._listen: Any = None          # the LISTEN connection (psycopg)
+        self._store: SiteStore | None = None   # the sync connection, kept between syncs
         self._thread = threading.Thread(target=self._run, name="faceguard-site-sync", daemon=True)
 
     def start(self) -> SiteWatcher:
@@ -141,10 +151,17 @@ class SiteWatcher:
         """Stop the thread, then send what the door logged since the last sync (one short try;
         what does not go now goes with the next sync)."""
         self._stop.set()
-        self._thread.join(timeout=self.interval + 10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.interval + 30)
+        if self._thread.is_alive():
+            # Still in a long catch-up: leave it to end with the process (a daemon thread; an
+            # interrupted sync resumes at the next start).
+            log.warning("The site sync did not stop in time; it resumes at the next start")
+            return
         if flush_timeout:
             self.sync_now(flush_timeout)
         self._close_store()
+        self._own.close()
 
 
 def start_for(gallery, interval: float = DEFAULT_INTERVAL_S, on_change=None) -> SiteWatcher | None:

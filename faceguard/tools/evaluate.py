@@ -17,7 +17,8 @@ from faceguard.errors import FaceGuardError, ImageError
 from faceguard.gallery.match import open_set_score
 from faceguard.vision.detect import Face
 from faceguard.vision.image import load_image
-from faceguard.vision.pipeline import FacePipeline, central_face
+from faceguard.vision.main_face import main_face
+from faceguard.vision.pipeline import FacePipeline
 
 # ---------------------------------------------------------------------------------------------
 # embedding files
@@ -64,7 +65,7 @@ def embed_files(pipeline: FacePipeline, root: Path, rel_paths: list[str], *, bat
     chips, found = [], []
     for done, rel in enumerate(rel_paths, 1):
         rgb = load_image(Path(root) / rel)
-        face = central_face(pipeline.detect(rgb), rgb.shape)
+        face = main_face(pipeline.detect(rgb), rgb.shape)
         found.append(face is not None)
         if face is None:
             spec = pipeline.embedder.spec

@@ -23,7 +23,8 @@ from faceguard.errors import FaceGuardError, ImageError
 from faceguard.tools.evaluate import centre_face
 from faceguard.vision.align import align_face
 from faceguard.vision.image import IMAGE_SUFFIXES, load_image
-from faceguard.vision.pipeline import FacePipeline, central_face
+from faceguard.vision.main_face import main_face
+from faceguard.vision.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class ChipAligner:
             if bgr is not None and bgr.shape[:2] == (self.size, self.size):
                 return bgr[:, :, ::-1].copy()
         rgb = load_image(path)
-        face = central_face(self.pipeline.detect(rgb), rgb.shape)
+        face = main_face(self.pipeline.detect(rgb), rgb.shape)
         if face is None:
             if not centre_fallback:
                 return None

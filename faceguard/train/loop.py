@@ -228,28 +228,8 @@ def train(config: TrainConfig, manifest: Manifest, pipeline, *, resume: bool = F
     for epoch in range(start_epoch + 1, config.epochs + 1):
         if config.max_steps is not None and step >= config.max_steps:
             break
-        t0 = time.monotonic()
-        model.train()
-        losses, actives = [], []
-        for i, idx in enumerate(sampler):
-            chips = train_set.chips[idx]
-            if config.augment:
-                chips = np.stack([augment(c, aug_rng) for c in chips])
-            res = triplet_loss(model(to_tensor(chips)), torch.from_numpy(train_set.labels[idx]),
-                               config.margin, config.mining)
-            optimiser.zero_grad()
-            res.loss.backward()
-            optimiser.step()
-            step += 1
-            losses.append(float(res.loss.detach()))
-            actives.append(res.active_fraction)
-            if on_step:
-                on_step(Progress(epoch, config.epochs, i + 1, len(sampler), losses[-1], actives[-1]))
-            if config.max_steps is not None and step >= config.max_steps:
-                break
-        record = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)),
-                  "active_fraction": float(np.mean(actives)),
-                  "seconds": round(time.monotonic() - t0, 2)}
+        record, step = _run_epoch(config, model, optimiser, sampler, train_set, aug_rng, epoch, step,
+                                  on_step)
         if validator:
             record.update(_val_fields(validator.evaluate(model)))
         history.append(record)
@@ -266,6 +246,33 @@ def train(config: TrainConfig, manifest: Manifest, pipeline, *, resume: bool = F
         (out / "history.json").write_text(json.dumps(history, indent=1))
         plot_history(history, out / "curves.png")
     return TrainResult(ckpt_path, history)
+
+
+def _run_epoch(config: TrainConfig, model, optimiser, sampler, train_set: ChipSet, aug_rng,
+               epoch: int, step: int, on_step) -> tuple[dict, int]:
+    """One pass over the P×K batches; (the epoch's record, the step count after it)."""
+    t0 = time.monotonic()
+    model.train()
+    losses, actives = [], []
+    for i, idx in enumerate(sampler):
+        chips = train_set.chips[idx]
+        if config.augment:
+            chips = np.stack([augment(c, aug_rng) for c in chips])
+        res = triplet_loss(model(to_tensor(chips)), torch.from_numpy(train_set.labels[idx]),
+                           config.margin, config.mining)
+        optimiser.zero_grad()
+        res.loss.backward()
+        optimiser.step()
+        step += 1
+        losses.append(float(res.loss.detach()))
+        actives.append(res.active_fraction)
+        if on_step:
+            on_step(Progress(epoch, config.epochs, i + 1, len(sampler), losses[-1], actives[-1]))
+        if config.max_steps is not None and step >= config.max_steps:
+            break
+    record = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)),
+              "active_fraction": float(np.mean(actives)), "seconds": round(time.monotonic() - t0, 2)}
+    return record, step
 
 
 def _val_fields(res: dict) -> dict:

@@ -33,6 +33,15 @@ class DecisionBanner(QFrame):
         self.photo = QLabel()
         self.photo.setFixedSize(120, 120)
         self.photo.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.arrow = QLabel()
+        self.arrow.setObjectName("bannerArrow")      # big enough to read from 2 m (style.qss)
+        self.arrow.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.arrow.setMinimumWidth(160)
+        big = self.arrow.font()
+        big.setPointSize(96)                         # also without the style sheet
+        big.setBold(True)
+        self.arrow.setFont(big)
+        self.arrow.setVisible(False)
         self.title = QLabel()
         self.title.setObjectName("bannerTitle")
         self.detail = QLabel()
@@ -46,6 +55,7 @@ class DecisionBanner(QFrame):
         row = QHBoxLayout(self)
         row.setContentsMargins(18, 12, 18, 12)
         row.addWidget(self.photo)
+        row.addWidget(self.arrow)
         row.addLayout(text, 1)
         self.setMinimumHeight(150)
         self.state = ""
@@ -58,6 +68,8 @@ class DecisionBanner(QFrame):
         self.state = view.state
         self.title.setText(view.title)
         self.detail.setText(view.detail)
+        self.arrow.setText(view.arrow or "")
+        self.arrow.setVisible(view.arrow is not None)
         if photo is not None and not photo.isNull():
             pix = QPixmap.fromImage(photo).scaled(
                 self.photo.size(), Qt.AspectRatioMode.KeepAspectRatio,
@@ -67,7 +79,7 @@ class DecisionBanner(QFrame):
         else:
             self.photo.clear()
             self.photo.setVisible(False)
-        for w in (self, self.title, self.detail):   # re-read the style sheet for the new `state`
+        for w in (self, self.title, self.detail, self.arrow):   # re-read the style sheet for the new `state`
             w.setProperty("state", view.state)
             w.style().unpolish(w)
             w.style().polish(w)

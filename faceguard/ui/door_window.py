@@ -271,6 +271,8 @@ class DoorWindow(QMainWindow):
     def _paint(self, view: BannerView | None, photo: QImage | None = None) -> None:
         if view is not None:
             self.banner.present(view, photo)
+            if view.sound == "prompt":        # a new instruction: a cue for who is not looking
+                self.sounds.play(view.sound)
 
     def _on_checked(self, live: LiveFrame) -> None:
         report = live.report

@@ -277,7 +277,7 @@ class EnrollDialog(QDialog):
     # -- the photo, the form, saving --------------------------------------------------------
     def set_captured(self, checked: Checked) -> None:
         # Small bystanders far behind are left in the photo: enrol() ignores faces under 40 % of
-        # the main one (quality.main_faces), the same rule the gate applied here.
+        # the main one (vision/main_face.py), the same rule the gate applied here.
         self.captured = checked
         f = checked.faces[checked.quality.face_index]
         x1, y1, x2, y2 = (float(v) for v in f.box)

@@ -144,9 +144,10 @@ class BannerView:
     title: str
     detail: str
     role: str = "problem"
-    sound: str | None = None               # "granted" | "denied": played when it is shown
+    sound: str | None = None               # "granted" | "denied" | "prompt": played when shown
     person_id: Hashable | None = None      # whose decision, or who is asked to turn
     decision: Decision | None = None
+    arrow: str | None = None               # a big arrow beside the text (the challenge)
 
 
 def idle_banner(enrolled: int | None = None) -> BannerView:
@@ -164,8 +165,18 @@ def decision_banner(decision: Decision) -> BannerView:
     return BannerView("denied", "DENIED", why, "decision", "denied", decision.person_id, decision)
 
 
+# The person faces the screen, so the screen's left is their left: ← means "turn LEFT".
+ARROWS = {"LEFT": "←", "RIGHT": "→", "UP": "↑"}
+CHALLENGE_WORDS = {"LEFT": "to your LEFT", "RIGHT": "to your RIGHT", "UP": "UP"}
+
+
 def turn_head_banner(face: FaceReport) -> BannerView:
     who = face.name or "You"
+    if face.direction:
+        return BannerView("problem", f"Turn your head {CHALLENGE_WORDS[face.direction]}",
+                          f"{who}: recognised. Now turn your head {CHALLENGE_WORDS[face.direction]}, "
+                          "then look back at the camera.", "turn_head", sound="prompt",
+                          person_id=face.employee_id, arrow=ARROWS[face.direction])
     return BannerView("problem", TURN_HEAD_TEXT, f"{who}: recognised. Turn your head slowly left and "
                       "right so the camera sees a real face, not a photo.", "turn_head",
                       person_id=face.employee_id)

@@ -12,7 +12,7 @@ from faceguard import paths
 
 log = logging.getLogger(__name__)
 
-SOUNDS = {"granted": "granted.wav", "denied": "denied.wav"}
+SOUNDS = {"granted": "granted.wav", "denied": "denied.wav", "prompt": "prompt.wav"}
 
 
 class SoundPlayer:

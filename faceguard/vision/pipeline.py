@@ -136,21 +136,3 @@ class FacePipeline:
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         return self.embedder.embed(chips)
-
-
-def central_face(faces: list, shape: tuple[int, ...]):
-    """The face whose landmarks' centroid is nearest the image centre (None for no faces).
-
-    The landmarks, not the box: a box's centre moves with how much hair, chin or occluder the
-    detector includes, while the eyes, nose and mouth are what a photographer (or LFW's
-    funneling) puts in the middle. Measured on the dev set: with two heads side by side
-    (Gene_Robinson_0003) the box rule picked the bystander, the landmark rule the subject.
-    """
-    if not faces:
-        return None
-    centre = np.array([shape[1] / 2, shape[0] / 2])
-
-    def off(f) -> float:
-        return float(np.sum((np.mean(f.landmarks, axis=0) - centre) ** 2))
-
-    return min(faces, key=off)

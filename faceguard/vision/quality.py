@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from faceguard.vision.main_face import face_side, main_faces
+
 # Face box side (pixels, the shorter of width and height) the live enrolment gate asks for:
 # below it the chip would be upsampled from too few pixels to be a good one-shot reference.
 # (Not the detector's smallest face, vision/pipeline.MIN_DETECT_FACE_PX, nor the floor for an
@@ -27,9 +29,6 @@ MAX_BRIGHTNESS = 220.0
 # ones score 8 to 145 (median about 20); the same faces blurred with sigma 3 score 2 to 4.
 SHARP_SIDE = 112
 MIN_SHARPNESS = 7.0
-# A detection smaller than this fraction of the largest face is a bystander far behind (or a
-# false detection in hair or a poster), not a second person standing in front of the camera.
-BYSTANDER_FRACTION = 0.4
 # Pose from the five landmarks: |yaw| is the nose's sideways offset from the eye midpoint in
 # units of the eye distance (0 = frontal, about 0.5 = profile); roll is the eye line's angle.
 MAX_YAW = 0.25
@@ -110,19 +109,6 @@ def pose(landmarks) -> tuple[float, float, float]:
     down = float(np.dot(mouth_mid - eye_mid, uy)) or 1e-6
     pitch = float(np.dot(nose - eye_mid, uy) / down)
     return yaw, roll, pitch
-
-
-def face_side(face) -> float:
-    x1, y1, x2, y2 = (float(v) for v in face.box)
-    return min(x2 - x1, y2 - y1)
-
-
-def main_faces(faces: list) -> list:
-    """The faces that count: bystanders much smaller than the largest face are ignored."""
-    if len(faces) < 2:
-        return list(faces)
-    largest = max(face_side(f) for f in faces)
-    return [f for f in faces if face_side(f) >= BYSTANDER_FRACTION * largest]
 
 
 def assess(rgb: np.ndarray, faces: list) -> Quality:
