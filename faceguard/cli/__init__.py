@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from faceguard import __version__
-from faceguard.cli import accesslog, admin, bench, common, doctor, door, engine, gallery
+from faceguard.cli import accesslog, admin, bench, common, doctor, door, engine, gallery, site
 from faceguard.errors import FaceGuardError
 
 log = logging.getLogger("faceguard")
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"faceguard {__version__}")
     ap.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
     sub = ap.add_subparsers(dest="command")
-    for group in (door, engine, gallery, accesslog, bench, doctor, admin):
+    for group in (door, engine, gallery, accesslog, bench, doctor, admin, site):
         group.register(sub)
     try:
         from faceguard.train import cli as train_cli  # defines the commands; torch loads later

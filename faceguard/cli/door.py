@@ -106,6 +106,7 @@ def cmd_door(args) -> int:
     from faceguard.doorcheck import DoorCheck
     from faceguard.errors import FaceGuardError
     from faceguard.gallery.store import Gallery
+    from faceguard.site.watch import start_for as start_site_watcher
 
     if not args.headless:
         common.refuse(args, HEADLESS_ONLY, "needs --headless (the window takes these from its "
@@ -128,12 +129,11 @@ def cmd_door(args) -> int:
 
     frames, first_face = 0, None
     gallery = Gallery.open()
+    watcher = None
     try:
         check = DoorCheck(pipeline, gallery, settings, seed=args.seed)
-        # Ids are one id whatever their case: the check gets the id as stored.
-        claimed = gallery.person(args.claim) if args.claim else None
-        claim_id = claimed.employee_id if claimed is not None else args.claim
-        refused = check.claim(claim_id, 0.0) if args.claim else None
+        watcher = start_site_watcher(gallery)   # None unless this door joined a site
+        refused = check.claim(args.claim, 0.0) if args.claim else None   # (the id as stored)
         if refused is not None:         # an unknown or inactive id: DENIED (logged), nothing to check
             emit(refused, None)
             check.close()
@@ -143,6 +143,8 @@ def cmd_door(args) -> int:
         for d, r in check.close():
             emit(d, r)
     finally:
+        if watcher is not None:
+            watcher.stop()       # sends this run's events now, when the site is up
         gallery.close()
     if args.timeline:
         _print_timeline(frames, first_face, timeline)

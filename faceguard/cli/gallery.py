@@ -55,9 +55,9 @@ def _threshold_setting() -> float | None:
 
 
 def _open():
-    from faceguard.gallery.store import Gallery
+    from faceguard.site.replica import open_gallery  # at a joined door, edits go to the site
 
-    return Gallery.open()
+    return open_gallery()
 
 
 def _current_model_id(args) -> str:

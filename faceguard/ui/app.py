@@ -109,9 +109,10 @@ def make_app(argv: list[str] | None = None) -> QApplication:
 def open_gallery(pipeline) -> tuple[object | None, str]:
     """(the gallery, "") or (None, why not) with the reason logged and shown: the door window
     still opens, says the door check is off and why, and its menus work."""
-    from faceguard.gallery.store import Gallery
+    from faceguard.site.replica import open_gallery as open_site_aware
     try:
-        return Gallery.open(), ""
+        # At a door that joined a site, gallery edits go to the site (SiteGallery).
+        return open_site_aware(), ""
     except FaceGuardError as exc:
         log.error("the gallery cannot be opened: %s", exc)
         show_error(str(exc))

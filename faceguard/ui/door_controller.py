@@ -95,6 +95,22 @@ class DoorController(QObject):
         self._expiry_timer = QTimer(self, interval=self.expiry_check_ms)
         self._expiry_timer.timeout.connect(self.check_expiry)
         self._expiry_timer.start()
+        # A door that joined a site keeps its replica in step for the window's whole life; the
+        # check reloads by itself when the replica changes (its per-frame data_version look).
+        self.site = None
+        if gallery is not None:
+            from faceguard.site.watch import start_for
+            self.site = start_for(gallery)
+
+    def site_status(self) -> str:
+        """The status bar's site words ("" for a door on its own)."""
+        return self.site.status_line() if self.site is not None else ""
+
+    def close_site(self) -> None:
+        """Quitting: stop the watcher, which sends what the door logged since its last sync."""
+        if self.site is not None:
+            self.site.stop()
+            self.site = None
 
     # -- what it runs ----------------------------------------------------------------------
     def _default_source(self):

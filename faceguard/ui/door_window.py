@@ -172,9 +172,15 @@ class DoorWindow(AdminActions, QMainWindow):
         self.provider_label = QLabel(f"Runs on: {provider}")
         self.fps_label = QLabel("Camera: – fps")
         self.infer_label = QLabel("Inference: – ms")
-        for w in (self.camera_label, self.provider_label, self.fps_label, self.infer_label):
+        self.site_label = QLabel(self.controller.site_status())
+        self.site_label.setVisible(self.controller.site is not None)
+        for w in (self.camera_label, self.provider_label, self.fps_label, self.infer_label, self.site_label):
             w.setContentsMargins(8, 0, 8, 0)
             sb.addPermanentWidget(w)
+        if self.controller.site is not None:        # reachable, syncing, events waiting
+            self._site_timer = QTimer(self, interval=1000)
+            self._site_timer.timeout.connect(lambda: self.site_label.setText(self.controller.site_status()))
+            self._site_timer.start()
 
     def _build_actions(self) -> None:
         menu = self.menuBar().addMenu("&FaceGuard")
@@ -386,5 +392,6 @@ class DoorWindow(AdminActions, QMainWindow):
             event.ignore()
             return
         self.stop(self.controller.close_wait_ms())   # quitting waits for a door still opening
+        self.controller.close_site()
         self.no_camera.stop()
         super().closeEvent(event)

@@ -1,0 +1,159 @@
+"""`faceguard site create | join | status | sync | log`: several doors, one PostgreSQL site.
+
+JSON shapes (``--json``; times ISO 8601 UTC)::
+
+    site create --json   {"code": str, "site": str}
+    site join --json     {"door": str, "site": str, "gallery_version": int, "people": int}
+    site status --json   {"joined": bool, "site": str, "door": str, "reachable": bool,
+                          "last_sync": str | null, "pending_events": int, "gallery_version": int,
+                          "site_gallery_version": int | null, "problem": str | null}
+    site code --json     {"code": str}        # a new join code; the previous one stops working
+    site sync --json     {"applied": int, "pushed": int, "gallery_version": int}
+    site log --json      {"events": [{"door": str, "local_id": int, "time": str, "decision": str,
+                          "employee_id": str | null, "name": str | null, "distance": float | null,
+                          "threshold": float | null, "reason": str, "door_result": str,
+                          "snapshot": bool}, ...]}   # every door's, newest first
+
+Exit codes: 0 done; 2 a FaceGuardError (a wrong code, the site unreachable, …), printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from faceguard.cli.common import JSON_STDOUT, command
+
+
+def _replica():
+    from faceguard.gallery.store import Gallery
+    from faceguard.site import SiteError
+    from faceguard.site.config import SiteConfig
+    from faceguard.site.replica import Replica
+
+    config = SiteConfig.load()
+    if config is None:
+        raise SiteError("This door has not joined a site; join one with "
+                        "'faceguard site join URL --code CODE --door NAME'.")
+    gallery = Gallery.open()
+    try:
+        return gallery, Replica(gallery, config)
+    except BaseException:
+        gallery.close()
+        raise
+
+
+def cmd_create(args) -> int:
+    from faceguard.site.store import SiteStore
+
+    with SiteStore.connect(args.url) as store:
+        code, _ = store.create()
+        where = store.where
+    if args.json:
+        print(json.dumps({"code": code, "site": where}))
+    else:
+        print(f"Created a FaceGuard site in {where}.")
+        print(f"Join code (shown only now; keep it like a key): {code}")
+        print(f"Add each door with: faceguard site join URL --code {code} --door NAME")
+    return 0
+
+
+def cmd_join(args) -> int:
+    from faceguard.gallery.store import Gallery
+    from faceguard.site.replica import join
+    from faceguard.site.store import describe
+
+    with Gallery.open() as gallery:
+        report = join(args.url, args.code, args.door, gallery)
+        people = len(gallery)
+    if args.json:
+        print(json.dumps({"door": args.door, "site": describe(args.url),
+                          "gallery_version": report.version, "people": people}))
+    else:
+        print(f"Door '{args.door}' joined {describe(args.url)}: {people} people, gallery version "
+              f"{report.version}.")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from faceguard.site.config import SiteConfig
+
+    if SiteConfig.load() is None:
+        if args.json:
+            print(json.dumps({"joined": False}))
+        else:
+            print("This door has not joined a site (it works on its own).")
+        return 0
+    gallery, replica = _replica()
+    with gallery:
+        status = {"joined": True, **replica.status()}
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    state = "reachable" if status["reachable"] else f"UNREACHABLE ({status['problem']})"
+    print(f"door '{status['door']}' at site {status['site']}: {state}")
+    print(f"last sync: {status['last_sync'] or 'never'}; pending events: {status['pending_events']}; "
+          f"gallery version {status['gallery_version']}"
+          + (f" of {status['site_gallery_version']}" if status["site_gallery_version"] is not None else ""))
+    return 0
+
+
+def cmd_sync(args) -> int:
+    gallery, replica = _replica()
+    with gallery:
+        report = replica.sync()
+    if args.json:
+        print(json.dumps({"applied": report.applied, "pushed": report.pushed,
+                          "gallery_version": report.version}))
+    else:
+        print(f"synced: {report.applied} gallery change(s) applied, {report.pushed} event(s) sent; "
+              f"gallery version {report.version}")
+    return 0
+
+
+def cmd_code(args) -> int:
+    gallery, replica = _replica()
+    with gallery, replica.connect() as store:
+        code = store.new_code(replica.config.key())
+    if args.json:
+        print(json.dumps({"code": code}))
+    else:
+        print(f"New join code (shown only now; the previous code no longer works): {code}")
+    return 0
+
+
+def cmd_log(args) -> int:
+    from faceguard.gallery.db import iso
+
+    gallery, replica = _replica()
+    with gallery, replica.connect() as store:
+        events = store.events(limit=args.limit or None, door=args.door)
+    for e in events:
+        e["time"] = iso(e["time"])
+    if args.json:
+        print(json.dumps({"events": events}))
+        return 0
+    for e in events:
+        print(f"{e['time']}\t{e['door']}\t{e['decision']}\t{e['name'] or 'stranger'}\t{e['reason']}")
+    print(f"{len(events)} events")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("site", help="several doors sharing one gallery and log on PostgreSQL")
+    ssub = s.add_subparsers(dest="site_command", required=True)
+    p = command(ssub, "create", cmd_create, parents=[JSON_STDOUT],
+                help="make a PostgreSQL database a FaceGuard site; prints the join code")
+    p.add_argument("url", help="PostgreSQL URL, e.g. postgresql://faceguard:PASS@server/faceguard")
+    p = command(ssub, "join", cmd_join, parents=[JSON_STDOUT], help="join this door to a site")
+    p.add_argument("url")
+    p.add_argument("--code", required=True, help="the join code 'site create' printed")
+    p.add_argument("--door", required=True, help="this door's name, unique in the site (e.g. front)")
+    command(ssub, "status", cmd_status, parents=[JSON_STDOUT],
+            help="is the site reachable; last sync, pending events, gallery version")
+    command(ssub, "code", cmd_code, parents=[JSON_STDOUT],
+            help="replace the join code (e.g. once every door has joined)")
+    command(ssub, "sync", cmd_sync, parents=[JSON_STDOUT], help="catch up with the site now")
+    p = command(ssub, "log", cmd_log, parents=[JSON_STDOUT], help="every door's access log, from the site")
+    p.add_argument("--limit", type=int, default=100, help="newest N events (0: all; default 100)")
+    p.add_argument("--door", default=None, help="only this door's events")
