@@ -104,8 +104,11 @@ class DoorCheck:
     def _build_matcher(self) -> Matcher:
         """The gallery's matcher by the one rule (``gallery_matcher``); the Decider judges by
         its threshold."""
+        # A person whose face data is damaged is left out (named in the log and in `damaged`,
+        # which the window shows), not the reason nobody gets in.
+        self.damaged: dict[str, str] = {}
         matcher = gallery_matcher(self.gallery, self.pipeline, self.settings.threshold,
-                                  mode=self.settings.mode)
+                                  mode=self.settings.mode, damaged=self.damaged)
         self.rule, self.threshold = matcher.rule, matcher.threshold
         self.decider.threshold = self.threshold
         return matcher

@@ -254,3 +254,30 @@ def test_a_truncated_video_ends_the_headless_door_with_a_message(tmp_path, share
     assert cli.main(["door", "--camera", str(video), "--headless", "--photo-check", "off"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "may be damaged or cut short" in err[0] and "Traceback" not in err[0]
+
+
+def test_one_damaged_embedding_leaves_that_person_out_not_everyone(shared_data, pipeline, lin_enrolled):
+    """Issue 15 item 8: a second person's embedding damaged on disk (bytes flipped with sqlite3,
+    no key): the door still starts, names them, and lets Miranda in on the clip."""
+    import sqlite3
+
+    from faceguard.gallery.db import DB_NAME
+    from faceguard.gallery.enrol import enrol
+    from faceguard.vision.image import load_image
+
+    with Gallery.open() as gallery:
+        other = load_image(shared_data / "lfw_dev_fold1" / "images" / "Zico" / "Zico_0001.jpg")
+        enrol(gallery, pipeline, other, "Zico", "E002", consent=True)
+        root = gallery.root
+    con = sqlite3.connect(root / DB_NAME)
+    with con:
+        con.execute("UPDATE people SET embedding=zeroblob(length(embedding)) WHERE employee_id='E002'")
+    con.close()
+    with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        check = DoorCheck(pipeline, gallery, Settings(photo_check=False))
+        granted = []
+        for _ in range(60):
+            granted += [d.person_id for d in check.process(src.read()).decisions if d.kind == GRANTED]
+        check.close()
+    assert list(check.damaged) == ["E002"] and "E002" in check.damaged["E002"]
+    assert check.matcher.ids == ["E001"] and granted == ["E001"]

@@ -124,6 +124,7 @@ def test_a_door_worker_slow_to_stop_never_overlaps_the_preview(qtbot, pipeline, 
 
     class SlowCheck:
         gallery_empty = False
+        damaged: dict = {}
 
         def process(self, frame):
             if busy.is_set():

@@ -193,6 +193,7 @@ def test_door_window_paints_faces_on_the_clip(qtbot, pipeline, shared_data):
 
     class Boxes:
         gallery_empty = False
+        damaged: dict = {}
 
         def process(self, frame):
             faces = [FaceReport(box=tuple(float(v) for v in r.box), landmarks=r.landmarks, name=None,

@@ -56,6 +56,8 @@ class NoFaces:
 
     gallery_empty = False
 
+    damaged: dict = {}
+
     def process(self, frame):
         from faceguard.doorcheck import FrameReport
         return FrameReport(frame, [], [], 1.0)

@@ -33,21 +33,23 @@ def bring_up_to_date(gallery: Gallery, pipeline: FacePipeline) -> dict[str, str]
 
 
 def gallery_matcher(gallery: Gallery, pipeline: FacePipeline, threshold_setting: float | None = None, *,
-                    mode: str = "identify", include_inactive: bool = False) -> Matcher:
+                    mode: str = "identify", include_inactive: bool = False,
+                    damaged: dict[str, str] | None = None) -> Matcher:
     """The Matcher over the gallery's embeddings of the pipeline's model.
 
     ``mode="verify"`` is one comparison with a claimed person, so it takes the one-person
     threshold whatever the gallery size. ``include_inactive`` (the enrolment duplicate check:
     an inactive person is still that person) searches everyone but sizes the rule and threshold
-    by the active people, as the door does.
+    by the active people, as the door does. ``damaged`` (the door): people whose stored face
+    data cannot be read are left out and listed there instead of failing the whole gallery.
     """
     bring_up_to_date(gallery, pipeline)
-    active_ids, _ = gallery.embeddings(pipeline.model_id, active_only=True)
-    ids, matrix = gallery.embeddings(pipeline.model_id, active_only=not include_inactive)
+    active = len(gallery.people())          # sizes the rule; reads no face data
+    ids, matrix = gallery.embeddings(pipeline.model_id, active_only=not include_inactive, damaged=damaged)
     if mode == "verify":
         rule, threshold = "distance", pipeline.threshold_for(1, threshold_setting)
     else:
-        rule, threshold = pipeline.scoring_for(max(1, len(active_ids)), threshold_setting)
+        rule, threshold = pipeline.scoring_for(max(1, active), threshold_setting)
     names = {p.employee_id: p.name for p in gallery.people(active_only=False)}
     return Matcher(ids, matrix, threshold, rule=rule, names=[names.get(i, i) for i in ids],
                    dim=pipeline.embedder.spec.embedding_size)

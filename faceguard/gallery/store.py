@@ -294,17 +294,30 @@ class Gallery:
         """The stored photo as RGB uint8."""
         return decode_jpeg(self.photo_jpeg(employee_id), "photo")
 
-    def embeddings(self, model_id: str, active_only: bool = True) -> tuple[list[str], np.ndarray]:
+    def embeddings(self, model_id: str, active_only: bool = True,
+                   damaged: dict[str, str] | None = None) -> tuple[list[str], np.ndarray]:
         """(employee ids, float32 matrix [N, D]) of the people whose embedding ``model_id`` made;
-        the matrix is [0, 0] when there are none."""
+        the matrix is [0, 0] when there are none. A damaged embedding raises GalleryError naming
+        the person, unless ``damaged`` is given: then that person is left out and their problem
+        put there ({employee id: problem}), so one bad row does not shut the door for everyone."""
         where, args = (f"AND {ACTIVE_SQL}", (time.time(),)) if active_only else ("", ())
         with self.db.reading() as con:
             rows = con.execute(f"SELECT employee_id, embedding, id, data_key FROM people WHERE "
                                f"model_id=? {where} ORDER BY id", (model_id, *args)).fetchall()
-        if not rows:
+        ids, vecs = [], []
+        for r in rows:
+            try:
+                vecs.append(np.frombuffer(self._embedding(*r), np.float32))
+            except GalleryError as exc:
+                if damaged is None:
+                    raise
+                damaged[r[0]] = str(exc)
+                log.error("left out of the door's matching: %s", exc)
+                continue
+            ids.append(r[0])
+        if not ids:
             return [], np.zeros((0, 0), np.float32)
-        vecs = [np.frombuffer(self._embedding(*r), np.float32) for r in rows]
-        return [r[0] for r in rows], np.stack(vecs)
+        return ids, np.stack(vecs)
 
     def _embedding(self, employee_id: str, blob: bytes, person_id: int, wrapped: bytes | None) -> bytes:
         keys = self.db.keys

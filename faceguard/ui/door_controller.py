@@ -50,6 +50,7 @@ class Check(Protocol):
 
     @property
     def gallery_empty(self) -> bool: ...      # nobody to match: the check decides nothing
+    damaged: dict[str, str]                  # people left out: their face data is unreadable
     def process(self, frame: Frame) -> FrameReport: ...
     def claim(self, employee_id: str, t: float) -> object: ...
     def reload_gallery(self) -> None: ...
@@ -69,6 +70,7 @@ class DoorController(QObject):
     decided = Signal(object, object)
     camera_status = Signal(str)
     failed = Signal(str)
+    notice = Signal(str)          # a problem to show in the status bar; the door keeps running
     enrolled = Signal(int)
 
     stop_wait_ms = 3000   # how long stop() waits for the worker before letting it end alone
@@ -167,6 +169,9 @@ class DoorController(QObject):
         count = self.enrolled_count(check)
         if count is not None:
             self.enrolled.emit(count)
+        if check.damaged:
+            self.notice.emit("Left out of the door check, their face data is damaged (replace "
+                             f"their photo): {', '.join(sorted(check.damaged))}")
 
     def stop(self, wait_ms: int | None = None) -> None:
         """Stop the worker: it finishes its frame, gives the camera back and closes the door

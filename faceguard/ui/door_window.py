@@ -100,6 +100,7 @@ class DoorWindow(AdminActions, QMainWindow):
         c.camera_status.connect(self._on_camera_status)
         c.failed.connect(self._on_failed)
         c.enrolled.connect(self._on_enrolled)    # a method, not a lambda: queued from the worker
+        c.notice.connect(lambda text: self.statusBar().showMessage(text, 30000))
         self.resize(1180, 720)
 
     # The controller holds what the door check runs with; the window reads it from there.
