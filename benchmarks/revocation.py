@@ -72,8 +72,8 @@ def main() -> int:
     rows = [trial(pipeline, seed) for seed in range(args.trials)]
     for r in rows:
         print(f"trial {r['seed']}: removed after {r['frames_before_removal']} frames "
-              f"({r['grants_before']} grants before), last grant after removal: "
-              f"{r['grants_after']} grants; the door matched without him {r['latency_ms']} ms later")
+              f"({r['grants_before']} grants before); grants after removal: "
+              f"{r['grants_after']}; the door matched without him {r['latency_ms']} ms later")
     latencies = [r["latency_ms"] for r in rows if r["latency_ms"] is not None]
     summary = {"trials": len(rows), "grants_after_removal": sum(r["grants_after"] for r in rows),
                "latency_ms_median": statistics.median(latencies) if latencies else None,
