@@ -9,7 +9,6 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 
 from faceguard import cli
 from faceguard.camera import FrameSource
@@ -27,15 +26,6 @@ STRANGERS = ["Kristin_Davis", "Nestor_Kirchner", "Angela_Bassett"]  # pairwise >
 # Employee → stranger → employee → employee → stranger → stranger: every kind of hand-over.
 QUEUE = ["Antony_Leung", "Kristin_Davis", "William_Macy", "Zico", "Nestor_Kirchner", "Angela_Bassett"]
 FPS, SECONDS_EACH, SIZE = 10, 3.0, (640, 480)
-
-
-@pytest.fixture(scope="module")
-def split(lfw) -> dict[str, dict[str, list[str]]]:
-    out: dict[str, dict[str, list[str]]] = {}
-    for line in (lfw / "identification_split.tsv").read_text().splitlines()[1:]:
-        path, identity, role = line.split("\t")
-        out.setdefault(identity, {"gallery": [], "probe": []})[role].append(path)
-    return out
 
 
 def photo(lfw, split, identity: str, role: str) -> np.ndarray:

@@ -173,6 +173,12 @@ def cmd_identify(args) -> int:
 
 
 # -- gallery -----------------------------------------------------------------------------------
+def _noted(p) -> str:
+    """"  (inactive)", "  (until 2027-03-31)" …; nothing for someone simply active."""
+    status = p.access_status()
+    return "" if status == "active" else f"  ({status})"
+
+
 def cmd_gallery_list(args) -> int:
     with _open() as gallery:
         people = gallery.people(active_only=False)
@@ -180,31 +186,20 @@ def cmd_gallery_list(args) -> int:
         print(json.dumps({"people": [p.to_dict() for p in people]}))
         return 0
     for p in people:
-        state = _state(p)
+        state = _noted(p)
         seen = p.to_dict()["last_seen"] or "never"
         print(f"{p.employee_id}\t{p.name}\tlast seen {seen}{state}")
     print(f"{len(people)} people")
     return 0
 
 
-def _state(p) -> str:
-    if not p.enabled:
-        return "  (inactive)"
-    if p.valid_until:
-        return f"  ({'expired' if p.expired else 'valid until'} {_day(p.valid_until)})"
-    return ""
-
-
-def _day(t: float) -> str:
-    import time
-    return time.strftime("%Y-%m-%d", time.localtime(t - 1))   # the last day let in
 
 
 def cmd_gallery_active(args) -> int:
     with _open() as gallery:
         person = gallery.set_active(args.employee_id, args.gallery_command == "activate")
     if person.enabled:
-        print(f"activated {person.name} ({person.employee_id}): let in again{_state(person)}")
+        print(f"activated {person.name} ({person.employee_id}): let in again{_noted(person)}")
     else:
         print(f"deactivated {person.name} ({person.employee_id}): never let in, still enrolled")
     return 0
@@ -212,6 +207,7 @@ def cmd_gallery_active(args) -> int:
 
 def cmd_gallery_valid_until(args) -> int:
     from faceguard.cli.accesslog import local_date
+    from faceguard.gallery.person import last_day
 
     until = None
     if args.date.lower() not in ("never", "none", ""):
@@ -222,7 +218,7 @@ def cmd_gallery_valid_until(args) -> int:
     with _open() as gallery:
         person = gallery.set_valid_until(args.employee_id, until)
     print(f"{person.name} ({person.employee_id}): "
-          + (f"let in through {_day(until)}" if until else "no end date"))
+          + (f"let in through {last_day(until)}" if until else "no end date"))
     return 0
 
 

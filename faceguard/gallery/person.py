@@ -29,6 +29,15 @@ class Person:
     def expired(self) -> bool:
         return self.valid_until is not None and self.valid_until <= time.time()
 
+    def access_status(self) -> str:
+        """In words, for the gallery list and dialog: "active", "inactive", "until 2027-03-31"
+        or "expired 2027-03-31"."""
+        if not self.enabled:
+            return "inactive"
+        if self.valid_until:
+            return f"{'expired' if self.expired else 'until'} {last_day(self.valid_until)}"
+        return "active"
+
     def to_dict(self) -> dict:
         # "active" is the stored switch, so an export re-imports it as it was set; an expiry
         # travels as its date.
@@ -38,6 +47,11 @@ class Person:
             "last_seen": iso(self.last_seen) if self.last_seen else None, "model_id": self.model_id,
             "valid_until": iso(self.valid_until) if self.valid_until else None,
         }
+
+
+def last_day(t: float) -> str:
+    """The last day a valid-until time lets the person in (it is the next day's midnight)."""
+    return time.strftime("%Y-%m-%d", time.localtime(t - 1))
 
 
 def check_embedding(embedding: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from faceguard.errors import FaceGuardError
 from faceguard.gallery import portable
+from faceguard.gallery.person import last_day
 from faceguard.ui.video import rgb_to_qimage
 from faceguard.vision.image import load_image
 
@@ -56,17 +57,6 @@ def when(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "never"
 
 
-def last_day(t: float) -> str:
-    """The last day a valid-until time lets the person in (it is the next day's midnight)."""
-    return time.strftime("%Y-%m-%d", time.localtime(t - 1))
-
-
-def status(p) -> str:
-    if not p.enabled:
-        return "inactive"
-    if p.valid_until:
-        return f"{'expired' if p.expired else 'until'} {last_day(p.valid_until)}"
-    return "active"
 
 
 class PeopleModel(QAbstractTableModel):
@@ -105,7 +95,7 @@ class PeopleModel(QAbstractTableModel):
         p = self.people[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return ("", p.name, p.employee_id, status(p), when(p.created), when(p.last_seen))[col]
+            return ("", p.name, p.employee_id, p.access_status(), when(p.created), when(p.last_seen))[col]
         if role == Qt.ItemDataRole.DecorationRole and col == 0:
             return self._thumb(p.employee_id)
         if role == Qt.ItemDataRole.ForegroundRole and not p.active:
