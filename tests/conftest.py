@@ -286,3 +286,84 @@ def lin_enrolled(shared_data, pipeline) -> str:
         enrol(gallery, pipeline, rgb, "Lin-Manuel Miranda", "E001", consent=True,
               threshold=pipeline.threshold_for(1))
     return "E001"
+
+
+# -- helpers shared by the window and gallery tests (import them: `from conftest import …`) --
+class FakeCapture:
+    """A camera that delivers gray frames until `plug['in']` is False, like a pulled USB cable."""
+
+    def __init__(self, plug):
+        self.plug = plug
+        self.opened = plug["in"]
+
+    def isOpened(self):  # noqa: N802 (OpenCV name)
+        return self.opened
+
+    def read(self):
+        if not self.plug["in"]:
+            return False, None
+        frame = np.zeros((120, 160, 3), np.uint8)
+        frame[:, :80] = 200
+        return True, frame
+
+    def get(self, prop):
+        return 30.0
+
+    def set(self, prop, value):
+        return True
+
+    def release(self):
+        self.opened = False
+
+
+class NoFaces:
+    """A door check that sees nobody (the camera tests need no models)."""
+
+    gallery_empty = False
+
+    damaged: dict = {}
+
+    def process(self, frame):
+        from faceguard.doorcheck import FrameReport
+        return FrameReport(frame, [], [], 1.0)
+
+    def close(self, timeout=None):
+        return []
+
+
+
+def fake_window(qtbot, plug, **kw):
+    from types import SimpleNamespace
+
+    from faceguard.camera import FrameSource
+    from faceguard.settings import Settings
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    opened = lambda: FrameSource("fake://door-camera", reconnect_s=0.05,  # noqa: E731
+                                 open_capture=lambda src: FakeCapture(plug)).open()
+    w = DoorWindow(Settings(camera="fake://door-camera"), SimpleNamespace(provider="CPU"), None,
+                   make_check=kw.pop("make_check", NoFaces), open_source=kw.pop("open_source", opened),
+                   sounds=kw.pop("sounds", None) or SoundPlayer(enabled=False), save=False, **kw)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+
+def photo(lfw, split, who, role="gallery", i=0):
+    return lfw / split[who][role][i]
+
+
+def blurred(path, tmp_path):
+    import cv2
+
+    from faceguard.vision.image import load_image
+    rgb = load_image(path)
+    out = tmp_path / f"blurred_{path.name}"
+    cv2.imwrite(str(out), cv2.GaussianBlur(rgb[:, :, ::-1], (0, 0), 3))
+    return out
+
+
+
+def dev_people(split, n):
+    return sorted(who for who, roles in split.items() if roles.get("gallery"))[:n]

@@ -8,11 +8,11 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
+from conftest import fake_window  # noqa: E402
 
 from faceguard import cli  # noqa: E402
 from faceguard.settings import Settings, load_settings, save_settings  # noqa: E402
 from faceguard.ui.pin import FIRST_WAIT_S, MAX_TRIES, PinGuard, hash_pin  # noqa: E402
-from tests.test_ui_windows import fake_window  # noqa: E402
 
 PIN = "4711"
 HASH = hash_pin(PIN)   # scrypt once per module: it is slow on purpose

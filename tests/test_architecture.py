@@ -122,3 +122,12 @@ def test_a_warning_from_faceguard_code_fails_the_tests():
     with warnings.catch_warnings(record=True) as seen:
         warnings.warn_explicit("from theirs", UserWarning, "x.py", 1, module="faceguardian.x")
     assert [str(w.message) for w in seen] == ["from theirs"]
+
+
+def test_test_modules_share_helpers_only_through_conftest():
+    """Helpers live in conftest.py (plain `pytest` and `python -m pytest` then collect alike);
+    a test module importing another one would run that module's tests' imports twice."""
+    offenders = [f"{p.name}: {line.strip()}" for p in sorted((REPO / "tests").glob("test_*.py"))
+                 for line in p.read_text().splitlines()
+                 if line.lstrip().startswith(("from tests", "import tests", "from test_"))]
+    assert offenders == []

@@ -10,9 +10,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import FakeCapture, screenshot  # noqa: E402
 
 from faceguard.settings import Settings  # noqa: E402
-from tests.test_ui_windows import FakeCapture, screenshot  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -66,6 +66,8 @@ def test_missing_key_file_explains_then_leaves_a_usable_window(qtbot, monkeypatc
 
 
 def test_first_run_checklist_until_done(qtbot, monkeypatch):
+    from conftest import NoFaces
+
     import faceguard.ui.enroll_dialog as ed
     import faceguard.ui.settings_dialog as sd
     from faceguard.camera import FrameSource
@@ -73,7 +75,6 @@ def test_first_run_checklist_until_done(qtbot, monkeypatch):
     from faceguard.ui.door_window import DoorWindow
     from faceguard.ui.pin import hash_pin
     from faceguard.ui.sounds import SoundPlayer
-    from tests.test_ui_windows import NoFaces
     opened = []
 
     def fake(name):

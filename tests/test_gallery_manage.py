@@ -12,9 +12,9 @@ import sqlite3
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
+from conftest import blurred, dev_people, photo
 
 from faceguard import cli
 from faceguard.cli import common as cli_common
@@ -35,17 +35,6 @@ def run(capsys, monkeypatch, pipeline):
         out = capsys.readouterr()
         return code, out.out, out.err
     return _run
-
-
-def photo(lfw, split, who, role="gallery", i=0):
-    return lfw / split[who][role][i]
-
-
-def blurred(path, tmp_path):
-    rgb = load_image(path)
-    out = tmp_path / f"blurred_{path.name}"
-    cv2.imwrite(str(out), cv2.GaussianBlur(rgb[:, :, ::-1], (0, 0), 3))
-    return out
 
 
 def rows(sql):
@@ -151,10 +140,6 @@ def test_two_enrolments_of_one_face_at_once_do_not_both_succeed(lfw, split, pipe
     kinds = sorted(type(r).__name__ for r in results.values())
     assert kinds == ["DuplicatePersonError", "Person"], results
     assert len(rows("SELECT * FROM people")) == 1
-
-
-def dev_people(split, n):
-    return sorted(who for who, roles in split.items() if roles.get("gallery"))[:n]
 
 
 def test_bulk_enrolment_of_20_dev_set_photos(run, lfw, split, tmp_path):

@@ -13,13 +13,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import cv2  # noqa: E402
 import pytest  # noqa: E402
+from conftest import blurred, dev_people, fake_window, photo, screenshot  # noqa: E402  # noqa: E402
 
 from faceguard.gallery.enrol import enrol  # noqa: E402
 from faceguard.gallery.store import Gallery  # noqa: E402
 from faceguard.settings import Settings  # noqa: E402
 from faceguard.vision.image import load_image  # noqa: E402
-from tests.test_gallery_manage import blurred, dev_people, photo  # noqa: E402
-from tests.test_ui_windows import fake_window, screenshot  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -12,12 +12,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import screenshot  # noqa: E402
 
 from faceguard import cli  # noqa: E402
 from faceguard.gallery.events import EventLog  # noqa: E402
 from faceguard.gallery.store import Gallery  # noqa: E402
 from faceguard.ui.log_window import day_start  # noqa: E402
-from tests.test_ui_windows import screenshot  # noqa: E402
 
 TODAY = date(2026, 11, 20)
 

@@ -11,9 +11,9 @@ import time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
+from conftest import screenshot  # noqa: E402
 
 from faceguard.settings import Settings, load_settings  # noqa: E402
-from tests.test_ui_windows import screenshot  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

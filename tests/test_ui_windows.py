@@ -11,9 +11,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import screenshot  # noqa: E402
+from conftest import FakeCapture, NoFaces, fake_window, screenshot  # noqa: E402,F401
 
-from faceguard.camera import FrameSource  # noqa: E402
 from faceguard.errors import CameraError  # noqa: E402
 from faceguard.settings import Settings  # noqa: E402
 
@@ -24,64 +23,9 @@ def _styled(qapp):
     load_style(qapp)
 
 
-class FakeCapture:
-    """A camera that delivers gray frames until `plug['in']` is False, like a pulled USB cable."""
-
-    def __init__(self, plug):
-        self.plug = plug
-        self.opened = plug["in"]
-
-    def isOpened(self):  # noqa: N802 (OpenCV name)
-        return self.opened
-
-    def read(self):
-        if not self.plug["in"]:
-            return False, None
-        frame = np.zeros((120, 160, 3), np.uint8)
-        frame[:, :80] = 200
-        return True, frame
-
-    def get(self, prop):
-        return 30.0
-
-    def set(self, prop, value):
-        return True
-
-    def release(self):
-        self.opened = False
-
-
-class NoFaces:
-    """A door check that sees nobody (the camera tests need no models)."""
-
-    gallery_empty = False
-
-    damaged: dict = {}
-
-    def process(self, frame):
-        from faceguard.doorcheck import FrameReport
-        return FrameReport(frame, [], [], 1.0)
-
-    def close(self, timeout=None):
-        return []
-
-
 @pytest.fixture
 def plug():
     return {"in": True}
-
-
-def fake_window(qtbot, plug, **kw):
-    from faceguard.ui.door_window import DoorWindow
-    from faceguard.ui.sounds import SoundPlayer
-    opened = lambda: FrameSource("fake://door-camera", reconnect_s=0.05,  # noqa: E731
-                                 open_capture=lambda src: FakeCapture(plug)).open()
-    w = DoorWindow(Settings(camera="fake://door-camera"), SimpleNamespace(provider="CPU"), None,
-                   make_check=kw.pop("make_check", NoFaces), open_source=kw.pop("open_source", opened),
-                   sounds=kw.pop("sounds", None) or SoundPlayer(enabled=False), save=False, **kw)
-    qtbot.addWidget(w)
-    w.show()
-    return w
 
 
 def test_camera_unplug_shows_disconnected_then_recovers(qtbot, plug):
