@@ -31,8 +31,10 @@ def setup_logging(level: int = logging.INFO) -> None:
     if any(isinstance(h, logging.handlers.RotatingFileHandler) and h.baseFilename == target
            for h in root.handlers):
         return
-    handler = logging.handlers.RotatingFileHandler(target, maxBytes=2_000_000, backupCount=5,
-                                                   encoding="utf-8")
+    from faceguard.logfile import PrivateRotatingFileHandler
+
+    # 0600: the log names the people let in
+    handler = PrivateRotatingFileHandler(target, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(min(root.level or level, level))
