@@ -122,3 +122,19 @@ def test_a_door_test_that_cannot_start_names_the_field(qtbot):
     assert not d.test_door()
     assert d.door_result.text().startswith("Serial port:") and not d.door_testing
     assert d.tabs.tabText(d.tabs.currentIndex()) == "Door"     # brought to the front
+
+
+def test_turning_the_photo_check_off_says_what_that_allows(qtbot):
+    """Issue 13: on by default; switching it (or its challenge) off shows a plain warning."""
+    d = dialog(qtbot)
+    d.tabs.setCurrentIndex(2)
+    assert d.photo_check.isChecked() and d.challenge.isChecked() and not d.photo_warning.isVisible()
+    d.challenge.setChecked(False)
+    assert d.photo_warning.isVisible() and "video of an employee" in d.photo_warning.text()
+    d.photo_check.setChecked(False)
+    assert "printed photo" in d.photo_warning.text() and not d.challenge.isEnabled()
+    screenshot(d, "settings_dialog_photo_check_off")
+    d.photo_check.setChecked(True)
+    d.challenge.setChecked(True)
+    assert not d.photo_warning.isVisible()
+    assert (d.candidate().photo_check, d.candidate().challenge) == (True, True)

@@ -39,41 +39,11 @@ from PySide6.QtWidgets import (
 from faceguard.errors import FaceGuardError, SettingsError
 from faceguard.settings import DOOR_KINDS, PROVIDERS, RANGES, Settings, save_settings
 from faceguard.ui.pin import hash_pin
+from faceguard.ui.settings_words import DOOR_LABELS, PLACEHOLDERS, PROVIDER_LABELS, field_message
 
 log = logging.getLogger(__name__)
 
-PROVIDER_LABELS = {"auto": "Automatic (GPU when available)", "cuda": "NVIDIA GPU (CUDA)", "cpu": "CPU"}
-DOOR_LABELS = {"none": "No door output (log only)", "command": "Run a command",
-               "webhook": "Call a web address (webhook)", "serial": "USB / serial relay"}
-PLACEHOLDERS = ("Placeholders: {name} the person's name, {employee_id} their employee id, "
-                "{distance} how close the face was (0 = identical).")
-
-# Setting key → the label of its field here: refusals name the field a person can see.
-FIELD_LABELS = {
-    "camera": "Camera", "mode": "Door mode", "threshold": "Strictness",
-    "confirm_frames": "Grant after", "window_frames": "Out of the last",
-    "stranger_frames": "Deny a stranger after", "cooldown_s": "Quiet time per person",
-    "provider": "Run on", "door.kind": "Door output", "door.command": "Command",
-    "door.url": "Web address", "door.serial_port": "Serial port", "door.serial_open_bytes": "Serial port",
-    "door.serial_close_bytes": "Serial port", "door.timeout_s": "Door output",
-    "door.retries": "Door output", "door.open_seconds": "Keep open",
-    "photo_check_min_motion": "Photo check", "photo_check_timeout_s": "Give up after",
-    "log_retention_days": "Keep the access log", "admin_pin_hash": "New admin PIN",
-}
 POLL_MS = 50
-
-
-def field_message(message: str) -> str:
-    """A refusal with the setting's key replaced by its field's label: "Setting
-    'door.serial_port': is empty; …" → "Serial port: is empty; …"."""
-    def label(m: re.Match) -> str:
-        return FIELD_LABELS.get(m.group(1), m.group(1))
-    message = re.sub(r"Setting '([^']+)'", label, message)
-    # A key inside the sentence ("… between 1 and window_frames (5)"); only keys with "_" or
-    # ".", which never occur in plain prose ("camera" or "mode" may).
-    for key in sorted((k for k in FIELD_LABELS if "_" in k or "." in k), key=len, reverse=True):
-        message = re.sub(rf"\b{re.escape(key)}\b", FIELD_LABELS[key].lower(), message)
-    return message
 
 
 def _spin(key: str, value: int, suffix: str = "") -> QSpinBox:
@@ -159,6 +129,10 @@ class SettingsDialog(QDialog):
         self.challenge = QCheckBox("Ask for one random head movement per visit")
         self.challenge.setChecked(s.challenge)
         self.photo_timeout = _range_spin("photo_check_timeout_s", s.photo_check_timeout_s, 1, 1.0, " s")
+        # What switching the checks off allows, in plain words (both are on by default).
+        self.photo_warning = QLabel()
+        self.photo_warning.setWordWrap(True)
+        self.photo_warning.setStyleSheet("color: #a4251b; font-weight: 600;")
 
         self.door_kind = QComboBox()
         for k in DOOR_KINDS:
@@ -228,8 +202,10 @@ class SettingsDialog(QDialog):
         ])
         photo = self._form([
             ("photo_check_min_motion", "", self.photo_check, "Stops a printed photo or a still "
-             "picture on a phone; not a video replayed on a screen."),
-            (None, "", self.challenge, "Left, right or up, chosen at random: harder to fake."),
+             "picture held up to the camera: a flat picture cannot move like a head."),
+            (None, "", self.challenge, "Left or right, chosen at random for each visit: a video "
+             "of an employee replayed on a phone cannot follow it."),
+            (None, "", self.photo_warning, ""),
             ("photo_check_timeout_s", "Give up after", self.photo_timeout, "How long a recognised "
              "face has to move before it is refused."),
         ])
@@ -267,6 +243,7 @@ class SettingsDialog(QDialog):
         self.test_door_btn.clicked.connect(self.test_door)
         self.door_cancel_btn.clicked.connect(self.cancel_door_test)
         self.photo_check.toggled.connect(lambda *_: self._photo_fields())
+        self.challenge.toggled.connect(lambda *_: self._photo_fields())
         self._door_fields()
         self._photo_fields()
         self._door_busy(False)
@@ -312,6 +289,16 @@ class SettingsDialog(QDialog):
         on = self.photo_check.isChecked()
         self.challenge.setEnabled(on)
         self.photo_timeout.setEnabled(on)
+        if not on:
+            warning = ("Off: a printed photo, or a video on a phone, of an employee held up to the "
+                       "camera opens the door for anyone.")
+        elif not self.challenge.isChecked():
+            warning = ("Without the random movement, a video of an employee replayed on a phone "
+                       "or tablet opens the door.")
+        else:
+            warning = ""
+        self.photo_warning.setText(warning)
+        self.photo_warning.setVisible(bool(warning))
 
     # -- candidate values -------------------------------------------------------------------
     def candidate(self) -> Settings:
