@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from faceguard.access.liveness import DEFAULT_MIN_MOTION, MIN_FRAMES, MotionCheck
+from faceguard.access.liveness import MIN_FRAMES, MotionCheck
 from faceguard.access.track import IouTracker
 from faceguard.camera import FrameSource
+from faceguard.settings import DEFAULT_MIN_MOTION
 from faceguard.vision.image import load_image
 from faceguard.vision.pipeline import FacePipeline
 

@@ -99,6 +99,24 @@ def split(lfw) -> dict[str, dict[str, list[str]]]:
     return out
 
 
+@pytest.fixture
+def gallery():
+    """A real gallery in the test's own data folder."""
+    from faceguard.gallery.store import Gallery
+
+    g = Gallery.open()
+    yield g
+    g.close()
+
+
+@pytest.fixture
+def styled(qapp):
+    """The app's style sheet on the test's QApplication (screenshots look as users see them)."""
+    from faceguard.ui.app import load_style
+
+    load_style(qapp)
+
+
 @pytest.fixture(scope="session")
 def pipeline():
     """The real shipped models through onnxruntime (CPU), loaded once per test session."""

@@ -51,13 +51,6 @@ def photos(lfw, split):
 
 
 @pytest.fixture
-def gallery():
-    g = Gallery.open()
-    yield g
-    g.close()
-
-
-@pytest.fixture
 def threshold() -> float:
     return THRESHOLD
 

@@ -14,11 +14,7 @@ from conftest import FakeCapture, screenshot  # noqa: E402
 
 from faceguard.settings import Settings  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _styled(qapp):
-    from faceguard.ui.app import load_style
-    load_style(qapp)
+pytestmark = pytest.mark.usefixtures("styled")   # the app's style sheet, as users see it
 
 
 def unit(seed):

@@ -16,22 +16,10 @@ import pytest  # noqa: E402
 from conftest import blurred, dev_people, fake_window, photo, screenshot  # noqa: E402  # noqa: E402
 
 from faceguard.gallery.enrol import enrol  # noqa: E402
-from faceguard.gallery.store import Gallery  # noqa: E402
 from faceguard.settings import Settings  # noqa: E402
 from faceguard.vision.image import load_image  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _styled(qapp):
-    from faceguard.ui.app import load_style
-    load_style(qapp)
-
-
-@pytest.fixture
-def gallery():
-    g = Gallery.open()
-    yield g
-    g.close()
+pytestmark = pytest.mark.usefixtures("styled")   # the app's style sheet, as users see it
 
 
 def db_rows(g, sql):

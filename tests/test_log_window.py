@@ -34,10 +34,7 @@ def face(seed: int) -> np.ndarray:
     return rgb
 
 
-@pytest.fixture(autouse=True)
-def _styled(qapp):
-    from faceguard.ui.app import load_style
-    load_style(qapp)
+pytestmark = pytest.mark.usefixtures("styled")   # the app's style sheet, as users see it
 
 
 @pytest.fixture

@@ -46,13 +46,6 @@ def entry(employee_id: str, name: str, photo: str, created: str = "2024-01-01T00
 
 
 @pytest.fixture
-def gallery():
-    g = Gallery.open()
-    yield g
-    g.close()
-
-
-@pytest.fixture
 def cli_pipeline(pipeline, monkeypatch):
     """The CLI's pipeline is the session's (models loaded once)."""
     monkeypatch.setattr(common, "load_pipeline", lambda args: pipeline)

@@ -15,11 +15,7 @@ from conftest import screenshot  # noqa: E402
 
 from faceguard.settings import Settings, load_settings  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _styled(qapp):
-    from faceguard.ui.app import load_style
-    load_style(qapp)
+pytestmark = pytest.mark.usefixtures("styled")   # the app's style sheet, as users see it
 
 
 def dialog(qtbot, settings: Settings | None = None, **kw):

@@ -39,13 +39,6 @@ def photo(seed: int, h: int = 240, w: int = 180) -> np.ndarray:
     return np.clip(base[None, None, :] + ramp + np.zeros((h, 1, 1)), 0, 255).astype(np.uint8)
 
 
-@pytest.fixture
-def gallery():
-    g = Gallery.open()
-    yield g
-    g.close()
-
-
 def files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 

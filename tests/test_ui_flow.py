@@ -16,18 +16,7 @@ from faceguard.settings import Settings  # noqa: E402
 NAME, EMPLOYEE_ID = "Lin-Manuel Miranda", "E-0001"
 
 
-@pytest.fixture(autouse=True)
-def _styled(qapp):
-    from faceguard.ui.app import load_style
-    load_style(qapp)
-
-
-@pytest.fixture
-def gallery():
-    from faceguard.gallery.store import Gallery
-    g = Gallery.open()
-    yield g
-    g.close()
+pytestmark = pytest.mark.usefixtures("styled")   # the app's style sheet, as users see it
 
 
 def enrol_lin(qtbot, pipeline, gallery, shared_data):

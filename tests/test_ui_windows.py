@@ -16,11 +16,7 @@ from conftest import FakeCapture, NoFaces, fake_window, screenshot  # noqa: E402
 from faceguard.errors import CameraError  # noqa: E402
 from faceguard.settings import Settings  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _styled(qapp):
-    from faceguard.ui.app import load_style
-    load_style(qapp)
+pytestmark = pytest.mark.usefixtures("styled")   # the app's style sheet, as users see it
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ Measured with `python benchmarks/liveness.py` (benchmarks/results/liveness.json)
 enrolment portrait rendered as a hand-held print (benchmarks/photo_attack.py), waved by up to
 ±40° yaw and ±30° pitch at 30–60 cm, reaches 0.08–0.23; the real faces of the shared clip near
 enough to measure reach 0.49–1.15. A head turned by about 10° each way gives about 0.4
-(geometry: nose depth ≈ 1.1 half-face-widths × 2·sin 10°). The default bar, 0.3, sits between.
-Not caught: a video of the person replayed on a screen, a 3-D mask, a photo bent while shown.
+(geometry: nose depth ≈ 1.1 half-face-widths × 2·sin 10°). The default bar, 0.3
+(settings.DEFAULT_MIN_MOTION), sits between. Not caught here: a video of the person replayed
+on a screen (challenge.py asks for a movement it cannot follow), a 3-D mask.
 A person who stands perfectly still is asked to turn their head a little (the door says so).
 """
 
@@ -26,8 +27,6 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-
-from faceguard.settings import DEFAULT_MIN_MOTION  # noqa: F401 (the bar, named here too)
 
 EYES_AND_MOUTH = [0, 1, 3, 4]   # landmark order: eye, eye, nose, mouth corner, mouth corner
 NOSE = 2

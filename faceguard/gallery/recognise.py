@@ -44,12 +44,13 @@ def gallery_matcher(gallery: Gallery, pipeline: FacePipeline, threshold_setting:
     data cannot be read are left out and listed there instead of failing the whole gallery.
     """
     bring_up_to_date(gallery, pipeline)
-    active = len(gallery.people())          # sizes the rule; reads no face data
+    everyone = gallery.people(active_only=False)
+    active = sum(p.active for p in everyone)   # sizes the rule; reads no face data
     ids, matrix = gallery.embeddings(pipeline.model_id, active_only=not include_inactive, damaged=damaged)
     if mode == "verify":
         rule, threshold = "distance", pipeline.threshold_for(1, threshold_setting)
     else:
         rule, threshold = pipeline.scoring_for(max(1, active), threshold_setting)
-    names = {p.employee_id: p.name for p in gallery.people(active_only=False)}
+    names = {p.employee_id: p.name for p in everyone}
     return Matcher(ids, matrix, threshold, rule=rule, names=[names.get(i, i) for i in ids],
                    dim=pipeline.embedder.spec.embedding_size)
