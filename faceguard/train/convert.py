@@ -60,8 +60,24 @@ def write_manifest(out_dir: Path, embedders: dict, detector: dict, default_embed
         "sha256": {f: sha256_of(out_dir / f) for f in sorted(files)},
     }
     path = out_dir / MANIFEST_NAME
+    _keep_texture(path, manifest)
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def _keep_texture(path: Path, manifest: dict) -> None:
+    """A rewritten manifest keeps the texture networks' entry (faceguard.train.minifasnet
+    writes it) when their files are still there."""
+    try:
+        texture = json.loads(path.read_text(encoding="utf-8")).get("texture")
+    except (OSError, ValueError):
+        return
+    files = [n["file"] for n in texture["networks"]] if texture else []
+    if not files or not all((path.parent / f).is_file() for f in files):
+        return
+    manifest["texture"] = texture
+    manifest["sha256"] = dict(sorted({**manifest["sha256"],
+                                      **{f: sha256_of(path.parent / f) for f in files}}.items()))
 
 
 DLIB_SOURCE_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"

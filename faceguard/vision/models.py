@@ -70,12 +70,33 @@ class DetectorSpec:
 
 
 @dataclass(frozen=True)
+class TextureNet:
+    """One anti-spoofing network of the texture signal and the crop it was trained on."""
+
+    file: Path
+    scale: float                    # crop side = this × the (reshaped) face box
+
+
+@dataclass(frozen=True)
+class TextureSpec:
+    """The passive texture signal (vision/texture.py): networks, how to crop, the threshold."""
+
+    id: str
+    nets: tuple[TextureNet, ...]
+    input_size: int                 # square crop side fed to each network
+    live_class: int                 # index of "live" in each network's softmax
+    box_reshape: tuple[float, float, float]  # (width ×, height ×, centre down by × height)
+    threshold: float                # fused live score below it: the frame looks like an attack
+
+
+@dataclass(frozen=True)
 class Manifest:
     root: Path
     detector: DetectorSpec
     embedders: dict[str, EmbedderSpec]
     default_embedder: str
     sha256: dict[str, str]
+    texture: TextureSpec | None = None   # None: this models folder has no texture networks
 
     def embedder(self, model_id: str | None = None) -> EmbedderSpec:
         key = model_id or self.default_embedder
@@ -97,6 +118,18 @@ def sha256_of(path: Path) -> str:
 
 def _curve(points) -> tuple[tuple[int, float], ...]:
     return tuple((int(n), float(t)) for n, t in points)
+
+
+def _texture_spec(raw: dict | None, root: Path) -> TextureSpec | None:
+    if raw is None:
+        return None
+    reshape = raw["box_reshape"]
+    return TextureSpec(
+        id=str(raw["id"]),
+        nets=tuple(TextureNet(root / n["file"], float(n["scale"])) for n in raw["networks"]),
+        input_size=int(raw["input_size"]), live_class=int(raw["live_class"]),
+        box_reshape=(float(reshape["width"]), float(reshape["height"]), float(reshape["down"])),
+        threshold=float(raw["threshold"]))
 
 
 def load_manifest(root: Path | None = None) -> Manifest:
@@ -121,7 +154,8 @@ def load_manifest(root: Path | None = None) -> Manifest:
                 margin_from_gallery_size=int(e.get("margin_rule", {}).get("from_gallery_size", 0)),
                 margin_threshold_curve=_curve(e.get("margin_rule", {}).get("threshold_curve", [])),
             )
-        return Manifest(root, detector, embedders, raw["default_embedder"], dict(raw["sha256"]))
+        return Manifest(root, detector, embedders, raw["default_embedder"], dict(raw["sha256"]),
+                        _texture_spec(raw.get("texture"), root))
     except FileNotFoundError as exc:
         raise ModelError(f"The model manifest {path} is missing; reinstall FaceGuard.") from exc
     except (ValueError, KeyError, TypeError) as exc:
