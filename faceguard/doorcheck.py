@@ -28,6 +28,7 @@ from faceguard.gallery.store import Gallery
 from faceguard.instance import claim_data_folder
 from faceguard.settings import Settings
 from faceguard.vision.pipeline import FacePipeline
+from faceguard.vision.texture import scorer_for
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ class DoorCheck:
         self._enforce_retention()
         self._gallery_version = gallery.db.data_version()
         self.matcher = self._build_matcher()
+        # The texture signal: evidence inside the photo check, so loaded only while it is on.
+        self.texture = scorer_for(pipeline) if self.settings.photo_check else None
+        self.decider.texture_threshold = None if self.texture is None else self.texture.threshold
 
     def _enforce_retention(self) -> None:
         now = time.monotonic()
@@ -165,6 +169,9 @@ class DoorCheck:
         keep = distinct_faces([r.box for r in results], [r.score for r in results])
         results = [results[i] for i in keep]
         matches = [self._match(r.embedding) for r in results]
+        # texture scores only for faces being decided (matched), only while the check is on
+        textures = (self.texture.scores(frame.rgb, [r.box for r in results], [m.accepted for m in matches])
+                    if self.texture is not None and self.decider.photo_check else None)
         infer_ms = (time.perf_counter() - started) * 1000.0
         refused, self._claim_decisions = self._claim_decisions, []   # logged when refused
         decisions: list[Decision] = []
@@ -172,7 +179,7 @@ class DoorCheck:
         if not self.gallery_empty:   # empty: no DENIED (and no snapshot) for every passer-by
             decisions = self.decider.update(
                 frame.t, [(r.box, m) for r, m in zip(results, matches, strict=True)],
-                [r.landmarks for r in results], [r.embedding for r in results])
+                [r.landmarks for r in results], [r.embedding for r in results], textures)
             statuses = list(self.decider.statuses)
         faces = []
         for r, m, st in zip(results, matches, statuses, strict=True):

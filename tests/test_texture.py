@@ -10,7 +10,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import mr
 
+from faceguard.access.decide import GRANTED, Decider
+from faceguard.access.texture_vote import LIVE, SCREEN, UNSURE, TextureVote
 from faceguard.errors import ModelError
 from faceguard.vision.image import load_image
 from faceguard.vision.models import MANIFEST_NAME, load_manifest, sha256_of
@@ -134,3 +137,90 @@ def test_a_models_folder_without_texture_networks_says_so(tmp_path):
     assert load_manifest(root).texture is None
     with pytest.raises(ModelError, match="no texture networks"):
         TextureScorer.load("cpu", models_dir=root)
+
+
+# -- the per-visit vote -----------------------------------------------------------------------
+def test_the_vote_decides_over_the_visit_not_one_frame():
+    vote = TextureVote(threshold=0.3)
+    vote.add(0.0, 0.9)
+    vote.add(0.1, None)                        # abstained: counted, not scored
+    vote.add(0.2, 0.05)                        # one bad frame of a real person
+    assert vote.verdict() == UNSURE            # two judged frames: too few to say
+    vote.add(0.3, 0.8)
+    assert vote.verdict() == LIVE and vote.mean() == pytest.approx(0.5833, abs=1e-4)
+    ev = vote.evidence()
+    assert json.loads(json.dumps(ev)) == ev    # JSON-safe as it is
+    assert ev == {"verdict": "live", "mean": 0.5833, "threshold": 0.3, "judged": 3, "abstained": 1,
+                  "min_scores": 3, "lowest": 0.05, "recent": [0.9, 0.05, 0.8], "seconds": 0.3}
+    screen = TextureVote(threshold=0.3)
+    for i, s in enumerate([0.2, 0.4, 0.1, 0.25]):
+        screen.add(i * 0.2, s)
+    assert screen.verdict() == SCREEN and screen.evidence()["mean"] == pytest.approx(0.2375)
+    empty = TextureVote(threshold=0.3).evidence()
+    assert empty["verdict"] == UNSURE and empty["mean"] is None and empty["lowest"] is None
+
+
+def test_the_decider_votes_only_on_recognised_frames_and_puts_the_vote_in_the_decision():
+    decider = Decider(confirm_frames=4, window_frames=5, texture_threshold=0.3)
+    box = (100.0, 100.0, 200.0, 220.0)
+    got = []
+    # a stranger frame, then Ana three times: only Ana's frames are voted
+    for i, (match, score) in enumerate([(mr("E2", 0.9), 0.01), (mr("E1", 0.1), 0.9),
+                                        (mr("E1", 0.1), None), (mr("E1", 0.1), 0.7),
+                                        (mr("E1", 0.1), 0.8)]):
+        got += decider.update(i * 0.1, [(box, match)], textures=[score])
+    granted = [d for d in got if d.kind == GRANTED]
+    assert len(granted) == 1 and granted[0].person_id == "E1"
+    texture = granted[0].evidence()["texture"]
+    assert (texture["verdict"], texture["judged"], texture["abstained"]) == ("live", 3, 1)
+    assert texture["mean"] == pytest.approx(0.8) and texture["lowest"] == pytest.approx(0.7)
+    assert granted[0].to_dict()["texture"] == texture
+    with pytest.raises(ValueError, match="texture"):
+        Decider().update(0.0, [(box, mr("E1", 0.1))], textures=[0.9])   # no threshold
+
+
+# -- the door check on the shared clip ---------------------------------------------------------
+def test_the_door_check_votes_texture_for_the_face_it_decides(shared_data, clip_pipeline, lin_enrolled):
+    from faceguard.camera import FrameSource
+    from faceguard.doorcheck import DoorCheck
+    from faceguard.gallery.events import EventLog
+    from faceguard.gallery.store import Gallery
+    from faceguard.settings import Settings
+
+    with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        check = DoorCheck(clip_pipeline, gallery, Settings(), seed=1)   # the photo check is on
+        assert check.texture is not None and check.decider.texture_threshold == check.texture.threshold
+        decisions, tracks = [], {}
+        for frame in iter(src.read, None):
+            decisions += check.process(frame).decisions
+            tracks.update({tid: t for tid, t in check.decider._tracks.items() if t.texture is not None})
+        check.close()
+        events = EventLog(gallery).events(limit=None)
+    lin = [d for d in decisions if d.person_id == "E001"]
+    assert lin, [d.reason for d in decisions]
+    texture = lin[0].evidence()["texture"]
+    # Lin's close-ups are judged live; his small, distant frames abstain
+    assert texture["verdict"] == LIVE and texture["judged"] >= 3
+    assert texture["mean"] > texture["threshold"] == check.texture.threshold
+    assert all(s >= texture["threshold"] for s in texture["recent"])
+    # strangers are never scored, and only Lin's tracks carry a vote
+    assert all("texture" not in d.evidence() for d in decisions if d.person_id is None)
+    assert tracks and all(t.settled is None or t.settled.person_id == "E001" for t in tracks.values())
+    assert max(t.texture.judged for t in tracks.values()) >= texture["judged"]
+    logged = [e for e in events if e.employee_id == "E001"]
+    assert logged and logged[0].evidence["texture"] == texture
+
+
+def test_no_texture_is_computed_while_the_photo_check_is_off(shared_data, clip_pipeline, lin_enrolled):
+    from faceguard.camera import FrameSource
+    from faceguard.doorcheck import DoorCheck
+    from faceguard.gallery.store import Gallery
+    from faceguard.settings import Settings
+
+    with Gallery.open() as gallery, FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+        check = DoorCheck(clip_pipeline, gallery, Settings(photo_check=False))
+        decisions = [d for _ in range(40) for d in check.process(src.read()).decisions]
+        check.close()
+    assert check.texture is None
+    assert any(d.person_id == "E001" for d in decisions)
+    assert all("texture" not in d.evidence() for d in decisions)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from faceguard.access.records import (
     TrackStatus,
     as_box,
 )
+from faceguard.access.texture_vote import TextureVote
 from faceguard.access.track import IouTracker
 from faceguard.access.track_state import FaceTrack, StatusBoard, Vote
 from faceguard.access.verify import VerifyRule
@@ -74,6 +76,7 @@ class Decider:
         same_face_distance: float = SAME_FACE_DISTANCE,
         split_frames: int = SPLIT_FRAMES,
         tracker: IouTracker | None = None,
+        texture_threshold: float | None = None,
     ):
         """``threshold`` None = trust each MatchResult's own ``accepted``/``threshold``; a value
         re-judges each result's score against it (one threshold for the whole door)."""
@@ -101,6 +104,8 @@ class Decider:
         self.verify = VerifyRule(confirm_frames, window_frames, stranger_frames, claim_timeout_s,
                                  self.photo, self.board)
         self._tracks: dict[int, FaceTrack] = {}
+        # The texture vote's threshold (the manifest's; DoorCheck sets it with the scorer).
+        self.texture_threshold = texture_threshold
 
     @classmethod
     def from_settings(cls, settings: Settings, threshold: float | None = None, **kw: Any) -> Decider:
@@ -155,14 +160,19 @@ class Decider:
     # -- the frame loop --------------------------------------------------------------------
     def update(self, t: float, observations: Sequence[tuple[Sequence[float] | np.ndarray, MatchResult]],
                landmarks: Sequence[np.ndarray] | None = None,
-               embeddings: Sequence[np.ndarray] | None = None) -> list[Decision]:
+               embeddings: Sequence[np.ndarray] | None = None,
+               textures: Sequence[float | None] | None = None) -> list[Decision]:
         """One processed frame at time ``t`` (seconds): every face's box and match, its five
         landmarks (needed by the photo check) and its embedding (to see a face change places
-        with another; without them only the matches tell)."""
+        with another; without them only the matches tell). ``textures``: one live score per
+        face (None where the scorer abstained or did not run), voted on the track's
+        ``texture`` for frames recognised as a person, until the track is decided."""
         if self.photo.enabled and (landmarks is None or len(landmarks) != len(observations)):
             raise ValueError("the photo check needs the landmarks of every face")
         if embeddings is not None and len(embeddings) != len(observations):
             raise ValueError("one embedding per face, or none")
+        if textures is not None and (len(textures) != len(observations) or self.texture_threshold is None):
+            raise ValueError("one texture score per face, or none, and a texture threshold")
         boxes = [as_box(box) for box, _ in observations]
         track_ids = self.tracker.update(boxes)
         for tid in self.tracker.ended:
@@ -176,6 +186,8 @@ class Decider:
             track = self._tracks.setdefault(tid, FaceTrack(deque(maxlen=self.window_frames)))
             track.box, track.embedding = box, embedding
             track.landmarks = landmarks[k] if landmarks is not None and self.photo.enabled else None
+            if textures is not None:
+                self._vote_texture(t, track, vote, textures[k])
             seen.append((tid, track, result, vote))
         if self.mode == "identify":
             decisions = [self.identify.step(t, tid, track, result, vote, self._threshold_of(result))
@@ -184,7 +196,7 @@ class Decider:
             decisions = [self.verify.step(t, [(tid, track, result, self._threshold_of(result))
                                               for tid, track, result, _ in seen],
                                           self._tracks, self.tracker.tracks)]
-        return [d for d in decisions if d is not None]
+        return [self._with_texture(d) for d in decisions if d is not None]
 
     def reset(self) -> None:
         """Forget every track, claim and cool-down (e.g. after the camera changes)."""
@@ -195,6 +207,21 @@ class Decider:
         self.board.clear()
 
     # -- one face --------------------------------------------------------------------------
+    def _vote_texture(self, t: float, track: FaceTrack, vote: Vote, score: float | None) -> None:
+        """Only the frames recognised as a person, before the decision: a stranger's frames
+        (or a decided track's later ones) say nothing about this visit."""
+        if vote.person is None or track.settled is not None or self.texture_threshold is None:
+            return
+        if track.texture is None:
+            track.texture = TextureVote(self.texture_threshold)
+        track.texture.add(t, score)
+
+    def _with_texture(self, decision: Decision) -> Decision:
+        track = self._tracks.get(decision.track_id)
+        if track is None or track.texture is None:
+            return decision
+        return replace(decision, texture=track.texture.evidence())
+
     def _threshold_of(self, result: MatchResult) -> float:
         return result.threshold if self.threshold is None else self.threshold
 

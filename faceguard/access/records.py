@@ -73,6 +73,9 @@ class Decision:
     # The challenges of this visit (challenge.Challenge.to_dict each: direction, outcome,
     # movement, times); None when the challenge is off.
     challenges: tuple[dict, ...] | None = None
+    # The texture signal's vote over the visit (access.texture_vote.TextureVote.evidence);
+    # None when it did not run.
+    texture: dict | None = None
 
     def evidence(self) -> dict:
         """The photo check's numbers, for the access log ({} when it did not run)."""
@@ -81,6 +84,8 @@ class Decision:
             out.update(motion=self.motion, min_motion=self.min_motion)
         if self.challenges is not None:
             out["challenges"] = list(self.challenges)
+        if self.texture is not None:
+            out["texture"] = dict(self.texture)
         return out
 
     def to_dict(self) -> dict:

@@ -18,6 +18,7 @@ import numpy as np
 from faceguard.access.challenge import ChallengeRun
 from faceguard.access.liveness import MotionCheck
 from faceguard.access.records import TrackState, TrackStatus
+from faceguard.access.texture_vote import TextureVote
 
 
 @dataclass
@@ -66,6 +67,9 @@ class FaceTrack:
     settled: TrackStatus | None = None   # set once the track made (or skipped) its decision
     photo: PhotoEvidence = field(default_factory=PhotoEvidence)
     mismatches: int = 0                  # frames in a row that are not the settled person
+    # The texture signal over this visit's recognised frames (None: not computed, e.g. the
+    # photo check is off). The photo gate reads ``verdict()``.
+    texture: TextureVote | None = None
 
 
 class StatusBoard:

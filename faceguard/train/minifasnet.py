@@ -49,7 +49,7 @@ TEXTURE_ID = "silent-face-minifasnet-b6d5f04a"
 BOX_RESHAPE = {"width": 1.09, "height": 0.90, "down": 0.06}
 # Fused live score below which a frame looks like an attack: about 5 % of genuine frames of the
 # project's own material fall below it (benchmarks/texture.py, models/README.md).
-THRESHOLD = 0.5
+THRESHOLD = 0.296
 SOURCE = ("github.com/minivision-ai/Silent-Face-Anti-Spoofing at commit b6d5f04a, "
           "resources/anti_spoof_models/ (2.7_80x80_MiniFASNetV2.pth, 4_0_0_80x80_MiniFASNetV1SE.pth)")
 LICENCE = "Apache-2.0 (models/LICENSE.silent-face); Copyright minivision-ai"

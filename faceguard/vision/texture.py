@@ -22,6 +22,7 @@ evidence for a visit, never a verdict on one frame (access/texture_vote.py decid
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ from faceguard.errors import ModelError
 from faceguard.vision.models import Manifest, TextureSpec, load_manifest, verify_file
 from faceguard.vision.quality import MIN_BRIGHTNESS, MIN_SHARPNESS, face_region, luma, sharpness
 from faceguard.vision.runtime import create_session
+
+log = logging.getLogger(__name__)
+Box = Sequence[float] | np.ndarray     # [x1, y1, x2, y2] in pixels
 
 # Shorter side of the MTCNN box (pixels) below which the networks mistake real faces for
 # attacks (the weights' README: below 80-100 px); the enrolment gate asks for 80 too.
@@ -51,7 +55,7 @@ class TextureReading:
         return {"score": self.score, "why": self.why}
 
 
-def reshape_box(box: Sequence[float], reshape: tuple[float, float, float]) -> tuple[float, float, float, float]:
+def reshape_box(box: Box, reshape: tuple[float, float, float]) -> tuple[float, float, float, float]:
     """MTCNN's [x1, y1, x2, y2] as the networks' detector would have drawn it: (cx, cy, w, h)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     w, h = x2 - x1, y2 - y1
@@ -80,7 +84,7 @@ def crop_rect(center_box: tuple[float, float, float, float], scale: float,
     return int(x1), int(y1), int(x2), int(y2)
 
 
-def texture_crop(rgb: np.ndarray, box: Sequence[float], scale: float, spec: TextureSpec) -> np.ndarray:
+def texture_crop(rgb: np.ndarray, box: Box, scale: float, spec: TextureSpec) -> np.ndarray:
     """One network's input crop: [S, S, 3] uint8 **BGR** (the networks' channel order)."""
     h, w = rgb.shape[:2]
     x1, y1, x2, y2 = crop_rect(reshape_box(box, spec.box_reshape), scale, w, h)
@@ -89,7 +93,7 @@ def texture_crop(rgb: np.ndarray, box: Sequence[float], scale: float, spec: Text
     return np.ascontiguousarray(patch[:, :, ::-1])
 
 
-def abstain_reason(rgb: np.ndarray, box: Sequence[float]) -> str:
+def abstain_reason(rgb: np.ndarray, box: Box) -> str:
     """Why this face cannot be judged ("" when it can): too small, too dark or blurred."""
     x1, y1, x2, y2 = (float(v) for v in box)
     if not math.isfinite(x1 + y1 + x2 + y2) or min(x2 - x1, y2 - y1) < MIN_TEXTURE_FACE_PX:
@@ -129,7 +133,7 @@ class TextureScorer:
     def threshold(self) -> float:
         return self.spec.threshold
 
-    def live_scores(self, rgb: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
+    def live_scores(self, rgb: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
         """The fused live score of every box, judged or not: [N] float in [0, 1]."""
         out = np.zeros(len(boxes), np.float64)
         if len(boxes) == 0:
@@ -141,13 +145,35 @@ class TextureScorer:
             out += probs[:, self.spec.live_class]
         return out / len(self.sessions)
 
-    def read(self, rgb: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[TextureReading]:
+    def read(self, rgb: np.ndarray, boxes: Sequence[Box]) -> list[TextureReading]:
         """One reading per box of this RGB frame; the networks run only on faces it can judge."""
         why = [abstain_reason(rgb, b) for b in boxes]
         judged = [b for b, w in zip(boxes, why, strict=True) if not w]
         scores = iter(self.live_scores(rgb, judged).tolist())
         return [TextureReading(None, w) if w else TextureReading(float(next(scores))) for w in why]
 
-    def score(self, rgb: np.ndarray, box: Sequence[float]) -> float | None:
+    def score(self, rgb: np.ndarray, box: Box) -> float | None:
         """One face's live score, or None when it abstains."""
         return self.read(rgb, [box])[0].score
+
+    def scores(self, rgb: np.ndarray, boxes: Sequence[Box],
+               wanted: Sequence[bool]) -> list[float | None]:
+        """One live score per box where ``wanted`` (the door: faces being decided), None for
+        the others and where it abstains; the networks run only on the wanted ones."""
+        picked = [i for i, w in enumerate(wanted) if w]
+        out: list[float | None] = [None] * len(boxes)
+        for i, reading in zip(picked, self.read(rgb, [boxes[i] for i in picked]), strict=True):
+            out[i] = reading.score
+        return out
+
+
+def scorer_for(pipeline) -> TextureScorer | None:
+    """The texture networks of the pipeline's models folder, on the pipeline's provider; None
+    (logged) when that folder has none, e.g. an exported model's folder made before them. A
+    damaged file is a ModelError like any other model's."""
+    manifest = pipeline.manifest
+    if manifest.texture is None:
+        log.warning("the models in %s have no texture networks: the photo check runs without "
+                    "the screen and print signal", manifest.root)
+        return None
+    return TextureScorer.load("cpu" if pipeline.provider == "CPU" else "auto", manifest=manifest)
