@@ -169,8 +169,9 @@ class DoorCheck:
         keep = distinct_faces([r.box for r in results], [r.score for r in results])
         results = [results[i] for i in keep]
         matches = [self._match(r.embedding) for r in results]
-        # texture scores only for faces being decided (matched), only while the check is on
-        textures = (self.texture.scores(frame.rgb, [r.box for r in results], [m.accepted for m in matches])
+        # texture scores only for faces being decided, only while the photo check is on
+        textures = (self.texture.scores(frame.rgb, [r.box for r in results],
+                                        self.decider.deciding([r.box for r in results], matches))
                     if self.texture is not None and self.decider.photo_check else None)
         infer_ms = (time.perf_counter() - started) * 1000.0
         refused, self._claim_decisions = self._claim_decisions, []   # logged when refused

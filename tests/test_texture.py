@@ -175,6 +175,12 @@ def test_the_decider_votes_only_on_recognised_frames_and_puts_the_vote_in_the_de
     assert (texture["verdict"], texture["judged"], texture["abstained"]) == ("live", 3, 1)
     assert texture["mean"] == pytest.approx(0.8) and texture["lowest"] == pytest.approx(0.7)
     assert granted[0].to_dict()["texture"] == texture
+    # decided: the same person at the same place needs no more scores; a stranger or someone
+    # else there is not (yet) decided by that decision
+    near = (104.0, 102.0, 204.0, 222.0)
+    assert decider.deciding([near, near, near], [mr("E1", 0.1), mr("E2", 0.9), mr("E3", 0.1)]) \
+        == [False, False, True]
+    assert decider.deciding([(400.0, 100.0, 500.0, 220.0)], [mr("E1", 0.1)]) == [True]
     with pytest.raises(ValueError, match="texture"):
         Decider().update(0.0, [(box, mr("E1", 0.1))], textures=[0.9])   # no threshold
 

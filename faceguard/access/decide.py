@@ -40,7 +40,7 @@ from faceguard.access.records import (
     as_box,
 )
 from faceguard.access.texture_vote import TextureVote
-from faceguard.access.track import IouTracker
+from faceguard.access.track import IouTracker, iou_matrix
 from faceguard.access.track_state import FaceTrack, StatusBoard, Vote
 from faceguard.access.verify import VerifyRule
 from faceguard.errors import SettingsError
@@ -205,6 +205,20 @@ class Decider:
         self.identify.reset()
         self.verify.reset()
         self.board.clear()
+
+    def deciding(self, boxes: Sequence[Sequence[float] | np.ndarray], results: Sequence[MatchResult]) -> list[bool]:
+        """Before ``update``: which of this frame's faces are being decided, i.e. matched to a
+        person and not where a track already decided for that person was last seen (IoU ≥ 0.5)
+        (DoorCheck computes the texture only for these)."""
+        done = [(t.box, t.settled.person_id) for t in self._tracks.values() if t.settled is not None]
+        overlap = (iou_matrix(np.asarray([as_box(b) for b in boxes]), np.asarray([b for b, _ in done]))
+                   if done and len(boxes) else np.zeros((len(boxes), 0)))
+        out = []
+        for k, result in enumerate(results):
+            person = self._vote(result).person
+            out.append(person is not None and not any(
+                pid == person and overlap[k, j] >= 0.5 for j, (_, pid) in enumerate(done)))
+        return out
 
     # -- one face --------------------------------------------------------------------------
     def _vote_texture(self, t: float, track: FaceTrack, vote: Vote, score: float | None) -> None:
