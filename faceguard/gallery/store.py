@@ -206,6 +206,8 @@ class Gallery:
                 (employee_id, employee_id))}
             con.execute("UPDATE events SET snapshot_file=NULL, snapshot_key=NULL, employee_id=?, "
                         "name=NULL WHERE employee_id=?", (alias, employee_id))
+            con.execute("DELETE FROM templates WHERE person_id IN (SELECT id FROM people WHERE employee_id=?)",
+                        (employee_id,))   # learned templates (pins.py schema; templates.py)
             con.execute("DELETE FROM people WHERE employee_id=?", (employee_id,))
             change.obsolete.append(self.photos_dir / photo)
             change.obsolete.extend(self.snapshots_dir / s for s in snaps)
