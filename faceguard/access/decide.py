@@ -22,7 +22,7 @@ a decided track's status is shown only while the current frame supports it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from faceguard.access.records import (
     TrackStatus,
     as_box,
 )
+from faceguard.access.second_factor import Asked
 from faceguard.access.track import IouTracker
 from faceguard.access.track_state import FaceTrack, StatusBoard, Vote
 from faceguard.access.verify import VerifyRule
@@ -180,11 +181,18 @@ class Decider:
         if self.mode == "identify":
             decisions = [self.identify.step(t, tid, track, result, vote, self._threshold_of(result))
                          for tid, track, result, vote in seen]
+            decisions += self.identify.expire(t, self._tracks)    # PINs not typed in time
         else:
             decisions = [self.verify.step(t, [(tid, track, result, self._threshold_of(result))
                                               for tid, track, result, _ in seen],
                                           self._tracks, self.tracker.tracks)]
         return [d for d in decisions if d is not None]
+
+    def answer_factor(self, track_id: int, typed: str | None, t: float,
+                      check: Callable[[Hashable, str], bool]) -> tuple[Decision, Asked] | None:
+        """The PIN (or badge id) typed for the face waiting on ``track_id`` (second_factor.py):
+        its final decision and what was asked; None when no face waits there."""
+        return self.identify.answer(track_id, typed, t, check, self._tracks.get(track_id))
 
     def reset(self) -> None:
         """Forget every track, claim and cool-down (e.g. after the camera changes)."""

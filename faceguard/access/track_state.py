@@ -66,6 +66,8 @@ class FaceTrack:
     settled: TrackStatus | None = None   # set once the track made (or skipped) its decision
     photo: PhotoEvidence = field(default_factory=PhotoEvidence)
     mismatches: int = 0                  # frames in a row that are not the settled person
+    # (vote's person, embedding) of the last frames: a visit's deciding frames are fused (issue 21)
+    frames: deque = field(default_factory=lambda: deque(maxlen=60))
 
 
 class StatusBoard:

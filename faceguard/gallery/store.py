@@ -137,6 +137,8 @@ class Gallery:
                 "UPDATE people SET photo_file=?, embedding=?, model_id=?, data_key=? WHERE id=?",
                 (fname, keys.seal(cipher, vec, crypto.EMBEDDING, person_id), model_id, wrapped, person_id))
             change.obsolete.append(self.photos_dir / old)
+            # learned templates were anchored to the old photo (templates.py): they go with it
+            change.con.execute("DELETE FROM templates WHERE person_id=?", (person_id,))
         log.info("Replaced the photo of %s", employee_id)
         return self.person(employee_id)
 
