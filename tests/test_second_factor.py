@@ -270,3 +270,36 @@ def test_the_shipped_manifest_carries_per_visit_zones():
         assert 0.03 < strict < normal <= spec.threshold_for(n) + 1e-9 or n >= 200
     assert spec.threshold_for(1, "visit-strict") == pytest.approx(0.1145)
     assert spec.threshold_for(20, "visit-normal") == pytest.approx(spec.threshold_for(20))
+
+
+def test_the_issue_reproduction_no_longer_lets_the_actor_in_as_the_lfw_person(shared_data, lfw, clip_pipeline):
+    """Issue 21's reproduction: with only the dev split's second gallery person enrolled, the
+    actor of the shared clip was GRANTED as that person (distance 0.16 ≤ 0.177 per frame). Per
+    visit his face now lies in the grey zone at best: the door asks for the PIN, names nobody,
+    and without the right PIN nobody is let in."""
+    from faceguard.camera import FrameSource
+    from faceguard.doorcheck import DoorCheck
+    from faceguard.gallery import pins as gallery_pins
+    from faceguard.gallery.enrol import enrol
+    from faceguard.gallery.store import Gallery
+    from faceguard.settings import Settings
+    from faceguard.vision.image import load_image
+
+    rows = [line.split("\t") for line in (lfw / "identification_split.tsv").read_text().splitlines()[1:]]
+    second = [r for r in rows if r[2] == "gallery"][1]
+    with Gallery.open() as g:
+        enrol(g, clip_pipeline, load_image(lfw / second[0]), second[1], "L002", consent=True)
+        gallery_pins.set_pin(g, "L002", "5813")
+        check = DoorCheck(clip_pipeline, g, Settings(photo_check=False), log_events=False)
+        decisions = []
+        with FrameSource(shared_data / "video" / "short_hamilton_clip.mp4") as src:
+            while (frame := src.read()) is not None:
+                for d in check.process(frame).decisions:
+                    decisions.append(d)
+                    if d.kind == PIN:
+                        decisions.append(check.answer_pin(d.track_id, "0000", frame.t))
+        check.close()
+    assert [d for d in decisions if d.kind == GRANTED] == []
+    asked = [d for d in decisions if d.kind == PIN]
+    assert asked and all(d.zone == GREY for d in asked)
+    assert all(second[1] not in json.dumps(d.to_dict()) for d in decisions)
