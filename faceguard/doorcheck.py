@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -129,6 +129,11 @@ class DoorCheck:
                                  self.damaged, learned=self.settings.learn_templates)
         rule.require_pin = self.settings.require_pin
         rule.factor.badge_accepted = self.settings.badge_as_factor
+        # A claim is one comparison: the zones of one person (with their templates, the most any has).
+        size = max((len(v) for v in rule.zones.vectors.values()), default=1)
+        strict, normal = zone_thresholds(self.pipeline, size, self.settings.threshold)
+        self.decider.verify.zones = replace(rule.zones, strict=strict, normal=normal, size=size)
+        self.decider.verify.require_pin = self.settings.require_pin
 
     def waiting_for_pin(self) -> list[int]:
         """Track ids of faces waiting for a PIN, oldest first (the keypad answers the first)."""

@@ -303,3 +303,20 @@ def test_the_issue_reproduction_no_longer_lets_the_actor_in_as_the_lfw_person(sh
     asked = [d for d in decisions if d.kind == PIN]
     assert asked and all(d.zone == GREY for d in asked)
     assert all(second[1] not in json.dumps(d.to_dict()) for d in decisions)
+
+
+def test_verify_mode_asks_the_claimed_person_s_pin_in_the_grey_zone():
+    dec = Decider(threshold=None, confirm_frames=3, window_frames=5, mode="verify")
+    dec.verify.zones = zones()
+    dec.claim("E001", 0.0, name="Ana")
+    [d] = visit(dec, 0.05)
+    assert (d.kind, d.mode, d.zone) == (GRANTED, "verify", AT_ONCE)
+    dec.claim("E001", 1.0, name="Ana")
+    [d] = visit(dec, 0.14, t0=1.0)
+    assert d.kind == PIN and d.mode == "verify" and d.to_dict().keys() == {"decision", "track_id", "time"}
+    final, _ = dec.answer_factor(d.track_id, "000000", 1.6, right_pin)
+    assert final.kind == DENIED and final.factor == "pin" and final.to_dict()["name"] is None
+    dec.verify.zones = zones("face")
+    dec.claim("E001", 2.0, name="Ana")
+    [d] = visit(dec, 0.14, t0=2.0)
+    assert d.kind == DENIED and "face only" in d.reason

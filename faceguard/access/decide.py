@@ -101,6 +101,7 @@ class Decider:
         self.identify = IdentifyRule(confirm_frames, stranger_frames, cooldown_s, self.photo, self.board)
         self.verify = VerifyRule(confirm_frames, window_frames, stranger_frames, claim_timeout_s,
                                  self.photo, self.board)
+        self.verify.factor = self.identify.factor     # one second factor per door (issue 21)
         self._tracks: dict[int, FaceTrack] = {}
 
     @classmethod

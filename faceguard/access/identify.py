@@ -13,16 +13,15 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 
 import numpy as np
 
 from faceguard.access.photo_gate import PhotoGate
 from faceguard.access.records import DENIED, GRANTED, PIN, Decision, TrackState, TrackStatus
-from faceguard.access.second_factor import Asked, SecondFactor
+from faceguard.access.second_factor import Asked, SecondFactor, Visit, judge_visit, zone_fields
 from faceguard.access.track_state import FaceTrack, PhotoWait, StatusBoard, Vote
 from faceguard.gallery.match import MatchResult
-from faceguard.gallery.recognise import GREY, STRANGER, VisitZones, fuse
+from faceguard.gallery.recognise import STRANGER, VisitZones
 
 # A stranger seen again is the same stranger when their embeddings lie this close: one
 # person's photos lie 0.04-0.08 apart (dev-set staff, gallery vs probe), the same face in a
@@ -33,16 +32,6 @@ SAME_STRANGER_DISTANCE = 0.12
 # need a second factor: never the matched name (a stranger must not learn whom they resemble).
 UNNAMED = "face"
 
-
-@dataclass(frozen=True)
-class Visit:
-    """The face zone of a visit matched to one person (docs/decision-rule.md)."""
-
-    zone: str
-    score: float
-    fused: np.ndarray
-    needs: str | None        # why a second factor is needed, None = not needed
-    denied: str | None       # why the zone alone denies, None = it does not
 
 
 class IdentifyRule:
@@ -193,33 +182,10 @@ class IdentifyRule:
     def _visit(self, track: FaceTrack, person: Hashable | None) -> Visit | None:
         """The zone of this visit: its deciding frames (those of the window recognised as
         ``person``) fused and scored; None without zones."""
-        if self.zones is None or person is None:
-            return None
-        recent = list(track.frames)[-len(track.window):]
-        frames = [e for p, e in recent if p == person and e is not None]
-        if not frames:
-            return None
-        fused = fuse(frames)
-        zone, score = self.zones.zone(person, fused)
-        mode = self.zones.mode(person)
-        if zone == STRANGER:
-            return Visit(zone, score, fused, None, f"the visit's face (score {score:.3f}) is not within "
-                                                   f"the normal threshold {self.zones.normal:.3f} of anyone")
-        needs = ("this door asks everyone for a PIN" if self.require_pin else
-                 "the person's auth mode is face and PIN" if mode == "face+pin" else
-                 f"the face is in the grey zone (score {score:.3f} > strict {self.zones.strict:.3f})"
-                 if zone == GREY and mode != "face" else None)
-        denied = None
-        if zone == GREY and needs is None:
-            denied = (f"the face is in the grey zone (score {score:.3f} > strict {self.zones.strict:.3f}) "
-                      "and its auth mode is face only: a doubtful face is denied")
-        return Visit(zone, score, fused, needs, denied)
+        return judge_visit(self.zones, self.require_pin, person, list(track.frames)[-len(track.window):])
 
     def _zone_fields(self, visit: Visit | None) -> dict:
-        if visit is None or self.zones is None:
-            return {}
-        return {"zone": visit.zone, "zone_score": round(visit.score, 4), "strict": self.zones.strict,
-                "normal": self.zones.normal}
+        return zone_fields(self.zones, visit)
 
     def _zone_denied(self, t: float, tid: int, track: FaceTrack, result: MatchResult, visit: Visit,
                      frames: int, distance: float, threshold: float) -> Decision:

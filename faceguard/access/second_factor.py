@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from faceguard.access.records import DENIED, GRANTED, Decision, Verdict
+from faceguard.gallery.recognise import GREY, STRANGER, VisitZones, fuse
 
 MAX_WRONG = 3
 FIRST_WAIT_S = 60.0
@@ -34,6 +35,52 @@ def _same_id(a: str, b: str) -> bool:
     def norm(x: str) -> str:
         return unicodedata.normalize("NFKC", x).strip().casefold()
     return norm(a) == norm(b)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """The face zone of a visit matched to one person (docs/decision-rule.md)."""
+
+    zone: str
+    score: float
+    fused: np.ndarray
+    needs: str | None        # why a second factor is needed, None = not needed
+    denied: str | None       # why the zone alone denies, None = it does not
+
+
+def judge_visit(zones: VisitZones | None, require_pin: bool, person: Hashable | None,
+                frames: list[tuple[Hashable | None, np.ndarray | None]]) -> Visit | None:
+    """The zone of a visit from its recent (person, embedding) frames: those recognised as
+    ``person`` are fused and scored, then docs/decision-rule.md step 3 says whether a second
+    factor is needed or the zone alone denies. None without zones (or frames)."""
+    if zones is None or person is None:
+        return None
+    embs = [e for p, e in frames if p == person and e is not None]
+    if not embs:
+        return None
+    fused = fuse(embs)
+    zone, score = zones.zone(person, fused)
+    mode = zones.mode(person)
+    if zone == STRANGER:
+        return Visit(zone, score, fused, None, f"the visit's face (score {score:.3f}) is not within "
+                                               f"the normal threshold {zones.normal:.3f}")
+    needs = ("this door asks everyone for a PIN" if require_pin else
+             "the person's auth mode is face and PIN" if mode == "face+pin" else
+             f"the face is in the grey zone (score {score:.3f} > strict {zones.strict:.3f})"
+             if zone == GREY and mode != "face" else None)
+    denied = None
+    if zone == GREY and needs is None:
+        denied = (f"the face is in the grey zone (score {score:.3f} > strict {zones.strict:.3f}) "
+                  "and its auth mode is face only: a doubtful face is denied")
+    return Visit(zone, score, fused, needs, denied)
+
+
+def zone_fields(zones: VisitZones | None, visit: Visit | None) -> dict:
+    """The Decision fields that carry a visit's zone (none without zones)."""
+    if visit is None or zones is None:
+        return {}
+    return {"zone": visit.zone, "zone_score": round(visit.score, 4), "strict": zones.strict,
+            "normal": zones.normal}
 
 
 @dataclass
