@@ -120,3 +120,24 @@ def test_gallery_dialog_sets_pin_mode_and_removes_templates(qtbot, gallery, styl
     f.templates.setCurrentRow(0)
     assert f.remove_template() and [t.created for t in templates.templates(gallery, "E001")] == [1_700_000_001.0]
     assert f.templates.count() == 1
+
+
+def test_enrol_dialog_sets_an_optional_pin(qtbot, pipeline, gallery, shared_data):
+    from faceguard.gallery import pins
+    from faceguard.ui.enroll_dialog import EnrollDialog
+
+    d = EnrollDialog(pipeline, gallery, Settings(), live=False)
+    qtbot.addWidget(d)
+    assert d.load_photo(shared_data / "video" / "lin-manuel-miranda.png")
+    d.name.setText(NAME)
+    d.employee_id.setText("E001")
+    d.consent.setChecked(True)
+    assert d.enrol_btn.isEnabled()                      # the PIN is optional
+    d.pin.setText("12")
+    assert not d.enrol_btn.isEnabled() and "4 to 8 digits" in d.enrol_btn.toolTip()
+    assert d.pin.echoMode() == d.pin.EchoMode.Password
+    d.pin.setText(PIN)
+    with qtbot.waitSignal(d.save_finished, timeout=60000) as saved:
+        assert d.save()
+    assert saved.args == [True]
+    assert pins.verify_pin(gallery, "E001", PIN) and d.pin.text() == ""
