@@ -118,7 +118,7 @@ class IdentifyRule:
         if gate is not None:
             return gate if isinstance(gate, Decision) else None
         if visit is not None and visit.needs:
-            return self._ask(t, tid, track, result, visit, len(agree), distance, threshold)
+            return self._ask(t, tid, track, result, visit, visit.needs, len(agree), distance, threshold)
         self.last_granted[vote.person] = t
         score = statistics.median(v.score for v in agree)
         measure = (f"median distance {distance:.2f}" if result.rule != "margin"
@@ -196,15 +196,16 @@ class IdentifyRule:
         return Decision(t, DENIED, person, None if stranger else result.name, distance, threshold, frames,
                         f"denied: {visit.denied}", tid, track.box, **self._zone_fields(visit))
 
-    def _ask(self, t: float, tid: int, track: FaceTrack, result: MatchResult, visit: Visit, frames: int,
-             distance: float, threshold: float) -> Decision:
-        """The visit needs a second factor: a PIN request, and the face shown unnamed."""
+    def _ask(self, t: float, tid: int, track: FaceTrack, result: MatchResult, visit: Visit | None, needs: str,
+             frames: int, distance: float, threshold: float) -> Decision:
+        """The visit needs a second factor (``needs`` says why; ``visit`` None when the zones are
+        off, e.g. the photo gate's NEEDS_FACTOR): a PIN request, and the face shown unnamed."""
         track.settled = TrackStatus(tid, track.box, TrackState.PIN, "enter your PIN", result.id)
         self.board.show(track.settled, track.box, result.distance)
         request = Decision(t, PIN, result.id, result.name, distance, threshold, frames,
-                           f"a second factor is needed: {visit.needs}{self.photo.note(track)}", tid,
+                           f"a second factor is needed: {needs}{self.photo.note(track)}", tid,
                            track.box, **self.photo.evidence(track), **self._zone_fields(visit))
-        self.factor.ask(request, visit.fused)
+        self.factor.ask(request, None if visit is None else visit.fused)
         return request
 
     def answer(self, track_id: int, typed: str | None, t: float, check: Callable[[Hashable, str], bool],
