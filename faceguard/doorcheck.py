@@ -11,19 +11,20 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from faceguard.access.decide import Decider
 from faceguard.access.door import AsyncDoor, DoorOutput, DoorResult, make_door
-from faceguard.access.records import DENIED, GRANTED, Decision, TrackState, TrackStatus, as_box
+from faceguard.access.records import DENIED, GRANTED, PIN, Decision, TrackState, TrackStatus, as_box
 from faceguard.access.track import distinct_faces
 from faceguard.camera import Frame
 from faceguard.errors import FaceGuardError
+from faceguard.gallery import pins, templates
 from faceguard.gallery.events import EventLog
 from faceguard.gallery.match import Matcher, MatchResult
-from faceguard.gallery.recognise import gallery_matcher
+from faceguard.gallery.recognise import gallery_matcher, visit_zones, zone_thresholds
 from faceguard.gallery.store import Gallery
 from faceguard.instance import claim_data_folder
 from faceguard.settings import Settings
@@ -61,6 +62,12 @@ class FrameReport:
     door_results: list[tuple[Decision, DoorResult]] = field(default_factory=list)
 
 
+def unnamed_explanation(m: MatchResult) -> str:
+    """A frame's explanation without the nearest person's name (the face may still need a
+    PIN, or is a stranger's: nobody learns whom they resemble)."""
+    return f"distance {m.distance:.2f} to the nearest enrolled face"
+
+
 def face_crop(rgb: np.ndarray, box: Sequence[float] | np.ndarray, margin: float = SNAPSHOT_MARGIN) -> np.ndarray:
     x1, y1, x2, y2 = (float(v) for v in box)
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
@@ -87,6 +94,7 @@ class DoorCheck:
         self._pending: list[tuple[Decision, int | None]] = []   # door still opening: (decision, event id)
         self._claim_decisions: list[Decision] = []   # refused claims, reported with the next frame
         self._retention_due = 0.0
+        self._last_rgb: np.ndarray | None = None
         self._enforce_retention()
         self._gallery_version = gallery.db.data_version()
         self.matcher = self._build_matcher()
@@ -115,7 +123,53 @@ class DoorCheck:
                                   mode=self.settings.mode, damaged=self.damaged)
         self.rule, self.threshold = matcher.rule, matcher.threshold
         self.decider.threshold = self.threshold
+        self._use_zones(matcher)
         return matcher
+
+    def _use_zones(self, matcher: Matcher) -> None:
+        """The face zones and second-factor settings for the identify rule (issue 21)."""
+        rule = self.decider.identify
+        rule.zones = visit_zones(self.gallery, self.pipeline, matcher, self.settings.threshold,
+                                 self.damaged, learned=self.settings.learn_templates)
+        rule.require_pin = self.settings.require_pin
+        rule.factor.badge_accepted = self.settings.badge_as_factor
+        # A claim is one comparison: the zones of one person (with their templates, the most any has).
+        size = max((len(v) for v in rule.zones.vectors.values()), default=1)
+        strict, normal = zone_thresholds(self.pipeline, size, self.settings.threshold)
+        self.decider.verify.zones = replace(rule.zones, strict=strict, normal=normal, size=size)
+        self.decider.verify.require_pin = self.settings.require_pin
+
+    def waiting_for_pin(self) -> list[int]:
+        """Track ids of faces waiting for a PIN, oldest first (the keypad answers the first)."""
+        return self.decider.identify.factor.waiting()
+
+    def answer_pin(self, track_id: int, typed: str | None, t: float) -> Decision | None:
+        """What was typed on the keypad (or stdin, or a badge reader) for the face waiting on
+        ``track_id``, at frame time ``t``: its final decision, logged and acted on like any
+        other (a GRANTED opens the door); None when no face waits there. The typed text is
+        never logged or kept."""
+        answered = self.decider.answer_factor(
+            track_id, typed, t, lambda person, pin: pins.verify_pin(self.gallery, str(person), pin))
+        if answered is None:
+            return None
+        decision, asked = answered
+        if decision.kind == GRANTED and decision.factor == "pin" and asked.fused is not None:
+            self._learn(decision, asked.fused)
+        self._act(decision, self._last_rgb if self._last_rgb is not None else np.zeros((1, 1, 3), np.uint8))
+        return decision
+
+    def _learn(self, decision: Decision, fused: np.ndarray) -> None:
+        """A PIN-confirmed visit with the photo check passed: its fused embedding as a learned
+        template, when anchored within normal(1) of the enrolment photo (templates.py)."""
+        if not (self.settings.learn_templates and self.settings.photo_check) or decision.zone != "grey":
+            return
+        anchor = zone_thresholds(self.pipeline, 1)[1]
+        crop = None if self._last_rgb is None else face_crop(self._last_rgb, decision.box)
+        try:
+            templates.add_template(self.gallery, str(decision.person_id), fused, self.pipeline.model_id,
+                                   anchor, crop)
+        except FaceGuardError as exc:
+            log.warning("learned template not stored: %s", exc)
 
     def reload_gallery(self) -> None:
         """Call after enrolment or removal so the next frame matches against the new gallery."""
@@ -188,13 +242,18 @@ class DoorCheck:
                 st_state, st_text, direction = TrackState.NO_GALLERY, "nobody is enrolled yet", None
             else:
                 st_state, st_text, direction = st.state, st.text, st.direction
-            # The name painted is this frame's answer only, never a track's earlier one.
+            # The name painted is this frame's answer only, never a track's earlier one, and
+            # never a name the face may need a PIN for, unless this face was let in (issue 21).
+            let_in = st_state in (TrackState.GRANTED, TrackState.COOLDOWN)
+            hide = not let_in and (self.decider.identify.unnamed(m.id if m.accepted else None, m.distance)
+                                   or (not m.accepted and self.decider.identify.zones is not None))
             faces.append(FaceReport(
                 box=as_box(r.box), landmarks=r.landmarks,
-                name=m.name if m.accepted else None,
-                employee_id=str(m.id) if m.accepted else None,
-                distance=float(m.distance), threshold=self.threshold,
-                state=st_state, status=st_text, explanation=m.explain(), direction=direction))
+                name=m.name if m.accepted and not hide else None,
+                employee_id=str(m.id) if m.accepted and not hide else None,
+                distance=float(m.distance), threshold=self.threshold, state=st_state, status=st_text,
+                explanation=unnamed_explanation(m) if hide else m.explain(), direction=direction))
+        self._last_rgb = frame.rgb
         for d in decisions:
             self._act(d, frame.rgb)
         self._enforce_retention()
@@ -203,6 +262,8 @@ class DoorCheck:
     def _act(self, decision: Decision, rgb: np.ndarray) -> None:
         """Log the decision now (a slow or hanging door must not lose it), then open the door;
         its result is added to the entry when it arrives."""
+        if decision.kind == PIN:          # not final: the keypad answers (answer_pin)
+            return
         snapshot = face_crop(rgb, decision.box) if self.settings.keep_snapshots else None
         if decision.kind != GRANTED or decision.person_id is None:
             self._log(decision, snapshot, DoorResult(True, "door stays closed" if decision.kind == DENIED else ""))

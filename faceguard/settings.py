@@ -137,6 +137,11 @@ class Settings:
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set
     log_retention_days: int = 30
     keep_snapshots: bool = True
+    # The second factor (issue 21): a PIN from everyone at this door (a server room); learned
+    # templates from PIN-confirmed visits; a badge reader typing the employee id instead of the PIN.
+    require_pin: bool = False
+    learn_templates: bool = True
+    badge_as_factor: bool = False
 
     def validate(self) -> Settings:
         def bad(key: str, why: str) -> SettingsError:

@@ -22,7 +22,7 @@ a decided track's status is shown only while the current frame supports it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -39,6 +39,7 @@ from faceguard.access.records import (
     TrackStatus,
     as_box,
 )
+from faceguard.access.second_factor import Asked
 from faceguard.access.texture_vote import TextureVote
 from faceguard.access.track import IouTracker, iou_matrix
 from faceguard.access.track_state import FaceTrack, StatusBoard, Vote
@@ -103,6 +104,7 @@ class Decider:
         self.identify = IdentifyRule(confirm_frames, stranger_frames, cooldown_s, self.photo, self.board)
         self.verify = VerifyRule(confirm_frames, window_frames, stranger_frames, claim_timeout_s,
                                  self.photo, self.board)
+        self.verify.factor = self.identify.factor     # one second factor per door (issue 21)
         self._tracks: dict[int, FaceTrack] = {}
         # The texture vote's threshold (the manifest's; DoorCheck sets it with the scorer).
         self.texture_threshold = texture_threshold
@@ -192,11 +194,18 @@ class Decider:
         if self.mode == "identify":
             decisions = [self.identify.step(t, tid, track, result, vote, self._threshold_of(result))
                          for tid, track, result, vote in seen]
+            decisions += self.identify.expire(t, self._tracks)    # PINs not typed in time
         else:
             decisions = [self.verify.step(t, [(tid, track, result, self._threshold_of(result))
                                               for tid, track, result, _ in seen],
                                           self._tracks, self.tracker.tracks)]
         return [self._with_texture(d) for d in decisions if d is not None]
+
+    def answer_factor(self, track_id: int, typed: str | None, t: float,
+                      check: Callable[[Hashable, str], bool]) -> tuple[Decision, Asked] | None:
+        """The PIN (or badge id) typed for the face waiting on ``track_id`` (second_factor.py):
+        its final decision and what was asked; None when no face waits there."""
+        return self.identify.answer(track_id, typed, t, check, self._tracks.get(track_id))
 
     def reset(self) -> None:
         """Forget every track, claim and cool-down (e.g. after the camera changes)."""

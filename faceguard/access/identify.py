@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 import numpy as np
 
 from faceguard.access.photo_gate import PhotoGate
-from faceguard.access.records import DENIED, GRANTED, Decision, TrackState, TrackStatus
+from faceguard.access.records import DENIED, GRANTED, PIN, Decision, TrackState, TrackStatus
+from faceguard.access.second_factor import Asked, SecondFactor, Visit, judge_visit, zone_fields
 from faceguard.access.track_state import FaceTrack, PhotoWait, StatusBoard, Vote
 from faceguard.gallery.match import MatchResult
+from faceguard.gallery.recognise import STRANGER, VisitZones
 
 # A stranger seen again is the same stranger when their embeddings lie this close: one
 # person's photos lie 0.04-0.08 apart (dev-set staff, gallery vs probe), the same face in a
 # video closer still; two different strangers can be as near as 0.16. Erring towards "a new
 # stranger" only costs one more DENIED row.
 SAME_STRANGER_DISTANCE = 0.12
+# What the window and the reasons call a face before its visit is let in, when the visit may
+# need a second factor: never the matched name (a stranger must not learn whom they resemble).
+UNNAMED = "face"
+
 
 
 class IdentifyRule:
@@ -37,16 +43,22 @@ class IdentifyRule:
         self.photo = photo
         self.board = board
         self.last_granted: dict[Hashable, float] = {}
+        # The face zones and the second factor (issue 21); without zones the rule is as before.
+        self.zones: VisitZones | None = None
+        self.require_pin = False           # the door asks everyone for a PIN (a server room)
+        self.factor = SecondFactor()
         # Recently denied strangers: [embedding, last seen]. Refreshed while they stay in view.
         self._strangers: list[list] = []
 
     def reset(self) -> None:
         self.last_granted.clear()
         self._strangers.clear()
+        self.factor.reset()
 
     def step(self, t: float, tid: int, track: FaceTrack, result: MatchResult, vote: Vote,
              threshold: float) -> Decision | None:
         track.window.append(vote)
+        track.frames.append((vote.person, track.embedding))
         if vote.person is not None:
             self.photo.measure(track, t, vote.person)
         if track.settled is not None:
@@ -79,11 +91,13 @@ class IdentifyRule:
     def _recognised(self, t: float, tid: int, track: FaceTrack, result: MatchResult, vote: Vote,
                     threshold: float) -> Decision | None:
         label = vote.label or str(vote.person)
+        if self.unnamed(vote.person, result.distance):
+            label = UNNAMED
         agree = [v for v in track.window if v.person == vote.person]
         if len(agree) < self.confirm_frames:
             self.board.say(tid, track.box, TrackState.RECOGNISING,
                            f"recognising {label} {len(agree)}/{self.confirm_frames}",
-                           result.distance, vote.person, result.name)
+                           result.distance, vote.person, None if label == UNNAMED else result.name)
             return None
         last = self.last_granted.get(vote.person)
         if last is not None and t - last < self.cooldown_s:
@@ -94,10 +108,17 @@ class IdentifyRule:
             self.board.show(track.settled, track.box, result.distance)
             return None
         distance = statistics.median(v.distance for v in agree)
+        visit = self._visit(track, vote.person)
+        if visit is not None and visit.denied:
+            return self._zone_denied(t, tid, track, result, visit, len(agree), distance, threshold)
+        if visit is not None and visit.needs:
+            label = UNNAMED
         gate = self.photo.check(t, tid, track, PhotoWait(t, label, vote.person, result.name, distance,
                                                          threshold, "identify"))
         if gate is not None:
             return gate if isinstance(gate, Decision) else None
+        if visit is not None and visit.needs:
+            return self._ask(t, tid, track, result, visit, visit.needs, len(agree), distance, threshold)
         self.last_granted[vote.person] = t
         score = statistics.median(v.score for v in agree)
         measure = (f"median distance {distance:.2f}" if result.rule != "margin"
@@ -108,7 +129,7 @@ class IdentifyRule:
                                     vote.person, result.name)
         self.board.show(track.settled, track.box, result.distance)
         return Decision(t, GRANTED, vote.person, result.name, distance, threshold, len(agree), reason,
-                        tid, track.box, **self.photo.evidence(track))
+                        tid, track.box, **self.photo.evidence(track), **self._zone_fields(visit))
 
     def _stranger(self, t: float, tid: int, track: FaceTrack, result: MatchResult,
                   threshold: float) -> Decision | None:
@@ -126,9 +147,11 @@ class IdentifyRule:
         nearest = [v for v in frames if v.label is not None]
         if nearest:
             distance = statistics.median(v.distance for v in nearest)
-            who = statistics.mode(v.label for v in nearest)
+            # With the face zones on, the reason names no one: a stranger must not learn whom
+            # they resemble (the access log keeps the distance).
+            who = "" if self.zones is not None else f"nearest {statistics.mode(v.label for v in nearest)}, "
             reason = (f"stranger: no one within threshold {threshold:.2f} in {len(frames)} frames "
-                      f"(nearest {who}, median distance {distance:.2f})")
+                      f"({who}median distance {distance:.2f})")
         else:
             distance = math.inf
             reason = f"stranger: the gallery is empty ({len(frames)} frames)"
@@ -146,3 +169,69 @@ class IdentifyRule:
                 return True
         self._strangers.append([np.array(embedding, np.float32), t])
         return False
+
+    # -- the face zone and the second factor (issue 21) -------------------------------------
+    def unnamed(self, person: Hashable | None, distance: float) -> bool:
+        """Whether a face recognised as ``person`` must not be named yet: its frame is not
+        within the strict zone, or a PIN will be asked whatever the zone."""
+        if self.zones is None or person is None:
+            return False
+        return (distance > self.zones.strict or self.require_pin
+                or self.zones.mode(person) == "face+pin")
+
+    def _visit(self, track: FaceTrack, person: Hashable | None) -> Visit | None:
+        """The zone of this visit: its deciding frames (those of the window recognised as
+        ``person``) fused and scored; None without zones."""
+        return judge_visit(self.zones, self.require_pin, person, list(track.frames)[-len(track.window):])
+
+    def _zone_fields(self, visit: Visit | None) -> dict:
+        return zone_fields(self.zones, visit)
+
+    def _zone_denied(self, t: float, tid: int, track: FaceTrack, result: MatchResult, visit: Visit,
+                     frames: int, distance: float, threshold: float) -> Decision:
+        stranger = visit.zone == STRANGER
+        person = None if stranger else result.id
+        track.settled = TrackStatus(tid, track.box, TrackState.DENIED, "denied", result.id)
+        self.board.show(track.settled, track.box, result.distance)
+        return Decision(t, DENIED, person, None if stranger else result.name, distance, threshold, frames,
+                        f"denied: {visit.denied}", tid, track.box, **self._zone_fields(visit))
+
+    def _ask(self, t: float, tid: int, track: FaceTrack, result: MatchResult, visit: Visit | None, needs: str,
+             frames: int, distance: float, threshold: float) -> Decision:
+        """The visit needs a second factor (``needs`` says why; ``visit`` None when the zones are
+        off, e.g. the photo gate's NEEDS_FACTOR): a PIN request, and the face shown unnamed."""
+        track.settled = TrackStatus(tid, track.box, TrackState.PIN, "enter your PIN", result.id)
+        self.board.show(track.settled, track.box, result.distance)
+        request = Decision(t, PIN, result.id, result.name, distance, threshold, frames,
+                           f"a second factor is needed: {needs}{self.photo.note(track)}", tid,
+                           track.box, **self.photo.evidence(track), **self._zone_fields(visit))
+        self.factor.ask(request, None if visit is None else visit.fused)
+        return request
+
+    def answer(self, track_id: int, typed: str | None, t: float, check: Callable[[Hashable, str], bool],
+               track: FaceTrack | None) -> tuple[Decision, Asked] | None:
+        """What was typed for the face waiting on ``track_id``: its final decision (None: no face
+        waits there). ``track`` (still in view, or None) shows the outcome."""
+        answered = self.factor.answer(track_id, typed, t, check)
+        if answered is not None:
+            self._settle(answered[0], track)
+        return answered
+
+    def expire(self, t: float, tracks: dict[int, FaceTrack]) -> list[Decision]:
+        """Faces asked for a PIN that nobody typed in time: DENIED."""
+        out = []
+        for decision, _ in self.factor.expire(t):
+            self._settle(decision, tracks.get(decision.track_id))
+            out.append(decision)
+        return out
+
+    def _settle(self, decision: Decision, track: FaceTrack | None) -> None:
+        granted = decision.kind == GRANTED
+        if granted:
+            self.last_granted[decision.person_id] = decision.time
+        if track is not None and track.settled is not None and track.settled.state == TrackState.PIN:
+            label = decision.name or str(decision.person_id)
+            track.settled = TrackStatus(decision.track_id, track.box,
+                                        TrackState.GRANTED if granted else TrackState.DENIED,
+                                        f"{label}: granted" if granted else "denied", decision.person_id,
+                                        decision.name if granted else None)

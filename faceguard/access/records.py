@@ -26,6 +26,7 @@ class _TextEnum(str, Enum):
 class Verdict(_TextEnum):
     GRANTED = "GRANTED"
     DENIED = "DENIED"
+    PIN = "PIN"           # not final: the face needs a second factor (issue 21); no name shown
 
 
 class TrackState(_TextEnum):
@@ -40,6 +41,7 @@ class TrackState(_TextEnum):
     VERIFYING = "verifying"        # verify mode: checking the claimed person
     TURN_HEAD = "turn_head"        # recognised, waiting for the photo check (move your head)
     NO_GALLERY = "no_gallery"      # nobody is enrolled: nothing to decide
+    PIN = "pin"                    # waiting for the PIN (or badge) on the keypad; no name shown
 
 
 def as_box(box: Sequence[float] | np.ndarray) -> tuple[float, float, float, float]:
@@ -50,6 +52,7 @@ def as_box(box: Sequence[float] | np.ndarray) -> tuple[float, float, float, floa
 
 GRANTED = Verdict.GRANTED
 DENIED = Verdict.DENIED
+PIN = Verdict.PIN
 MODES = ("identify", "verify")
 
 
@@ -76,9 +79,22 @@ class Decision:
     # The texture signal's vote over the visit (access.texture_vote.TextureVote.evidence);
     # None when it did not run.
     texture: dict | None = None
+    # The face zone of the visit (issue 21): "at-once" | "grey" | "stranger", its score (fused
+    # embedding to the person's nearest vector) and the zone thresholds; None without zones.
+    zone: str | None = None
+    zone_score: float | None = None
+    strict: float | None = None
+    normal: float | None = None
+    factor: str | None = None           # "pin" | "badge": the second factor that decided
+
+    @property
+    def identity_hidden(self) -> bool:
+        """Whether the printed decision must not name the matched person: a PIN request, and
+        a denial after a PIN or in the grey zone (a stranger must not learn whom they resemble)."""
+        return self.kind == PIN or (self.kind == DENIED and (self.factor is not None or self.zone == "grey"))
 
     def evidence(self) -> dict:
-        """The photo check's numbers, for the access log ({} when it did not run)."""
+        """The photo check's and the zone's numbers, for the access log ({} when neither ran)."""
         out: dict = {}
         if self.motion is not None:
             out.update(motion=self.motion, min_motion=self.min_motion)
@@ -86,10 +102,25 @@ class Decision:
             out["challenges"] = list(self.challenges)
         if self.texture is not None:
             out["texture"] = dict(self.texture)
+        if self.zone is not None:
+            out.update(zone=self.zone, zone_score=self.zone_score, strict=self.strict, normal=self.normal)
+        if self.factor is not None:
+            out["factor"] = self.factor
         return out
 
     def to_dict(self) -> dict:
-        """JSON-ready (inf becomes None); the photo check's evidence only when it ran."""
+        """JSON-ready (inf becomes None); the photo check's evidence only when it ran. A PIN
+        request is only {"decision": "PIN", "track_id", "time"}; see ``identity_hidden``."""
+        if self.kind == PIN:
+            return {"decision": "PIN", "track_id": self.track_id, "time": self.time}
+        if self.identity_hidden:
+            out = {"time": self.time, "decision": str(self.kind), "mode": self.mode, "person_id": None,
+                   "name": None, "distance": None, "threshold": self.threshold,
+                   "frames_used": self.frames_used, "reason": self.reason, "track_id": self.track_id,
+                   "box": list(self.box)}
+            if self.factor is not None:
+                out["factor"] = self.factor
+            return out
         out = {
             "time": self.time, "decision": str(self.kind), "mode": self.mode,
             "person_id": self.person_id, "name": self.name,

@@ -70,6 +70,8 @@ class FaceTrack:
     # The texture signal over this visit's recognised frames (None: not computed, e.g. the
     # photo check is off). The photo gate reads ``verdict()``.
     texture: TextureVote | None = None
+    # (vote's person, embedding) of the last frames: a visit's deciding frames are fused (issue 21)
+    frames: deque = field(default_factory=lambda: deque(maxlen=60))
 
 
 class StatusBoard:

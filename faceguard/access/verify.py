@@ -18,9 +18,11 @@ from collections.abc import Container, Hashable
 from dataclasses import dataclass, field
 
 from faceguard.access.photo_gate import PhotoGate
-from faceguard.access.records import DENIED, GRANTED, Decision, TrackState
+from faceguard.access.records import DENIED, GRANTED, PIN, Decision, TrackState
+from faceguard.access.second_factor import SecondFactor, Visit, judge_visit, zone_fields
 from faceguard.access.track_state import FaceTrack, PhotoWait, StatusBoard, Vote
 from faceguard.gallery.match import MatchResult
+from faceguard.gallery.recognise import VisitZones
 
 
 @dataclass
@@ -54,6 +56,11 @@ class VerifyRule:
         self.board = board
         self.claim: Claim | None = None
         self.last_granted: dict[Hashable, float] = {}
+        # Issue 21: the zones of a 1:1 comparison and the second factor (the Decider shares the
+        # identify rule's, so back-off and answers are one per door); None = as before.
+        self.zones: VisitZones | None = None
+        self.require_pin = False
+        self.factor: SecondFactor | None = None
 
     def open(self, person_id: Hashable, t: float, name: str | None) -> None:
         """A new claim replaces an open one."""
@@ -101,26 +108,39 @@ class VerifyRule:
                     result.score, claimed=is_claimed)
         claim.window.append(vote)
         claim.frames_seen += 1
+        track.frames.append((vote.person, track.embedding))
         if vote.person is not None:
             self.photo.measure(track, t, vote.person)
         hits = [v for v in claim.window if v.person is not None]
         if vote.person is None and track.photo.wait is None:   # (a turning head may miss)
             claim.misses.append(vote)
         gate = None
+        visit: Visit | None = None
         if len(hits) >= self.confirm_frames:
             distance = statistics.median(v.distance for v in hits)
+            visit = judge_visit(self.zones, self.require_pin, claim.person_id,
+                                list(track.frames)[-len(claim.window):])
+            if visit is not None and visit.denied:
+                return self._zone_denied(t, claim, visit, distance, threshold, tid, track, len(hits))
             gate = self.photo.check(t, tid, track, PhotoWait(t, claim.label, claim.person_id, claim.name,
                                                              distance, threshold, "verify"))
         elif track.photo.wait is not None:
             gate = self.photo.check(t, tid, track, track.photo.wait)
         if gate is not None:     # waiting for the photo check, or it failed: already shown
             return gate if isinstance(gate, Decision) else None
+        if len(hits) >= self.confirm_frames and visit is not None and visit.needs and self.factor is not None:
+            request = Decision(t, PIN, claim.person_id, claim.name or result.name, distance, threshold,
+                               len(hits), f"a second factor is needed: {visit.needs}", tid, track.box,
+                               mode="verify", **self.photo.evidence(track), **zone_fields(self.zones, visit))
+            self.factor.ask(request, visit.fused)
+            self.board.say(tid, track.box, TrackState.PIN, "enter your PIN", result.distance, claim.person_id)
+            return request
         if len(hits) >= self.confirm_frames:
             reason = (f"{claim.label} verified in {len(hits)} of the last {len(claim.window)} frames "
                       f"(median distance {distance:.2f} ≤ threshold {threshold:.2f}){self.photo.note(track)}")
             decision = Decision(t, GRANTED, claim.person_id, claim.name or result.name, distance,
                                 threshold, len(hits), reason, tid, track.box, mode="verify",
-                                **self.photo.evidence(track))
+                                **self.photo.evidence(track), **zone_fields(self.zones, visit))
             self.last_granted[claim.person_id] = t
         elif len(claim.misses) >= self.stranger_frames:
             decision = self._denied(t, claim, threshold, tid, track)
@@ -133,6 +153,15 @@ class VerifyRule:
         self.board.say(tid, track.box, state, f"{claim.label}: {state}", result.distance,
                        claim.person_id, claim.name)
         return decision
+
+    def _zone_denied(self, t: float, claim: Claim, visit: Visit, distance: float, threshold: float,
+                     tid: int, track: FaceTrack, frames: int) -> Decision:
+        """The claimed person's face matched frame by frame, but the visit's zone denies it."""
+        self.board.say(tid, track.box, TrackState.DENIED, f"{claim.label}: {TrackState.DENIED}", distance,
+                       claim.person_id, claim.name)
+        return Decision(t, DENIED, claim.person_id, claim.name, distance, threshold, frames,
+                        f"not {claim.label}: {visit.denied}", tid, track.box, mode="verify",
+                        **self.photo.evidence(track), **zone_fields(self.zones, visit))
 
     def _denied(self, t: float, claim: Claim, threshold: float, tid: int, track: FaceTrack) -> Decision:
         misses = claim.misses[-self.stranger_frames:]

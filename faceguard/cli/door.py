@@ -14,6 +14,13 @@ and for tests)::
      "frames_used": int, "reason": str, "track_id": int, "box": [x1, y1, x2, y2],
      "door": {"ok": bool, "message": str} | null}   # the door output's result (null: not opened)
 
+A face that needs a second factor (issue 21: grey zone, auth mode face+pin, a door requiring a
+PIN) first prints ``{"decision": "PIN", "track_id": int, "time": float}`` (no name, no distance)
+and takes the next line of standard input as the typed PIN (or, where allowed, a badge's employee
+id); its final GRANTED/DENIED line follows with ``"factor": "pin"`` ("badge"), and a denial says
+why (wrong PIN, none given, keypad locked) without naming the matched person. Decisions carry
+``zone``, ``zone_score``, ``strict`` and ``normal`` when the face zones apply.
+
 With --timeline a summary follows on stderr: when a face was first seen, and each decision's
 delay after it.
 """
@@ -85,7 +92,12 @@ def _run_frames(check, source, args, emit) -> tuple[int, float | None]:
         if report.faces and first_face is None:
             first_face = frame.t
         for d in report.decisions:
-            if d.kind != "GRANTED":
+            if d.kind == "PIN":         # issue 21: the next line of stdin is the typed PIN
+                emit(d, None)
+                final = check.answer_pin(d.track_id, sys.stdin.readline(), frame.t)
+                if final is not None and final.kind != "GRANTED":
+                    emit(final, None)
+            elif d.kind != "GRANTED":
                 emit(d, None)
         for d, r in report.door_results:
             emit(d, r)
@@ -123,6 +135,9 @@ def cmd_door(args) -> int:
 
     def emit(decision, result) -> None:
         row = decision.to_dict()
+        if row["decision"] == "PIN":      # only decision, track id and time: no name, no distance
+            print(json.dumps(row), flush=True)
+            return
         row["door"] = None if result is None else {"ok": result.ok, "message": result.message}
         timeline.append(row)
         print(json.dumps(row), flush=True)

@@ -161,7 +161,9 @@ def cmd_calibrate(args) -> int:
     if args.curve:
         # The manifest's threshold curves for this model and data (models/README.md).
         labels = {row["path"]: row["identity"] for row in ev.read_tsv(Path(args.split).with_name("labels.tsv"))}
-        r["threshold_curve"] = ev.threshold_curve(ev.impostor_distances(es, labels), args.fpir)
+        impostor = ev.impostor_distances(es, labels)
+        r["threshold_curve"] = ev.threshold_curve(impostor, args.fpir)
+        r["visit_zones"] = _visit_zones(pipeline, es, labels, impostor, args.save_zones)
         office = {n: ev.office_galleries(es, split, n, draws=200, fpir=args.fpir)
                   for n in (20, 50, 100, 150, 200)}
         r["office"] = office
@@ -177,6 +179,36 @@ def cmd_calibrate(args) -> int:
                   f"(margin, {o['margin']['threshold']:.4f})")
     common.write_json(args.json, {k: v for k, v in r.items() if not k.endswith("scores")})
     return 0
+
+
+def _visit_zones(pipeline, es, labels: dict[str, str], impostor, save: bool) -> dict:
+    """Issue 21: per-visit strict / normal thresholds per gallery size (tools/visits.py);
+    ``save`` writes them into the running model's entry of models/manifest.json."""
+    from faceguard.tools import visits
+
+    zones = visits.zone_curves(impostor)
+    zones["visit"] = ("one photo per stranger visit (a visit's frames are nearly identical); "
+                      "impostor pairs = every pair of photos of two different people")
+    zones["measured_on"] = f"{len(labels)} labelled photos, {len(set(labels.values()))} people"
+    ids = [labels.get(p, "") for p in es.paths]
+    first: dict[str, int] = {}
+    for i in sorted(range(len(es.paths)), key=lambda k: es.paths[k]):   # lowest-numbered photo
+        first.setdefault(ids[i], i)
+    first.pop("", None)
+    check = {f"{k}({n})": t for k in ("strict", "normal") for n, t in zones[f"{k}_curve"] if n in (1, 20)}
+    zones["mean_visit_check"] = visits.mean_visit_check(es.emb, ids, first, check)
+    print(f"per-visit strict curve ({100 * zones['strict_fpir']:g} % of stranger visits): {zones['strict_curve']}")
+    print(f"per-visit normal curve ({100 * zones['normal_fpir']:g} % of stranger visits): {zones['normal_curve']}")
+    if save:
+        from faceguard.atomic import write_text_atomic
+        from faceguard.vision.models import MANIFEST_NAME
+
+        path = pipeline.manifest.root / MANIFEST_NAME
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw["embedders"][pipeline.embedder.spec.id]["visit_zones"] = zones
+        write_text_atomic(path, json.dumps(raw, indent=2) + "\n")
+        print(f"visit zones written to {path}")
+    return zones
 
 
 def _sizes(text: str) -> list[int]:
@@ -223,3 +255,5 @@ def register(sub) -> None:
                    help="scoring rule (auto: the one the door uses for this gallery size)")
     p.add_argument("--curve", action="store_true",
                    help="also the per-gallery-size thresholds of both scoring rules")
+    p.add_argument("--save-zones", action="store_true",
+                   help="with --curve: write the per-visit zone thresholds into models/manifest.json")

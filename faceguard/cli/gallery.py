@@ -255,6 +255,54 @@ def cmd_gallery_remove(args) -> int:
     return 0
 
 
+def _read_pin() -> str:
+    """The PIN from standard input: asked without echo on a terminal, else its first line."""
+    import getpass
+    import sys
+
+    from faceguard.errors import FaceGuardError
+
+    if sys.stdin.isatty():
+        first = getpass.getpass("PIN (4-8 digits): ")
+        if getpass.getpass("the same PIN again: ") != first:
+            raise FaceGuardError("The two PINs differ; nothing was changed. Run the command again.")
+        return first
+    return sys.stdin.readline().strip()
+
+
+def cmd_gallery_set_pin(args) -> int:
+    import sys
+
+    from faceguard.gallery import pins
+
+    pin = None if args.clear else pins.check_pin(_read_pin())
+    with _open() as gallery:
+        person = gallery.person(args.employee_id)
+        pins.set_pin(gallery, args.employee_id, pin)
+        warning = None if pin is None else pins.pin_warning(pin)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{person.name} ({person.employee_id}): PIN {'removed' if pin is None else 'set'}")
+    return 0
+
+
+def cmd_gallery_auth(args) -> int:
+    from faceguard.gallery import pins
+
+    with _open() as gallery:
+        person = gallery.person(args.employee_id)
+        pins.set_auth_mode(gallery, args.employee_id, args.mode)
+        has_pin = pins.has_pin(gallery, args.employee_id)
+    words = {"face": "the face alone (a doubtful face is denied)",
+             "grey-pin": "the face, and a PIN when the face is doubtful",
+             "face+pin": "the face and a PIN, always"}
+    print(f"{person.name} ({person.employee_id}): {words[args.mode]}")
+    if args.mode != "face" and not has_pin:
+        print(f"note: {person.employee_id} has no PIN yet; set one with "
+              f"'faceguard gallery set-pin {person.employee_id}'")
+    return 0
+
+
 def cmd_gallery_export(args) -> int:
     from faceguard.gallery import portable
 
@@ -335,6 +383,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("photo", type=Path)
     p.add_argument("--force", action="store_true",
                    help="replace even when the face matches someone else enrolled")
+    p = command(gsub, "set-pin", cmd_gallery_set_pin,
+                help="set a person's PIN (4-8 digits, read from standard input; no echo)")
+    p.add_argument("employee_id")
+    p.add_argument("--clear", action="store_true", help="remove the PIN instead")
+    p = command(gsub, "auth", cmd_gallery_auth, help="how a person is let in: face | grey-pin | face+pin")
+    p.add_argument("employee_id")
+    p.add_argument("mode", choices=("face", "grey-pin", "face+pin"))
     p = command(gsub, "export", cmd_gallery_export, help="all people as one zip (photos + JSON)")
     p.add_argument("file", type=Path)
     p = command(gsub, "import", cmd_gallery_import, parents=[ENGINE],

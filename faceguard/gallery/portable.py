@@ -1,7 +1,8 @@
 """A gallery in one zip, to move it to another door or keep a copy: ``export_zip``/``import_zip``.
 
 The zip holds ``gallery.json`` (format, version, one entry per person: name, employee id,
-enrolment and consent times, active flag, the photo's member name) and ``photos/NNNNN.jpg``,
+enrolment and consent times, active flag, the photo's member name, the PIN's scrypt hash (never
+the PIN), the auth mode and the learned templates' embeddings with their model id) and ``photos/NNNNN.jpg``,
 the stored photos as plain JPEG. It is NOT encrypted and holds faces: it is written 0600; keep
 it as safe as the people's photos. Embeddings are not exported; the importing side makes them
 with its own model, so a zip moves between doors that run different models.
@@ -26,9 +27,10 @@ from pathlib import Path
 
 from faceguard.atomic import atomic_open
 from faceguard.errors import FaceGuardError, GalleryError
+from faceguard.gallery import pins, templates
 from faceguard.gallery.db import iso, parse_iso
 from faceguard.gallery.person import clean_text, single_embedding
-from faceguard.gallery.recognise import gallery_matcher
+from faceguard.gallery.recognise import gallery_matcher, zone_thresholds
 from faceguard.gallery.store import Gallery
 from faceguard.inputs import check_output_file, check_regular_file
 from faceguard.vision.image import decode_image
@@ -67,7 +69,8 @@ def export_zip(gallery: Gallery, path: Path) -> int:
             for i, p in enumerate(gallery.people(active_only=False)):
                 member = f"photos/{i:05d}.jpg"
                 zf.writestr(member, gallery.photo_jpeg(p.employee_id))
-                entries.append({**p.to_dict(), "photo": member})
+                entries.append({**p.to_dict(), "photo": member, **pins.export_fields(gallery, p.employee_id),
+                                **templates.export_fields(gallery, p.employee_id)})
             doc = {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "exported_at": iso(time.time()),
                    "people": entries}
             zf.writestr("gallery.json", json.dumps(doc, indent=2, ensure_ascii=False))
@@ -216,6 +219,8 @@ def _import_one(gallery: Gallery, zf: zipfile.ZipFile, entry: dict, pipeline, re
         if name != existing.name:
             gallery.rename(employee_id, name)
         report.updated.append(employee_id)
+    pins.import_fields(gallery, employee_id, entry)   # PIN hash, auth mode
+    templates.import_fields(gallery, employee_id, entry, pipeline.model_id, zone_thresholds(pipeline, 1)[1])
     if not entry.get("active", True):
         gallery.set_active(employee_id, False)
     elif existing is not None and not existing.active:

@@ -10,8 +10,14 @@ in Settings replaces the calibrated one.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from faceguard.gallery.factor_schema import DEFAULT_AUTH_MODE
 from faceguard.gallery.match import Matcher
 
 if TYPE_CHECKING:   # types only: the callers hand in the objects
@@ -54,3 +60,72 @@ def gallery_matcher(gallery: Gallery, pipeline: FacePipeline, threshold_setting:
     names = {p.employee_id: p.name for p in everyone}
     return Matcher(ids, matrix, threshold, rule=rule, names=[names.get(i, i) for i in ids],
                    dim=pipeline.embedder.spec.embedding_size)
+
+
+# -- the face zone of a visit (issue 21; docs/decision-rule.md "The face zone") -----------------
+AT_ONCE, GREY, STRANGER = "at-once", "grey", "stranger"
+
+
+@dataclass(frozen=True)
+class VisitZones:
+    """The three zones of a visit for the gallery as loaded: a visit's fused embedding (the
+    mean of its deciding frames, re-normalised) is scored against the matched person's
+    enrolment embedding and learned templates (the nearest of them), then
+    ``score ≤ strict`` → AT_ONCE, ``≤ normal`` → GREY (a second factor), else STRANGER."""
+
+    strict: float
+    normal: float
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)   # employee id → [k, D]
+    modes: dict[str, str] = field(default_factory=dict)            # employee id → auth mode
+    size: int = 1                       # gallery vectors the thresholds were sized for
+
+    def score(self, person: Hashable, fused: np.ndarray) -> float:
+        vecs = self.vectors.get(str(person))
+        if vecs is None or not len(vecs):
+            return math.inf
+        d = 2.0 - 2.0 * (vecs @ np.asarray(fused, np.float32))
+        return float(max(0.0, float(np.min(d))))
+
+    def zone(self, person: Hashable, fused: np.ndarray) -> tuple[str, float]:
+        """(zone, score) of a visit matched to ``person``."""
+        s = self.score(person, fused)
+        return (AT_ONCE if s <= self.strict else GREY if s <= self.normal else STRANGER), s
+
+    def mode(self, person: Hashable) -> str:
+        return self.modes.get(str(person), DEFAULT_AUTH_MODE)
+
+
+def fuse(embeddings: list[np.ndarray]) -> np.ndarray:
+    """A visit's embedding: the mean of its deciding frames' embeddings, re-normalised."""
+    m = np.mean(np.stack([np.asarray(e, np.float32) for e in embeddings]), axis=0)
+    return (m / max(float(np.linalg.norm(m)), 1e-12)).astype(np.float32)
+
+
+def zone_thresholds(pipeline: FacePipeline, size: int, threshold_setting: float | None = None) -> tuple[float, float]:
+    """(strict, normal) per visit for ``size`` gallery vectors (people + templates), from the
+    manifest's ``visit_zones``. Without them (a model not calibrated per visit) the normal
+    threshold is the per-frame one and strict equals it: no grey zone. A threshold the user set
+    replaces normal, and caps strict."""
+    spec = pipeline.embedder.spec
+    per_frame = pipeline.threshold_for(size)
+    normal = spec.threshold_for(size, "visit-normal") if spec.visit_normal_curve else per_frame
+    strict = spec.threshold_for(size, "visit-strict") if spec.visit_strict_curve else normal
+    if threshold_setting:
+        normal = float(threshold_setting)
+    return min(strict, normal), normal
+
+
+def visit_zones(gallery: Gallery, pipeline: FacePipeline, matcher: Matcher,
+                threshold_setting: float | None = None, damaged: dict[str, str] | None = None,
+                learned: bool = True) -> VisitZones:
+    """The zones for the door's matcher: its people's enrolment vectors plus (``learned``)
+    their templates; the thresholds sized by all of them."""
+    from faceguard.gallery import pins, templates
+
+    ids = [str(i) for i in matcher.ids]
+    extra = templates.template_vectors(gallery, pipeline.model_id, ids, damaged) if learned else {}
+    vectors = {pid: np.concatenate([matcher.matrix[k:k + 1], extra[pid]]) if pid in extra
+               else matcher.matrix[k:k + 1] for k, pid in enumerate(ids)}
+    size = max(1, len(ids) + sum(len(v) for v in extra.values()))
+    strict, normal = zone_thresholds(pipeline, size, threshold_setting)
+    return VisitZones(strict, normal, vectors, pins.auth_modes(gallery), size)

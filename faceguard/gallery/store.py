@@ -137,6 +137,8 @@ class Gallery:
                 "UPDATE people SET photo_file=?, embedding=?, model_id=?, data_key=? WHERE id=?",
                 (fname, keys.seal(cipher, vec, crypto.EMBEDDING, person_id), model_id, wrapped, person_id))
             change.obsolete.append(self.photos_dir / old)
+            # learned templates were anchored to the old photo (templates.py): they go with it
+            change.con.execute("DELETE FROM templates WHERE person_id=?", (person_id,))
         log.info("Replaced the photo of %s", employee_id)
         return self.person(employee_id)
 
@@ -206,6 +208,8 @@ class Gallery:
                 (employee_id, employee_id))}
             con.execute("UPDATE events SET snapshot_file=NULL, snapshot_key=NULL, employee_id=?, "
                         "name=NULL WHERE employee_id=?", (alias, employee_id))
+            con.execute("DELETE FROM templates WHERE person_id IN (SELECT id FROM people WHERE employee_id=?)",
+                        (employee_id,))   # learned templates (pins.py schema; templates.py)
             con.execute("DELETE FROM people WHERE employee_id=?", (employee_id,))
             change.obsolete.append(self.photos_dir / photo)
             change.obsolete.extend(self.snapshots_dir / s for s in snaps)

@@ -53,6 +53,7 @@ class Check(Protocol):
     damaged: dict[str, str]                  # people left out: their face data is unreadable
     def process(self, frame: Frame) -> FrameReport: ...
     def claim(self, employee_id: str, t: float) -> object: ...
+    def answer_pin(self, track_id: int, typed: str | None, t: float) -> object: ...
     def reload_gallery(self) -> None: ...
     def close(self, timeout: float = ...) -> object: ...
 
@@ -91,6 +92,7 @@ class DoorController(QObject):
         self.camera_state = "stopped"
         self._reload = threading.Event()        # set by the UI thread, served by the worker
         self._claims: queue.SimpleQueue = queue.SimpleQueue()   # verify mode: checked ids
+        self._pins: queue.SimpleQueue = queue.SimpleQueue()     # keypad: (track id, typed)
         # The check caches who is active; a person's valid-until date can pass while the door
         # runs for weeks, so the controller looks for one now and then and reloads.
         self._built_at = time.time()
@@ -159,6 +161,8 @@ class DoorController(QObject):
         self._reload.clear()
         while not self._claims.empty():
             self._claims.get()
+        while not self._pins.empty():     # a new check has no face waiting for them
+            self._pins.get()
         self.camera_state = "starting"
         self.worker = VideoWorker(self.camera, lambda frame: self._process(check, frame), self,
                                   finish=lambda: self._close(check))
@@ -214,7 +218,15 @@ class DoorController(QObject):
                 self.enrolled.emit(count)      # queued to the UI thread
         while not self._claims.empty():
             check.claim(self._claims.get(), frame.t)   # the id was checked in the UI thread
-        return check.process(frame)
+        answered = []
+        while not self._pins.empty():        # the keypad's answers (issue 21), at this frame's time
+            track_id, typed = self._pins.get()
+            final = check.answer_pin(track_id, typed, frame.t)
+            if final is not None:
+                answered.append(final)
+        report = check.process(frame)
+        report.decisions[:0] = answered
+        return report
 
     # -- the UI thread ---------------------------------------------------------------------
     def _on_result(self) -> None:
@@ -244,6 +256,11 @@ class DoorController(QObject):
         # Ids are one id whatever their case ("e001" finds E001): the check gets the stored form.
         self._claims.put(person.employee_id if person is not None else employee_id)
         return person if person is not None and person.active else None
+
+    def answer_pin(self, track_id: int, typed: str) -> None:
+        """The keypad's entry for the face waiting on ``track_id``: the worker checks it before
+        its next frame (the typed text is kept nowhere else)."""
+        self._pins.put((track_id, typed))
 
     def check_expiry(self, now: float | None = None) -> bool:
         """Reload the check when someone's valid-until date passed since it last loaded the

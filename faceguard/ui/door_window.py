@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceguard import paths
-from faceguard.access.records import GRANTED, Decision
+from faceguard.access.records import GRANTED, PIN, Decision
 from faceguard.doorcheck import face_crop
 from faceguard.errors import FaceGuardError
 from faceguard.settings import Settings, save_settings
@@ -36,6 +36,7 @@ from faceguard.ui.checklist import FirstRunChecklist, progress_of
 from faceguard.ui.door_admin import AdminActions
 from faceguard.ui.door_controller import Check, DoorController, LiveFrame
 from faceguard.ui.door_widgets import DecisionBanner, NoCameraPage
+from faceguard.ui.keypad import Keypad
 from faceguard.ui.pin import PinGuard
 from faceguard.ui.presentation import (
     BANNER_HOLD_S,
@@ -144,6 +145,10 @@ class DoorWindow(AdminActions, QMainWindow):
         side = QVBoxLayout()
         side.addWidget(self.checklist)
         side.addWidget(self.claim_box)
+        # Issue 21: a face that needs a PIN gets the keypad (it names no one).
+        self.keypad = Keypad()
+        self.keypad.entered.connect(self.controller.answer_pin)
+        side.addWidget(self.keypad)
         side.addWidget(events_title)
         side.addWidget(self.events, 1)
         side_w = QWidget()
@@ -345,6 +350,11 @@ class DoorWindow(AdminActions, QMainWindow):
     def show_decision(self, decision: Decision, rgb: np.ndarray | None = None) -> None:
         """A decision of the door check: the banner when it takes the screen (presentation's
         BannerRule), its sound then, and always a row in the recent events."""
+        if decision.kind == PIN:           # not final: the keypad asks, nothing is named or listed
+            self.keypad.ask(decision.track_id)
+            return
+        if decision.factor is not None and self.keypad.track_id == decision.track_id:
+            self.keypad.close_request()     # (e.g. nothing typed in time)
         snapshot = rgb_to_qimage(face_crop(rgb, decision.box)) if rgb is not None else None
         view = self.rule.decision(decision, time.monotonic())
         if view is not None:

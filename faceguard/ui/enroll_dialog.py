@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceguard.errors import FaceGuardError
+from faceguard.gallery import pins
 from faceguard.ui.video import AMBER, GREEN, GREY, Overlay, VideoView, VideoWorker, rgb_to_qimage
 from faceguard.vision.image import load_image
 from faceguard.vision.quality import Quality, assess, photo_message
@@ -122,6 +123,10 @@ class EnrollDialog(QDialog):
         self.name.setPlaceholderText("First and last name")
         self.employee_id = QLineEdit()
         self.employee_id.setPlaceholderText("e.g. E-1042")
+        self.pin = QLineEdit()      # issue 21: optional; only its scrypt hash is stored
+        self.pin.setEchoMode(QLineEdit.EchoMode.Password)
+        self.pin.setPlaceholderText("optional, 4-8 digits")
+        self.pin.setMaxLength(8)
         self.consent = QCheckBox("Consent given (required)")
         self.consent.setToolTip("The person agrees that their face photo is stored to open the door.")
         self.consent.setObjectName("consent")
@@ -149,6 +154,7 @@ class EnrollDialog(QDialog):
         form = QFormLayout()
         form.addRow("Name", self.name)
         form.addRow("Employee id", self.employee_id)
+        form.addRow("PIN", self.pin)
         right = QVBoxLayout()
         right.addWidget(self.photo, 0, Qt.AlignmentFlag.AlignHCenter)
         right.addLayout(form)
@@ -171,7 +177,7 @@ class EnrollDialog(QDialog):
         self.bulk_btn.clicked.connect(lambda: self.open_bulk().exec())
         self.enrol_btn.clicked.connect(self.save)
         cancel.clicked.connect(self.reject)
-        for w in (self.name, self.employee_id):
+        for w in (self.name, self.employee_id, self.pin):
             w.textChanged.connect(self._update_enrol_button)
         self.consent.toggled.connect(self._update_enrol_button)
         self._update_enrol_button()
@@ -319,6 +325,9 @@ class EnrollDialog(QDialog):
             return "Type the person's employee id."
         if not self.consent.isChecked():
             return "The person's consent is required."
+        pin = self.pin.text().strip()
+        if pin and not (pin.isdigit() and pins.MIN_DIGITS <= len(pin) <= pins.MAX_DIGITS):
+            return "The PIN must be 4 to 8 digits (or left empty)."
         return None
 
     def _update_enrol_button(self) -> None:
@@ -378,6 +387,12 @@ class EnrollDialog(QDialog):
     def _on_saved(self, enrolled) -> None:
         self._end_job()
         self.enrolled = enrolled
+        if self.pin.text().strip():
+            try:
+                pins.set_pin(self.gallery, self.employee_id.text().strip(), self.pin.text())
+            except FaceGuardError as exc:
+                log.warning("PIN not set at enrolment: %s", exc)
+            self.pin.clear()
         log.info("enrolled %s", self.name.text().strip())
         self.save_finished.emit(True)
         self.accept()

@@ -186,6 +186,7 @@ class GalleryDialog(QDialog):
         self.replace_btn = QPushButton("Replace photo…")
         self.remove_btn = QPushButton("Remove…")
         self.remove_btn.setObjectName("danger")
+        self.factor_btn = QPushButton("PIN and access…")   # issue 21: PIN, auth mode, templates
         self.export_btn = QPushButton("Export…")
         self.import_btn = QPushButton("Import…")
         close = QPushButton("Close")
@@ -212,6 +213,7 @@ class GalleryDialog(QDialog):
         self.valid_btn.clicked.connect(lambda: self.valid_until_selected())
         self.replace_btn.clicked.connect(lambda: self.replace_selected())
         self.remove_btn.clicked.connect(lambda: self.remove_selected())
+        self.factor_btn.clicked.connect(lambda: self.second_factor_selected())
         self.export_btn.clicked.connect(lambda: self.export_to())
         self.import_btn.clicked.connect(lambda: self.import_from())
         close.clicked.connect(self.accept)
@@ -220,7 +222,19 @@ class GalleryDialog(QDialog):
 
     def _person_buttons(self) -> tuple:
         return (self.rename_btn, self.change_id_btn, self.active_btn, self.valid_btn,
-                self.replace_btn, self.remove_btn)
+                self.replace_btn, self.factor_btn, self.remove_btn)
+
+    def second_factor_selected(self, show: bool = True):
+        """The selected person's PIN, auth mode and learned templates (second_factor_dialog)."""
+        from faceguard.ui.second_factor_dialog import SecondFactorDialog
+
+        p = self.selected()
+        if p is None:
+            return None
+        dialog = SecondFactorDialog(self.gallery, p.employee_id, p.name, self)
+        if show:
+            dialog.exec()
+        return dialog
 
     # -- helpers ----------------------------------------------------------------------------
     def _filter(self, text: str) -> None:

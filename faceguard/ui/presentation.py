@@ -84,6 +84,8 @@ def face_overlay(face: FaceReport) -> Overlay:
             text = text.removeprefix("unknown").strip(" :·")
         elif state == "denied":
             text = "denied"
+        elif state == "pin":               # issue 21: matched, unnamed, waiting for the PIN
+            text, color = "enter your PIN", AMBER
         else:
             text = ""                      # e.g. "recognising Ana 2/3" from earlier frames
         who = "unknown"
@@ -116,7 +118,10 @@ def explanation_of(decision: Decision) -> str:
 
 
 def who_of(decision: Decision) -> str:
-    """The person a decision is about, as the event list names them."""
+    """The person a decision is about, as the event list names them (nobody, for a face
+    denied after a PIN or in the grey zone: a stranger must not learn whom they resemble)."""
+    if decision.identity_hidden:
+        return "face (not let in)"
     if decision.name:
         return decision.name
     if decision.kind == GRANTED:
@@ -182,6 +187,11 @@ def turn_head_banner(face: FaceReport) -> BannerView:
                       person_id=face.employee_id)
 
 
+# Issue 21: a face waiting for its PIN; names no one (the keypad beside asks for the digits).
+PIN_BANNER = BannerView("problem", "Enter your PIN", "Type your PIN on the keypad, then press OK.", "pin",
+                        sound="prompt")
+
+
 class BannerRule:
     """Which banner is on show. Pure: every call gets the time (seconds, any monotonic clock);
     each returns the BannerView to paint now, or None when the banner stays as it is."""
@@ -225,7 +235,9 @@ class BannerRule:
                 return None
             view = turn_head_banner(waiting[0])
             return None if view == self.shown else self._show(view)
-        if self.shown.role == "turn_head":
+        if any(str(f.state) == "pin" for f in faces) and not (self.held(now) and self.shown.state == "granted"):
+            return None if self.shown == PIN_BANNER else self._show(PIN_BANNER)
+        if self.shown.role in ("turn_head", "pin"):
             return self._show(idle_banner(self.enrolled))
         return None
 

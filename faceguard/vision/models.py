@@ -40,6 +40,10 @@ class EmbedderSpec:
     # own thresholds: a threshold only means something for the rule it was calibrated with.
     margin_from_gallery_size: int = 0
     margin_threshold_curve: tuple[tuple[int, float], ...] = ()
+    # Per-VISIT zones (issue 21): within strict(n) a visit is let in at once (≤ 0.01 % of
+    # stranger visits), within normal(n) it needs a PIN (≤ 1 %); n counts learned templates.
+    visit_strict_curve: tuple[tuple[int, float], ...] = ()
+    visit_normal_curve: tuple[tuple[int, float], ...] = ()
 
     def rule_for(self, gallery_size: int) -> str:
         """'margin' for galleries large enough for it to help, else 'distance'."""
@@ -48,7 +52,8 @@ class EmbedderSpec:
 
     def threshold_for(self, gallery_size: int, rule: str = "distance") -> float:
         """The calibrated threshold for a gallery of this size (log-size interpolation)."""
-        curve = self.margin_threshold_curve if rule == "margin" else self.threshold_curve
+        curve = {"margin": self.margin_threshold_curve, "visit-strict": self.visit_strict_curve,
+                 "visit-normal": self.visit_normal_curve}.get(rule, self.threshold_curve)
         if not curve:
             return self.default_threshold
         n = max(1, int(gallery_size))
@@ -153,6 +158,8 @@ def load_manifest(root: Path | None = None) -> Manifest:
                 threshold_curve=_curve(e.get("threshold_curve", [])),
                 margin_from_gallery_size=int(e.get("margin_rule", {}).get("from_gallery_size", 0)),
                 margin_threshold_curve=_curve(e.get("margin_rule", {}).get("threshold_curve", [])),
+                visit_strict_curve=_curve(e.get("visit_zones", {}).get("strict_curve", [])),
+                visit_normal_curve=_curve(e.get("visit_zones", {}).get("normal_curve", [])),
             )
         return Manifest(root, detector, embedders, raw["default_embedder"], dict(raw["sha256"]),
                         _texture_spec(raw.get("texture"), root))
