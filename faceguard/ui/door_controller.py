@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
@@ -91,6 +90,9 @@ class DoorController(QObject):
         self.camera_state = "stopped"
         self._reload = threading.Event()        # set by the UI thread, served by the worker
         self._claims: queue.SimpleQueue = queue.SimpleQueue()   # verify mode: checked ids
+        # Every decision goes to the window, also those of frames it had no time to paint (the
+        # worker hands over only the newest frame): on a busy PC a DENIED must not vanish.
+        self._decided: queue.SimpleQueue = queue.SimpleQueue()
         # The check caches who is active; a person's valid-until date can pass while the door
         # runs for weeks, so the controller looks for one now and then and reloads.
         self._built_at = time.time()
@@ -214,7 +216,10 @@ class DoorController(QObject):
                 self.enrolled.emit(count)      # queued to the UI thread
         while not self._claims.empty():
             check.claim(self._claims.get(), frame.t)   # the id was checked in the UI thread
-        return check.process(frame)
+        report = check.process(frame)
+        for decision in report.decisions:
+            self._decided.put((decision, frame.rgb))
+        return report
 
     # -- the UI thread ---------------------------------------------------------------------
     def _on_result(self) -> None:
@@ -225,8 +230,8 @@ class DoorController(QObject):
             return   # a frame grabbed just before the cable was pulled: keep the notice up
         report: FrameReport = r.result
         self.checked.emit(LiveFrame(r.image, report, r.camera_fps, self.worker.camera_meter.rate))
-        rgb: np.ndarray = report.frame.rgb
-        for decision in report.decisions:
+        while not self._decided.empty():          # this frame's, and those of frames skipped
+            decision, rgb = self._decided.get()
             self.decided.emit(decision, rgb)
 
     def _on_camera_status(self, status: str) -> None:

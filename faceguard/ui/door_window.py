@@ -42,10 +42,13 @@ from faceguard.ui.presentation import (
     CAMERA_LOST_TEXT,
     BannerRule,
     BannerView,
+    claim_banner,
+    door_reason,
     event_row,
     explanation_of,
     face_overlay,
     row_color,
+    unknown_id_banner,
     who_of,
 )
 from faceguard.ui.sounds import SoundPlayer
@@ -129,7 +132,7 @@ class DoorWindow(AdminActions, QMainWindow):
         self.events.setIconSize(QSize(THUMB, THUMB))
         self.events.setWordWrap(True)          # the row's explanation is longer than the panel
         self.events.setTextElideMode(Qt.TextElideMode.ElideNone)
-        events_title = QLabel("Recent events")
+        self.events_title = events_title = QLabel("Recent events")
         events_title.setObjectName("sideTitle")
 
         # Verify mode: an employee id typed, or typed by a badge reader, then the face must match.
@@ -146,7 +149,7 @@ class DoorWindow(AdminActions, QMainWindow):
         side.addWidget(self.claim_box)
         side.addWidget(events_title)
         side.addWidget(self.events, 1)
-        side_w = QWidget()
+        self.side_panel = side_w = QWidget()
         side_w.setLayout(side)
         side_w.setFixedWidth(320)
 
@@ -206,6 +209,8 @@ class DoorWindow(AdminActions, QMainWindow):
     def refresh_checklist(self) -> None:
         """The first-run checklist shows what is still to do (hidden once all is done)."""
         self.checklist.show_progress(progress_of(self.settings, self.gallery))
+        if self.kiosk:                       # admin things only behind the PIN
+            self.checklist.hide()
 
     def start(self) -> None:
         """(Re)start the camera and the door check."""
@@ -241,14 +246,10 @@ class DoorWindow(AdminActions, QMainWindow):
             return False
         person = self.controller.claim(employee_id)
         if person is None:
-            self._paint(self.rule.force(BannerView(
-                "denied", "DENIED", f"No active employee with id '{employee_id}'.", "decision"),
-                time.monotonic()))
+            self._paint(self.rule.force(unknown_id_banner(employee_id), time.monotonic()))
             self.banner_timer.start()
             return False
-        self._paint(self.rule.force(BannerView("problem", f"{person.name}: look at the camera",
-                                               "Your face is checked against your enrolled photo.", "claim",
-                                               person_id=person.employee_id)))
+        self._paint(self.rule.force(claim_banner(person.employee_id)))
         return True
 
     def use_camera(self, source: str) -> None:
@@ -323,7 +324,7 @@ class DoorWindow(AdminActions, QMainWindow):
     def _on_checked(self, live: LiveFrame) -> None:
         report = live.report
         self.last_frame_index = report.frame.index
-        self.video.set_frame(live.image, [face_overlay(f) for f in report.faces])
+        self.video.set_frame(live.image, [face_overlay(f, numbers=not self.kiosk) for f in report.faces])
         self.fps_label.setText(f"Camera: {live.camera_fps:.0f} fps · checked: {live.checked_fps:.1f} fps")
         self.infer_label.setText(f"Inference: {report.infer_ms:.0f} ms")
         self._paint(self.rule.faces(report.faces, time.monotonic()))
@@ -358,7 +359,7 @@ class DoorWindow(AdminActions, QMainWindow):
 
     def _add_event_row(self, decision: Decision, snapshot: QImage | None) -> None:
         item = QListWidgetItem(event_row(decision, time.strftime("%H:%M:%S")))
-        item.setToolTip(explanation_of(decision))
+        item.setToolTip(door_reason(decision))
         item.setData(Qt.ItemDataRole.UserRole, str(decision.kind))
         item.setForeground(row_color(decision))
         if snapshot is not None:
@@ -373,8 +374,20 @@ class DoorWindow(AdminActions, QMainWindow):
 
     # -- kiosk mode and admin -------------------------------------------------------------
     def set_kiosk(self, on: bool) -> None:
+        """Kiosk mode: the screen faces visitors. It shows the camera, the banner and what the
+        person must do (the id box in verify mode); nothing about anyone else (no recent
+        events, no numbers on the faces) and no admin things (menu, checklist, status bar):
+        those come back only after the admin PIN (Escape)."""
         self.kiosk = on
         self.menuBar().setVisible(not on)
+        self.statusBar().setVisible(not on)
+        for w in (self.events_title, self.events):
+            w.setVisible(not on)
+        self.side_panel.setVisible(not on or self.settings.mode == "verify")
+        if on:
+            self.checklist.hide()
+        else:
+            self.refresh_checklist()
         if on:
             self.showFullScreen()
         else:
