@@ -10,6 +10,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from conftest import fake_window, screenshot  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("styled")   # the app's style sheet, as users see it
 
@@ -86,3 +87,63 @@ def test_kiosk_shows_the_camera_the_banner_and_what_to_do_and_nothing_about_anyo
 def test_the_access_log_keeps_the_nearest_name_for_the_manager():
     """What the window leaves out stays in the record the log and the log window read."""
     assert "nearest Hugo Chavez" in STRANGER.to_dict()["reason"]
+
+
+# -- item 2: bulk enrolment of ordinary photos ------------------------------------------------
+BACKGROUND_FACE = ("Benjamin_Netanyahu", "Bertrand_Bonello")   # a second face behind the subject
+TURNED = "Amber_Tamblyn"                                       # the gate's soft "turned or tilted"
+TOO_SMALL = "Candice_Bergen"                                   # a face under 80 px: never taken
+PLAIN = ("Abel_Pacheco", "Akhmed_Zakayev", "Angela_Bassett")
+
+
+def test_bulk_takes_the_main_face_offers_use_anyway_and_reports_every_refusal(
+        qtbot, gallery, pipeline, lfw, split, tmp_path):
+    import shutil
+
+    from conftest import photo
+
+    from faceguard.gallery.person import single_embedding
+    from faceguard.settings import Settings
+    from faceguard.ui.bulk_dialog import ANYWAY, FACE, RESULT, BulkEnrolDialog
+    from faceguard.vision.image import load_image
+    folder = tmp_path / "staff"
+    folder.mkdir()
+    for who in (*BACKGROUND_FACE, TURNED, TOO_SMALL, *PLAIN):
+        shutil.copy(photo(lfw, split, who), folder / f"{who}.jpg")
+    d = BulkEnrolDialog(gallery, pipeline, Settings())
+    qtbot.addWidget(d)
+    d.show()
+    assert d.choose(folder) and d.table.rowCount() == 7
+    d.consent.setChecked(True)
+    assert not d.retry_btn.isEnabled() and d.start()
+    qtbot.waitUntil(lambda: not d.running, timeout=600_000)
+    rows = {r[1]: r for r in d.report()}
+    # A photo with a face in the background: the central face is taken, and said so.
+    for who in BACKGROUND_FACE:
+        assert rows[f"{who}.jpg"][RESULT] == "enrolled: the central face of 2 was taken"
+        assert not d.table.item(list(rows).index(f"{who}.jpg"), FACE).icon().isNull()   # its thumbnail
+    # ... and it is the right face: the stored embedding matches the person's other photo.
+    probe = single_embedding(pipeline, load_image(photo(lfw, split, BACKGROUND_FACE[0], "probe")))
+    ids, matrix = gallery.embeddings(pipeline.model_id)
+    mine = matrix[list(ids).index(BACKGROUND_FACE[0])]
+    assert float(((mine - probe) ** 2).sum()) <= pipeline.threshold_for(1)
+    # Refusals carry their whole reason in the row; only the soft one can be taken anyway.
+    turned, small = list(rows).index(f"{TURNED}.jpg"), list(rows).index(f"{TOO_SMALL}.jpg")
+    assert rows[f"{TURNED}.jpg"][RESULT] == ("This photo cannot be used: the face is turned or tilted; use a "
+                                             "photo looking straight at the camera. It may be taken anyway "
+                                             "(\"use anyway\").")
+    assert rows[f"{TOO_SMALL}.jpg"][RESULT].startswith("This photo cannot be used: the face is ")
+    assert not d.use_anyway(small)
+    report = d.report_box.toPlainText()
+    assert report.startswith("5 of 7 enrolled, 2 refused.")
+    assert f"{TURNED}.jpg ({TURNED.replace('_', ' ')}, {TURNED}): {rows[f'{TURNED}.jpg'][RESULT]}" in report
+    assert f"{TOO_SMALL}.jpg" in report and d.retry_btn.isEnabled()
+    # Retry with "use anyway" on the turned one: it is enrolled, the small one still refused.
+    assert d.use_anyway(turned) and d.table.item(turned, ANYWAY).checkState() == Qt.CheckState.Checked
+    assert d.retry()
+    qtbot.waitUntil(lambda: not d.running, timeout=600_000)
+    assert d.report()[turned][RESULT].startswith("enrolled: taken anyway: the face is turned")
+    assert d.report()[small][RESULT].startswith("This photo cannot be used")
+    assert d.report_box.toPlainText().startswith("6 of 7 enrolled, 1 refused.")
+    assert len(gallery.people(active_only=False)) == 6
+    screenshot(d, "bulk_enrol_report")
