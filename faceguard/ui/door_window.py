@@ -194,6 +194,7 @@ class DoorWindow(AdminActions, QMainWindow):
             ("gallery", "&Gallery…", "Ctrl+G", self.open_gallery),
             ("settings", "&Settings…", "Ctrl+,", self.open_settings),
             ("log", "Access &log…", "Ctrl+L", self.open_log),
+            ("today", "&Today…", "Ctrl+T", self.open_today),
             ("kiosk", "&Full screen (kiosk)", "F11", lambda: self.set_kiosk(True)),
             ("quit", "&Quit", "Ctrl+Q", self.request_quit),
         ):
@@ -373,6 +374,13 @@ class DoorWindow(AdminActions, QMainWindow):
         return [self.events.item(i).text() for i in range(self.events.count())]
 
     # -- kiosk mode and admin -------------------------------------------------------------
+    def open_today(self) -> None:
+        """Who came in today (ui/today_view.py), behind the admin PIN like the access log."""
+        if not self.admin_ok("see who came in today") or not self._need_gallery():
+            return
+        from faceguard.ui.today_view import TodayView
+        TodayView(self.gallery, parent=self).exec()
+
     def set_kiosk(self, on: bool) -> None:
         """Kiosk mode: the screen faces visitors. It shows the camera, the banner and what the
         person must do (the id box in verify mode); nothing about anyone else (no recent
