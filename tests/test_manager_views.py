@@ -147,3 +147,37 @@ def test_bulk_takes_the_main_face_offers_use_anyway_and_reports_every_refusal(
     assert d.report_box.toPlainText().startswith("6 of 7 enrolled, 1 refused.")
     assert len(gallery.people(active_only=False)) == 6
     screenshot(d, "bulk_enrol_report")
+
+
+# -- item 5: the site's state and the frame rate where they cannot be cut off ----------------
+def test_a_site_outage_and_the_frame_rate_show_under_the_banner_uncut(qtbot, plug, gallery):
+    """A door joined to a site whose server does not answer (nothing listens on its port): the
+    line under the banner says so, whole, at the window's default size, with the check's rate."""
+    from conftest import FakeCapture, NoFaces
+
+    from faceguard.camera import FrameSource
+    from faceguard.settings import Settings
+    from faceguard.site.config import SiteConfig
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    SiteConfig("postgresql://faceguard@127.0.0.1:1/site", "0" * 32, "front").save()
+    SiteConfig.save_key(bytes(32))
+    w = DoorWindow(Settings(camera="fake://door-camera"), None, gallery, make_check=NoFaces,
+                   open_source=lambda: FrameSource("fake://door-camera", open_capture=lambda s: FakeCapture(plug)).open(),
+                   sounds=SoundPlayer(enabled=False), save=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    assert w.controller.site is not None
+    qtbot.waitUntil(lambda: w.controller.site.reachable is False, timeout=60_000)   # its first try failed
+    qtbot.waitUntil(lambda: "Site unreachable" in w.status_line.text() and "frames/s" in w.status_line.text(),
+                    timeout=60_000)
+    line = w.status_line
+    assert line.text().startswith("⚠ Site unreachable: this door decides from its own copy   ·   Checking ")
+    assert line.toolTip().startswith("site unreachable: deciding from the local copy")
+    assert line.property("state") == "problem" and line.isVisible()
+    # Not cut off: the label is as wide as its text needs (it wraps rather than elides).
+    assert line.fontMetrics().horizontalAdvance(line.text()) <= line.width()
+    assert line.geometry().bottom() <= w.centralWidget().height()
+    screenshot(w, "door_window_site_outage")
+    w.stop()

@@ -47,7 +47,9 @@ from faceguard.ui.presentation import (
     event_row,
     explanation_of,
     face_overlay,
+    rate_words,
     row_color,
+    site_words,
     unknown_id_banner,
     who_of,
 )
@@ -160,6 +162,14 @@ class DoorWindow(AdminActions, QMainWindow):
         main.setContentsMargins(12, 12, 12, 6)
         main.addLayout(top, 1)
         main.addWidget(self.banner)
+        # The check's frame rate and the site's state, under the banner: the status bar cuts
+        # them off at the default size, and the site line is the only sign of an outage.
+        self.status_line = QLabel()
+        self.status_line.setObjectName("statusLine")
+        self.status_line.setWordWrap(True)
+        self.rate_text = ""
+        self._rate_at = -1e9
+        main.addWidget(self.status_line)
         live = QWidget()
         live.setLayout(main)
 
@@ -183,8 +193,21 @@ class DoorWindow(AdminActions, QMainWindow):
             sb.addPermanentWidget(w)
         if self.controller.site is not None:        # reachable, syncing, events waiting
             self._site_timer = QTimer(self, interval=1000)
-            self._site_timer.timeout.connect(lambda: self.site_label.setText(self.controller.site_status()))
+            self._site_timer.timeout.connect(self.show_status_line)
             self._site_timer.start()
+        self.show_status_line()
+
+    def show_status_line(self) -> None:
+        """The line under the banner: the site's state in a few words (the whole of it in the
+        tooltip and the status bar) and the check's frame rate."""
+        status = self.controller.site_status()
+        self.site_label.setText(status)
+        site, level = site_words(status)
+        self.status_line.setText("   ·   ".join(filter(None, [site, self.rate_text])))
+        self.status_line.setToolTip(status)
+        self.status_line.setProperty("state", level)
+        self.status_line.style().unpolish(self.status_line)
+        self.status_line.style().polish(self.status_line)
 
     def _build_actions(self) -> None:
         menu = self.menuBar().addMenu("&FaceGuard")
@@ -327,6 +350,11 @@ class DoorWindow(AdminActions, QMainWindow):
         self.last_frame_index = report.frame.index
         self.video.set_frame(live.image, [face_overlay(f, numbers=not self.kiosk) for f in report.faces])
         self.fps_label.setText(f"Camera: {live.camera_fps:.0f} fps · checked: {live.checked_fps:.1f} fps")
+        now = time.monotonic()
+        if now - self._rate_at >= 1.0 or not self.rate_text:   # once a second is enough to read
+            self._rate_at = now
+            self.rate_text = rate_words(live.checked_fps, live.camera_fps)
+            self.show_status_line()
         self.infer_label.setText(f"Inference: {report.infer_ms:.0f} ms")
         self._paint(self.rule.faces(report.faces, time.monotonic()))
         for decision, result in report.door_results:
@@ -389,7 +417,7 @@ class DoorWindow(AdminActions, QMainWindow):
         self.kiosk = on
         self.menuBar().setVisible(not on)
         self.statusBar().setVisible(not on)
-        for w in (self.events_title, self.events):
+        for w in (self.events_title, self.events, self.status_line):
             w.setVisible(not on)
         self.side_panel.setVisible(not on or self.settings.mode == "verify")
         if on:

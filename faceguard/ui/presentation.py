@@ -304,3 +304,20 @@ class BannerRule:
         """A notice the window must show whatever is up (camera lost, paused, a claim);
         with `now`, it holds like a decision."""
         return self._show(view, -math.inf if now is None else now + self.hold_s)
+
+
+# -- the status line under the banner (issue 24): what must not be cut off -------------------
+def site_words(status: str) -> tuple[str, str]:
+    """The site watcher's status (site/watch.status_line) as a few words and a level (ok |
+    problem) for the line under the banner; the whole text goes in its tooltip."""
+    if not status:
+        return "", "ok"
+    if status.startswith("site unreachable"):
+        return "⚠ Site unreachable: this door decides from its own copy", "problem"
+    if "connecting" in status:
+        return "Site: connecting…", "ok"
+    return "✓ Site: in step", "ok"
+
+
+def rate_words(checked_fps: float, camera_fps: float) -> str:
+    return f"Checking {checked_fps:.1f} frames/s (camera {camera_fps:.0f}/s)"
