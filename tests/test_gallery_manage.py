@@ -63,7 +63,10 @@ def test_cli_manages_people(run, lfw, split, tmp_path, pipeline):
     assert run("gallery", "activate", "T1")[0] == 0
     assert rows("SELECT active FROM people WHERE employee_id='T1'") == [(1,)]
 
-    code, out, _ = run("gallery", "valid-until", "T1", "2020-01-31")
+    code, out, err = run("gallery", "valid-until", "T1", "2020-01-31")     # a date gone by: asked first
+    assert code == 2 and "2020-01-31 is in the past: T1 would be refused at the door from now on" in err
+    assert rows("SELECT valid_until FROM people WHERE employee_id='T1'") == [(None,)]
+    code, out, _ = run("gallery", "valid-until", "T1", "2020-01-31", "--force")
     assert code == 0 and "let in through 2020-01-31" in out
     with Gallery.open() as g:
         t1 = g.person("T1")

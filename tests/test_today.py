@@ -155,7 +155,7 @@ def postgres():
     server.destroy()
 
 
-def test_at_a_site_door_today_reads_every_doors_events_from_postgresql(day, postgres):
+def test_at_a_site_door_today_reads_every_doors_events_from_postgresql(day, postgres, capsys):
     """A real site (PostgreSQL): both doors' events, with the door; when the site cannot be
     reached, this door's own log and a note saying so."""
     from faceguard.site.config import SiteConfig
@@ -180,9 +180,23 @@ def test_at_a_site_door_today_reads_every_doors_events_from_postgresql(day, post
     assert [(r.door, r.suspected_attack) for r in today.denials] == [("back", True)]
     back = for_this_door(day, TODAY, door="BACK")                      # door names in any case
     assert [p.employee_id for p in back.people] == ["E2"] and back.door == "BACK"
+    # `site log` prints local times with their offset, as `log list` and the CSV do.
+    assert cli.main(["site", "log"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(datetime.fromtimestamp(at(9.4)).astimezone().isoformat(timespec="seconds") + "\tback")
     # The site down: this door's own log, said so.
     SiteConfig("postgresql://faceguard@127.0.0.1:1/nowhere", site_id, "front").save()
     alone = for_this_door(day, TODAY, timeout=2)
     assert alone.source == "this door" and "cannot be reached" in alone.note
     assert alone.entries == 4 and alone.doors == ("front",)
 
+
+
+def test_gallery_list_prints_local_times_as_the_log_does(day, capsys):
+    seen = at(9.5)
+    with day.db.change() as change:
+        change.con.execute("UPDATE people SET last_seen=? WHERE employee_id='E1'", (seen,))
+    assert cli.main(["gallery", "list"]) == 0
+    out = capsys.readouterr().out
+    local = datetime.fromtimestamp(seen).astimezone().isoformat(timespec="seconds")
+    assert f"E1\tAna Lima\tlast seen {local}" in out and local[19] in "+-"      # with its offset

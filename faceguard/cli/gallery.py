@@ -185,9 +185,11 @@ def cmd_gallery_list(args) -> int:
     if args.json:
         print(json.dumps({"people": [p.to_dict() for p in people]}))
         return 0
+    from faceguard.gallery.events import local_iso
+
     for p in people:
         state = _noted(p)
-        seen = p.to_dict()["last_seen"] or "never"
+        seen = local_iso(p.last_seen) if p.last_seen else "never"   # local time, as the log's
         print(f"{p.employee_id}\t{p.name}\tlast seen {seen}{state}")
     print(f"{len(people)} people")
     return 0
@@ -215,6 +217,12 @@ def cmd_gallery_valid_until(args) -> int:
             until = local_date(args.date) + 86400.0   # valid through the whole day given
         except argparse.ArgumentTypeError as exc:
             raise common.Refused(str(exc)) from None
+    import time
+    if until is not None and until <= time.time() and not args.force:
+        # A date gone by takes effect at once: the person is refused from now on. Say so first.
+        raise common.Refused(f"{args.date} is in the past: {args.employee_id} would be refused at the "
+                             "door from now on; run it again with --force to do that (or use "
+                             "'gallery deactivate')")
     with _open() as gallery:
         person = gallery.set_valid_until(args.employee_id, until)
     print(f"{person.name} ({person.employee_id}): "
@@ -326,6 +334,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                 help="let a person in only through a date (YYYY-MM-DD, or 'never' for no end)")
     p.add_argument("employee_id")
     p.add_argument("date")
+    p.add_argument("--force", action="store_true", help="accept a date in the past (refused at once)")
     p = command(gsub, "change-id", cmd_gallery_change_id, help="give a person another employee id")
     p.add_argument("employee_id")
     p.add_argument("new_id")

@@ -12,7 +12,7 @@ JSON shapes (``--json``; times ISO 8601 UTC)::
     site log --json      {"events": [{"door": str, "local_id": int, "time": str, "decision": str,
                           "employee_id": str | null, "name": str | null, "distance": float | null,
                           "threshold": float | null, "reason": str, "door_result": str,
-                          "snapshot": bool}, ...]}   # every door's, newest first
+                          "snapshot": bool, "local_time": str}, ...]}   # every door's, newest first
 
 Exit codes: 0 done; 2 a FaceGuardError (a wrong code, the site unreachable, …), printed.
 """
@@ -124,17 +124,18 @@ def cmd_code(args) -> int:
 
 def cmd_log(args) -> int:
     from faceguard.gallery.db import iso
+    from faceguard.gallery.events import local_iso
 
     gallery, replica = _replica()
     with gallery, replica.connect() as store:
         events = store.events(limit=args.limit or None, door=args.door)
     for e in events:
-        e["time"] = iso(e["time"])
+        e["time"], e["local_time"] = iso(e["time"]), local_iso(e["time"])
     if args.json:
         print(json.dumps({"events": events}))
         return 0
-    for e in events:
-        print(f"{e['time']}\t{e['door']}\t{e['decision']}\t{e['name'] or 'stranger'}\t{e['reason']}")
+    for e in events:   # local time with its offset, as `log list` and the CSV
+        print(f"{e['local_time']}\t{e['door']}\t{e['decision']}\t{e['name'] or 'stranger'}\t{e['reason']}")
     print(f"{len(events)} events")
     return 0
 
