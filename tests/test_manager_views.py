@@ -181,3 +181,89 @@ def test_a_site_outage_and_the_frame_rate_show_under_the_banner_uncut(qtbot, plu
     assert line.geometry().bottom() <= w.centralWidget().height()
     screenshot(w, "door_window_site_outage")
     w.stop()
+
+
+# -- item 6: settings a manager can read and use -------------------------------------------
+def test_settings_say_the_strictness_in_rates_have_arrows_and_warn_on_a_trivial_pin(qtbot):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QStyle, QStyleOptionSpinBox
+
+    from faceguard.settings import Settings
+    from faceguard.ui.settings_dialog import SettingsDialog
+    from faceguard.vision.models import load_manifest
+    curve = load_manifest().embedder().threshold_curve
+    d = SettingsDialog(Settings(), save=False, default_threshold=0.1344, gallery_size=20)
+    qtbot.addWidget(d)
+    d.resize(760, 640)
+    d.show()
+    # The calibrated value for 20 people lets about 1 % of a stranger's frames through.
+    assert d.curve == curve and d.strictness_note.isVisible()
+    assert d.strictness_note.text() == ("With 20 people enrolled, a stranger's face is taken for one of them "
+                                        "in about 1 of 100 frames (the calibrated setting).")
+    d.use_default_threshold.setChecked(False)
+    d.threshold.setValue(0.110)
+    stricter = d.strictness_note.text()
+    assert "(stricter than calibrated: more employees are asked to look again)" in stricter
+    assert int(stricter.split("about 1 of ")[1].split(" ")[0].replace(",", "")) > 1000
+    d.threshold.setValue(0.16)
+    assert d.strictness_note.text().endswith("(looser than calibrated: more strangers let in).")
+    # The arrows are there and work: a click on the up arrow adds one frame.
+    box = d.window_frames
+    d.tabs.setCurrentIndex(0)
+    opt = QStyleOptionSpinBox()
+    box.initStyleOption(opt)
+    up = box.style().subControlRect(QStyle.ComplexControl.CC_SpinBox, opt, QStyle.SubControl.SC_SpinBoxUp, box)
+    assert up.width() >= 16 and up.height() >= 8
+    before = box.value()
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(up.center()))
+    assert box.value() == before + 1
+    # The arrow is drawn: the up button's pixels are not all one colour.
+    shot = box.grab().toImage()
+    colours = {shot.pixelColor(x, y).rgb() for x in range(up.left(), up.right()) for y in range(up.top(), up.bottom())}
+    assert len(colours) > 2
+    # A PIN anyone tries first is named as such (and still accepted, as the manager's choice).
+    d.tabs.setCurrentIndex(4)
+    d.pin.setText("1234")
+    assert d.pin_warning.isVisible() and d.pin_warning.text().startswith("Easy to guess: 1234 is a run of digits.")
+    screenshot(d, "settings_dialog_trivial_pin")
+    d.pin.setText("7391")
+    assert not d.pin_warning.isVisible()
+    d.tabs.setCurrentIndex(0)
+    d.threshold.setValue(0.12)
+    screenshot(d, "settings_dialog_strictness")
+
+
+# -- items 6 and 9: the checklist says what a door output is, and follows the gallery -------
+def test_checklist_hints_the_door_output_and_counts_enrolments_made_elsewhere(qtbot, plug, gallery):
+    from conftest import FakeCapture, NoFaces
+
+    from faceguard.camera import FrameSource
+    from faceguard.gallery.store import Gallery
+    from faceguard.settings import Settings
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    gallery.add_person("Ana Lima", "E1", np.full((80, 80, 3), 120, np.uint8), unit(1), "m")
+    w = DoorWindow(Settings(camera="fake://cam"), None, gallery, make_check=NoFaces,
+                   open_source=lambda: FrameSource("fake://cam", open_capture=lambda s: FakeCapture(plug)).open(),
+                   sounds=SoundPlayer(enabled=False), save=False)
+    qtbot.addWidget(w)
+    w.checklist_timer.setInterval(200)
+    w.show()
+    w.refresh_checklist()
+    c = w.checklist
+    assert c.texts["enrol"].text() == "Enrol your staff (1 enrolled)"
+    hint = c.hints["door"]
+    assert hint.isVisible() and "USB relay" in hint.text() and "No door output (log only)" in hint.text()
+    # Six people enrolled by another connection (as `faceguard enroll` in a terminal does).
+    with Gallery.open() as other:
+        for i in range(2, 8):
+            other.add_person(f"Person {i}", f"E{i}", np.full((80, 80, 3), 100 + i, np.uint8), unit(i), "m")
+    qtbot.waitUntil(lambda: c.texts["enrol"].text() == "Enrol your staff (7 enrolled)", timeout=10_000)
+    w.settings.door.kind, w.settings.door.command = "command", "true"
+    w.refresh_checklist()
+    assert not hint.isVisible()
+
+
+def unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=128).astype(np.float32)
+    return v / np.linalg.norm(v)

@@ -133,6 +133,13 @@ class AdminActions:
         from faceguard.ui.log_window import LogWindow
         LogWindow(self.gallery, parent=self).exec()
 
+    def open_today(self) -> None:
+        """Who came in today (ui/today_view.py), behind the admin PIN like the access log."""
+        if not self.admin_ok("see who came in today") or not self._need_gallery():
+            return
+        from faceguard.ui.today_view import TodayView
+        TodayView(self.gallery, parent=self).exec()
+
     def _confirm_enrolment(self, dialog) -> None:
         """Enrolment ends with a confirmation: who is in the gallery now, and that the door
         lets them in (a message that closes itself, and the status bar)."""

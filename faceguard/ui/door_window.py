@@ -35,6 +35,7 @@ from faceguard.settings import Settings, save_settings
 from faceguard.ui.checklist import FirstRunChecklist, progress_of
 from faceguard.ui.door_admin import AdminActions
 from faceguard.ui.door_controller import Check, DoorController, LiveFrame
+from faceguard.ui.door_status import StatusLine
 from faceguard.ui.door_widgets import DecisionBanner, NoCameraPage
 from faceguard.ui.pin import PinGuard
 from faceguard.ui.presentation import (
@@ -47,9 +48,7 @@ from faceguard.ui.presentation import (
     event_row,
     explanation_of,
     face_overlay,
-    rate_words,
     row_color,
-    site_words,
     unknown_id_banner,
     who_of,
 )
@@ -61,6 +60,7 @@ log = logging.getLogger(__name__)
 MAX_EVENT_ROWS = 50
 NO_GALLERY_TEXT = "Door check off: the gallery cannot be opened"
 MAX_DECISIONS_KEPT = 1000
+CHECKLIST_REFRESH_MS = 5000   # enrolments from a terminal or another door show within this
 THUMB = 64
 
 
@@ -106,6 +106,11 @@ class DoorWindow(AdminActions, QMainWindow):
         c.failed.connect(self._on_failed)
         c.enrolled.connect(self._on_enrolled)    # a method, not a lambda: queued from the worker
         c.notice.connect(lambda text: self.statusBar().showMessage(text, 30000))
+        # The gallery changes under the window too (`faceguard enroll` in a terminal, the site):
+        # the checklist's count follows it.
+        self.checklist_timer = QTimer(self, interval=CHECKLIST_REFRESH_MS)
+        self.checklist_timer.timeout.connect(lambda: self.checklist.isVisible() and self.refresh_checklist())
+        self.checklist_timer.start()
         self.resize(1180, 720)
 
     # The controller holds what the door check runs with; the window reads it from there.
@@ -162,13 +167,7 @@ class DoorWindow(AdminActions, QMainWindow):
         main.setContentsMargins(12, 12, 12, 6)
         main.addLayout(top, 1)
         main.addWidget(self.banner)
-        # The check's frame rate and the site's state, under the banner: the status bar cuts
-        # them off at the default size, and the site line is the only sign of an outage.
-        self.status_line = QLabel()
-        self.status_line.setObjectName("statusLine")
-        self.status_line.setWordWrap(True)
-        self.rate_text = ""
-        self._rate_at = -1e9
+        self.status_line = StatusLine()   # the site's state and the frame rate, never cut off
         main.addWidget(self.status_line)
         live = QWidget()
         live.setLayout(main)
@@ -198,16 +197,9 @@ class DoorWindow(AdminActions, QMainWindow):
         self.show_status_line()
 
     def show_status_line(self) -> None:
-        """The line under the banner: the site's state in a few words (the whole of it in the
-        tooltip and the status bar) and the check's frame rate."""
         status = self.controller.site_status()
         self.site_label.setText(status)
-        site, level = site_words(status)
-        self.status_line.setText("   ·   ".join(filter(None, [site, self.rate_text])))
-        self.status_line.setToolTip(status)
-        self.status_line.setProperty("state", level)
-        self.status_line.style().unpolish(self.status_line)
-        self.status_line.style().polish(self.status_line)
+        self.status_line.show_site(status)
 
     def _build_actions(self) -> None:
         menu = self.menuBar().addMenu("&FaceGuard")
@@ -350,11 +342,7 @@ class DoorWindow(AdminActions, QMainWindow):
         self.last_frame_index = report.frame.index
         self.video.set_frame(live.image, [face_overlay(f, numbers=not self.kiosk) for f in report.faces])
         self.fps_label.setText(f"Camera: {live.camera_fps:.0f} fps · checked: {live.checked_fps:.1f} fps")
-        now = time.monotonic()
-        if now - self._rate_at >= 1.0 or not self.rate_text:   # once a second is enough to read
-            self._rate_at = now
-            self.rate_text = rate_words(live.checked_fps, live.camera_fps)
-            self.show_status_line()
+        self.status_line.show_rate(live.checked_fps, live.camera_fps)
         self.infer_label.setText(f"Inference: {report.infer_ms:.0f} ms")
         self._paint(self.rule.faces(report.faces, time.monotonic()))
         for decision, result in report.door_results:
@@ -402,13 +390,6 @@ class DoorWindow(AdminActions, QMainWindow):
         return [self.events.item(i).text() for i in range(self.events.count())]
 
     # -- kiosk mode and admin -------------------------------------------------------------
-    def open_today(self) -> None:
-        """Who came in today (ui/today_view.py), behind the admin PIN like the access log."""
-        if not self.admin_ok("see who came in today") or not self._need_gallery():
-            return
-        from faceguard.ui.today_view import TodayView
-        TodayView(self.gallery, parent=self).exec()
-
     def set_kiosk(self, on: bool) -> None:
         """Kiosk mode: the screen faces visitors. It shows the camera, the banner and what the
         person must do (the id box in verify mode); nothing about anyone else (no recent
