@@ -385,3 +385,18 @@ def blurred(path, tmp_path):
 
 def dev_people(split, n):
     return sorted(who for who, roles in split.items() if roles.get("gallery"))[:n]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throw-away PostgreSQL cluster (benchmarks/pgcluster, trust auth for `postgres`) for the
+    tests outside test_site.py that need a real server; stopped and deleted at the end."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from pgcluster import Cluster, pg_bin
+    if pg_bin() is None:
+        pytest.fail("PostgreSQL is not installed (apt-get install -y postgresql); these tests "
+                    "need a real server")
+    server = Cluster()
+    server.start()
+    yield server
+    server.destroy()

@@ -139,29 +139,13 @@ def test_today_view_on_a_door_of_its_own_reads_the_gallery(qtbot, styled, day):
     assert v.totals.text() == "4 entries by 2 people · 2 refused · 1 suspected attack"
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    """A real PostgreSQL server (benchmarks/pgcluster, as the site tests use)."""
-    import sys
-
-    from conftest import REPO
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from pgcluster import Cluster, pg_bin
-    if pg_bin() is None:
-        pytest.fail("PostgreSQL is not installed (apt-get install -y postgresql)")
-    server = Cluster()
-    server.start()
-    yield server
-    server.destroy()
-
-
-def test_at_a_site_door_today_reads_every_doors_events_from_postgresql(day, postgres, capsys):
+def test_at_a_site_door_today_reads_every_doors_events_from_postgresql(day, postgres_server, capsys):
     """A real site (PostgreSQL): both doors' events, with the door; when the site cannot be
     reached, this door's own log and a note saying so."""
     from faceguard.site.config import SiteConfig
     from faceguard.site.store import SiteStore
     from faceguard.tools.today import for_this_door
-    site_url = postgres.createdb("today")
+    site_url = postgres_server.createdb("today")
     with SiteStore.connect(site_url) as store:
         _, key = store.create()
         for door in ("front", "back"):
