@@ -184,3 +184,37 @@ def test_gallery_list_prints_local_times_as_the_log_does(day, capsys):
     out = capsys.readouterr().out
     local = datetime.fromtimestamp(seen).astimezone().isoformat(timespec="seconds")
     assert f"E1\tAna Lima\tlast seen {local}" in out and local[19] in "+-"      # with its offset
+
+
+def test_the_access_log_window_shows_every_doors_events_with_a_door_column(qtbot, styled, day, postgres_server):
+    from faceguard.site.config import SiteConfig
+    from faceguard.site.store import SiteStore
+    from faceguard.ui.log_window import EVERY_DOOR, HERE, LogWindow
+    site_url = postgres_server.createdb("logwindow")
+    with SiteStore.connect(site_url) as store:
+        _, key = store.create()
+        for door in ("front", "back"):
+            store.register_door(door)
+        store.push_events("back", [(7, at(10.5), "E2", "Ben Ode", 0.09, 0.18, "GRANTED", "ok", "ok", None),
+                                   (8, at(11.5), None, None, 0.6, 0.18, "DENIED", "stranger", "", None)])
+        store.push_events("front", [(3, at(9.5), "E1", "Ana Lima", 0.1, 0.18, "GRANTED", "ok", "ok", None)])
+        site_id = store.site_id()
+    SiteConfig(site_url, site_id, "front").save()
+    SiteConfig.save_key(key)
+    w = LogWindow(day, today=TODAY)
+    qtbot.addWidget(w)
+    w.show()
+    w.set_days(TODAY, TODAY)
+    assert w.where.isVisible() and len(w.rows()[0]) == 6           # this door's log: no Door column
+    assert len(w.rows()) == 6
+    assert w.set_where(EVERY_DOOR)
+    rows = w.rows()
+    assert [(r[1], r[2], r[6]) for r in rows] == [("stranger", "DENIED", "back"), ("Ben Ode (E2)", "GRANTED", "back"),
+                                                   ("Ana Lima (E1)", "GRANTED", "front")]
+    w.set_person("E2")
+    assert [r[6] for r in w.rows()] == ["back"]
+    w.set_person("")
+    w.set_decision("DENIED")
+    assert [r[1] for r in w.rows()] == ["stranger"]
+    screenshot(w, "log_window_every_door")
+    assert w.set_where(HERE) and len(w.rows()[0]) == 6

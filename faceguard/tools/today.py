@@ -175,3 +175,22 @@ def to_dict(today: Today) -> dict:
                      "employee_id": r.employee_id, "name": r.name, "reason": r.reason,
                      "suspected_attack": r.suspected_attack} for r in today.denials],
     }
+
+
+def site_log(gallery, since: float, until: float, timeout: float = 5) -> list[tuple[str, object]]:
+    """Every door's access-log events with since <= time < until, newest first, from this
+    door's site, as (door, gallery.events.Event) pairs (their snapshots stay at the site:
+    ``has_snapshot`` False). SiteError when this door joined no site or it cannot be reached."""
+    from faceguard.gallery.events import Event
+    from faceguard.site import SiteError
+    from faceguard.site.config import SiteConfig
+    from faceguard.site.replica import Replica
+
+    config = SiteConfig.load()
+    if config is None:
+        raise SiteError("This door has not joined a site.")
+    with Replica(gallery, config).connect(timeout) as store:
+        rows = store.events(limit=None)
+    return [(e["door"], Event(-int(e["local_id"]), float(e["time"]), e["employee_id"], e["name"], e["distance"],
+                              e["threshold"], e["decision"], e["reason"] or "", e["door_result"] or "", False))
+            for e in rows if since <= float(e["time"]) < until]
