@@ -178,7 +178,7 @@ def test_enrol_dialog_says_what_is_wrong_with_a_photo_file_and_opens_bulk(qtbot,
     d.show()
     assert not d.load_photo(blurred(photo(lfw, split, "Tom_Ridge", "probe"), tmp_path))
     assert d.error.text() == "This photo cannot be used: the photo is blurred; use a sharp one."
-    assert d.feedback.text() == "Hold still"                 # the live wording stays the camera's
+    assert d.feedback.text() == "The photo is blurred; use a sharp one"   # a file is not asked to hold still
     two = tmp_path / "two.jpg"
     a, b = (cv2.imread(str(photo(lfw, split, w))) for w in ("Tom_Ridge", "Hugo_Chavez"))
     cv2.imwrite(str(two), cv2.hconcat([a, b]))

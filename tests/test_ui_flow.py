@@ -157,7 +157,8 @@ def test_photo_check_asks_to_turn_the_head_then_denies_a_print(qtbot, pipeline, 
     own timestamps (the same decisions on a busy machine), every banner shown is recorded (a
     prompt up for a moment between two polls still counts), and the wait ends when the clip
     does; the timeouts only guard against a hang."""
-    from faceguard.camera import FrameSource
+    from conftest import HANG_MS, clip_over, every_frame, record_banners
+
     from faceguard.ui.door_window import DoorWindow
     from faceguard.ui.presentation import NOT_RECOGNISED_TEXT, TURN_HEAD_TEXT
     from faceguard.ui.sounds import SoundPlayer
@@ -165,11 +166,9 @@ def test_photo_check_asks_to_turn_the_head_then_denies_a_print(qtbot, pipeline, 
     settings = Settings(camera=str(print_attack_video), photo_check=True, challenge=False,
                         photo_check_timeout_s=3.0)
     w = DoorWindow(settings, pipeline, gallery, sounds=SoundPlayer(enabled=False), save=False,
-                   open_source=lambda: FrameSource(str(print_attack_video)).open())   # every frame
+                   open_source=every_frame(print_attack_video))
     qtbot.addWidget(w)
-    shown = []
-    present = w.banner.present
-    w.banner.present = lambda view, photo=None: (shown.append(view), present(view, photo))
+    shown = record_banners(w)
     w.show()
     w.start()
     qtbot.waitUntil(lambda: any(v.title == TURN_HEAD_TEXT for v in shown) or clip_over(w), timeout=HANG_MS)
@@ -183,14 +182,6 @@ def test_photo_check_asks_to_turn_the_head_then_denies_a_print(qtbot, pipeline, 
     # The numbers stay in the event row (the manager's view), without the name.
     assert row.startswith("DENIED  not let in") and "photo check: motion" in row and NAME not in row
     assert w.banner.title.text() == NOT_RECOGNISED_TEXT and "photo" not in w.banner.detail.text()
-
-
-HANG_MS = 600_000     # only a guard against a hang: the waits end on events
-
-
-def clip_over(w) -> bool:
-    """The video file has been read to its end (and its last frame's report painted)."""
-    return w.camera_text.endswith("the video has ended") and w.controller.worker.isFinished()
 
 
 def test_door_window_paints_faces_on_the_clip(qtbot, pipeline, shared_data):
