@@ -37,6 +37,7 @@ from faceguard.ui.door_admin import AdminActions
 from faceguard.ui.door_controller import Check, DoorController, LiveFrame
 from faceguard.ui.door_status import StatusLine
 from faceguard.ui.door_widgets import DecisionBanner, NoCameraPage
+from faceguard.ui.kiosk import KioskMode
 from faceguard.ui.pin import PinGuard
 from faceguard.ui.presentation import (
     BANNER_HOLD_S,
@@ -64,7 +65,7 @@ CHECKLIST_REFRESH_MS = 5000   # enrolments from a terminal or another door show 
 THUMB = 64
 
 
-class DoorWindow(AdminActions, QMainWindow):
+class DoorWindow(KioskMode, AdminActions, QMainWindow):
     """The main window. `make_check()` builds the door check and `open_source()` opens the
     FrameSource (both go to the DoorController; injectable so tests can drive them)."""
 
@@ -390,33 +391,6 @@ class DoorWindow(AdminActions, QMainWindow):
         return [self.events.item(i).text() for i in range(self.events.count())]
 
     # -- kiosk mode and admin -------------------------------------------------------------
-    def set_kiosk(self, on: bool) -> None:
-        """Kiosk mode: the screen faces visitors. It shows the camera, the banner and what the
-        person must do (the id box in verify mode); nothing about anyone else (no recent
-        events, no numbers on the faces) and no admin things (menu, checklist, status bar):
-        those come back only after the admin PIN (Escape)."""
-        self.kiosk = on
-        self.menuBar().setVisible(not on)
-        self.statusBar().setVisible(not on)
-        for w in (self.events_title, self.events, self.status_line):
-            w.setVisible(not on)
-        self.side_panel.setVisible(not on or self.settings.mode == "verify")
-        if on:
-            self.checklist.hide()
-        else:
-            self.refresh_checklist()
-        if on:
-            self.showFullScreen()
-        else:
-            self.showNormal()
-
-    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        if event.key() == Qt.Key.Key_Escape and self.kiosk:
-            if self.admin_ok("leave kiosk mode"):
-                self.set_kiosk(False)
-            return
-        super().keyPressEvent(event)
-
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         # In kiosk mode the window has no frame, but Alt+F4 or the session can still close it.
         if self.kiosk and not self._quit_ok and not self.admin_ok("quit FaceGuard"):
