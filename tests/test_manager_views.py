@@ -75,10 +75,16 @@ def test_kiosk_shows_the_camera_the_banner_and_what_to_do_and_nothing_about_anyo
     # A print of Ana held up: refused, and the screen does not say whom it resembles.
     w.show_decision(PRINT_OF_ANA, frame)
     assert not any("Ana" in t or "RIGHT" in t or "0.09" in t for t in visible_texts(w))
+    # No camera: visitors are told to ask staff, not shown the camera's address or the choices.
+    w._show_problem("Camera rtsp://admin:secret@10.0.0.7/stream cannot be opened.")
+    assert not any("rtsp" in t or "secret" in t or "Search for cameras" in t for t in visible_texts(w))
+    assert "The camera is not available. Please ask a member of staff." in visible_texts(w)
+    w.pages.setCurrentIndex(0)
     # Admin things come back only behind the PIN.
     w.ask_pin = lambda *_: "2468"
     qtbot.keyClick(w, Qt.Key.Key_Escape)
     assert not w.kiosk and w.events.isVisible() and w.checklist.isVisible() and w.statusBar().isVisible()
+    assert w.no_camera.search_btn.isVisibleTo(w.no_camera) and not w.no_camera.locked_note.isVisibleTo(w.no_camera)
     rows = w.event_rows()
     assert len(rows) == 3 and not any("Hugo" in r for r in rows) and not any("Ana" in r for r in rows[:2])
     assert "median distance 0.24" in rows[1]      # the numbers stay for the manager
