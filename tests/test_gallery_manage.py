@@ -201,3 +201,19 @@ def test_expired_date_is_in_the_past_and_future_one_is_active(lfw, split, pipeli
         assert not g.set_valid_until("T1", time.time() - 1).active
         assert g.people() == [] and g.people(active_only=False)[0].employee_id == "T1"
         np.testing.assert_equal(g.embeddings(pipeline.model_id)[1].shape, (0, 0))
+
+
+def test_bulk_enrolment_use_anyway_for_a_turned_photo(run, lfw, split, tmp_path):
+    folder = tmp_path / "staff"
+    folder.mkdir()
+    for who in ("Amber_Tamblyn", "Abel_Pacheco"):            # Amber's photo is turned (a soft reason)
+        shutil.copy(photo(lfw, split, who), folder / f"{who}.jpg")
+    code, out, _ = run("enroll", "--folder", folder, "--consent")
+    amber = next(ln for ln in out.splitlines() if "Amber_Tamblyn.jpg" in ln)
+    assert code == 1 and amber.startswith("refused") and amber.endswith('It may be taken anyway ("use anyway").')
+    code, out, err = run("enroll", "--folder", folder, "--consent", "--use-anyway", "Nobody.jpg")
+    assert code == 2 and "--use-anyway Nobody.jpg: not a photo of" in err
+    code, out, _ = run("enroll", "--folder", folder, "--consent", "--use-anyway", "Amber_Tamblyn.jpg")
+    amber = next(ln for ln in out.splitlines() if "Amber_Tamblyn.jpg" in ln)
+    assert amber.startswith("enrolled") and "(taken anyway: the face is turned or tilted" in amber
+    assert ("Amber_Tamblyn",) in rows("SELECT employee_id FROM people")

@@ -81,6 +81,8 @@ def cmd_enroll(args) -> int:
         return _enroll_folder(args)
     if args.photo is None or not args.name or not args.id:
         raise common.Refused("needs PHOTO, --name and --id (or --folder DIR for many people)")
+    if args.use_anyway:
+        raise common.Refused("--use-anyway is for --folder; one photo is judged as the dialog does")
     from faceguard.gallery.enrol import DuplicatePersonError, enrol
     from faceguard.vision.image import load_image
 
@@ -108,10 +110,15 @@ def _enroll_folder(args) -> int:
     if args.photo is not None or args.name or args.id or args.force:
         raise common.Refused("PHOTO, --name, --id and --force cannot be used with --folder")
     items = items_from(args.folder)
+    wanted = {Path(n).name for n in args.use_anyway}
+    unknown = wanted - {i.photo.name for i in items}
+    if unknown:
+        raise common.Refused(f"--use-anyway {', '.join(sorted(unknown))}: not a photo of {args.folder}")
+    anyway = {i.photo for i in items if i.photo.name in wanted}
     pipeline = common.load_pipeline(args)
     with _open() as gallery:
         outcomes = enrol_all(gallery, pipeline, items, consent=True, threshold=_threshold_setting(),
-                             progress=ProgressBar("Enrolling"))
+                             progress=ProgressBar("Enrolling"), use_anyway=anyway)
     enrolled = sum(o.ok for o in outcomes)
     if args.json:
         print(json.dumps({"photos": [{"photo": str(o.item.photo), "name": o.item.name,
@@ -315,6 +322,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folder", type=Path, metavar="DIR",
                    help="enrol one person per photo in DIR (name from the file name, id = file "
                         "name), or per line of a CSV file with columns photo,name,id")
+    p.add_argument("--use-anyway", action="append", default=[], metavar="PHOTO",
+                   help="with --folder: enrol this photo (its file name) even if it is turned, "
+                        "blurred or dark; repeat for more")
 
     p = command(sub, "identify", cmd_identify, parents=[ENGINE, JSON_STDOUT],
                 help="who is in this photo?")
