@@ -213,6 +213,14 @@ def test_settings_say_the_strictness_in_rates_have_arrows_and_warn_on_a_trivial_
     assert int(stricter.split("about 1 of ")[1].split(" ")[0].replace(",", "")) > 1000
     d.threshold.setValue(0.16)
     assert d.strictness_note.text().endswith("(looser than calibrated: more strangers let in).")
+    # Frame counts in seconds too, at a typical rate until the door has measured its own.
+    assert d.frames_note.text() == ("At 10 checked frames a second (a typical office PC): let in after about "
+                                    "0.3 s of a face, a stranger refused after about 0.5 s.")
+    measured = SettingsDialog(Settings(), save=False, checked_fps=4.0)
+    qtbot.addWidget(measured)
+    measured.stranger_frames.setValue(8)
+    assert measured.frames_note.text() == ("At 4 checked frames a second (this PC now): let in after about "
+                                           "0.8 s of a face, a stranger refused after about 2.0 s.")
     # The arrows are there and work: a click on the up arrow adds one frame.
     box = d.window_frames
     d.tabs.setCurrentIndex(0)

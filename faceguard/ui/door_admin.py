@@ -121,7 +121,8 @@ class AdminActions:
         if not self.admin_ok("change the settings"):
             return
         from faceguard.ui.settings_dialog import SettingsDialog
-        dlg = SettingsDialog(self.settings, parent=self, save=self._save, **self.controller.calibration())
+        dlg = SettingsDialog(self.settings, parent=self, save=self._save, **self.controller.calibration(),
+                             checked_fps=self.status_line.checked_fps)
         if dlg.exec():
             self.settings = dlg.settings
             self.claim_box.setVisible(self.settings.mode == "verify")

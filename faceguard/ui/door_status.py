@@ -21,6 +21,7 @@ class StatusLine(QLabel):
         self.site_text = ""
         self.rate_text = ""
         self._rate_at = -1e9
+        self.checked_fps: float | None = None    # the latest, for the Settings' frame words
 
     def show_site(self, status: str) -> None:
         """`status`: the site watcher's status line ("" for a door on its own)."""
@@ -32,6 +33,7 @@ class StatusLine(QLabel):
         self._paint()
 
     def show_rate(self, checked_fps: float, camera_fps: float) -> None:
+        self.checked_fps = checked_fps
         now = time.monotonic()
         if now - self._rate_at >= RATE_EVERY_S or not self.rate_text:
             self._rate_at = now

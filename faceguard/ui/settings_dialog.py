@@ -76,7 +76,8 @@ class SettingsDialog(SettingsHints, QDialog):
 
     def __init__(self, settings: Settings, parent=None, *, save: bool = True,
                  default_threshold: float | None = None, gallery_size: int | None = None,
-                 margin_threshold: float | None = None, threshold_curve=None):
+                 margin_threshold: float | None = None, threshold_curve=None,
+                 checked_fps: float | None = None):
         """`default_threshold`: the model's distance threshold calibrated for the current
         gallery (`pipeline.threshold_for(gallery_size)`), shown while "use calibrated" is on.
         `margin_threshold`: set when a gallery this large is scored by the runner-up margin
@@ -167,7 +168,7 @@ class SettingsDialog(SettingsHints, QDialog):
         self.error = QLabel()
         self.error.setObjectName("error")
         self.error.setWordWrap(True)
-        self.build_hints(gallery_size, threshold_curve)   # the strictness in rates, the PIN warning
+        self.build_hints(gallery_size, threshold_curve, checked_fps)   # the strictness in rates, the PIN warning
 
         rec = self._form([
             ("camera", "Camera", self.camera, "Which camera to watch: 0 is the first one; or a "
@@ -184,6 +185,7 @@ class SettingsDialog(SettingsHints, QDialog):
             ("window_frames", "Out of the last", self.window_frames, "…out of this many recent frames."),
             ("stranger_frames", "Deny a stranger after", self.stranger_frames, "Frames of an unknown "
              "face before it is refused and logged."),
+            (None, "", self.frames_note, ""),
             ("cooldown_s", "Quiet time per person", self.cooldown, "After a decision, how long the "
              "same person is not logged again."),
             ("provider", "Run on", self.provider, "Where faces are computed; automatic uses a "

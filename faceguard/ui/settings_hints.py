@@ -9,7 +9,7 @@ import logging
 from PySide6.QtWidgets import QAbstractSpinBox, QLabel, QSpinBox
 
 from faceguard.errors import FaceGuardError
-from faceguard.ui.settings_words import strictness_words, trivial_pin
+from faceguard.ui.settings_words import frames_words, strictness_words, trivial_pin
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +27,19 @@ def default_curve():
 class SettingsHints:
     """Needs of the dialog: threshold, use_default_threshold, default_threshold, pin."""
 
-    def build_hints(self, gallery_size: int | None, curve=None) -> None:
+    def build_hints(self, gallery_size: int | None, curve=None, checked_fps: float | None = None) -> None:
         self.curve = default_curve() if curve is None else curve
         self.gallery_size = max(1, gallery_size or 1)
         self.strictness_note = QLabel()
         self.strictness_note.setWordWrap(True)
         self.strictness_note.setStyleSheet("color: #2f3a48; font-size: 11px; font-weight: 600;")
+        self.checked_fps = checked_fps
+        self.frames_note = QLabel()
+        self.frames_note.setWordWrap(True)
+        self.frames_note.setStyleSheet("color: #2f3a48; font-size: 11px; font-weight: 600;")
+        for box in (self.confirm_frames, self.stranger_frames):
+            box.valueChanged.connect(lambda *_: self.show_frames())
+        self.show_frames()
         self.pin_warning = QLabel()
         self.pin_warning.setObjectName("error")
         self.pin_warning.setWordWrap(True)
@@ -53,6 +60,10 @@ class SettingsHints:
                                 self.default_threshold)
         self.strictness_note.setText(text)
         self.strictness_note.setVisible(bool(text))
+
+    def show_frames(self) -> None:
+        self.frames_note.setText(frames_words(self.confirm_frames.value(), self.stranger_frames.value(),
+                                              self.checked_fps))
 
     def show_pin_warning(self, pin: str) -> None:
         why = trivial_pin(pin)

@@ -81,6 +81,19 @@ def strictness_words(curve, threshold: float, people: int, calibrated: float | N
     return f"{who}, a stranger's face is taken for one of them in {odds}{where}."
 
 
+TYPICAL_FPS = 10.0    # checked frames a second on an office PC's CPU (benchmarks/engine.py)
+
+
+def frames_words(confirm: int, stranger: int, fps: float | None) -> str:
+    """The frame counts as time: "At 8 checked frames a second (this PC now): let in after
+    about 0.4 s of a face, a stranger refused after about 0.6 s."."""
+    measured = fps is not None and fps >= 0.5
+    rate = fps if measured else TYPICAL_FPS
+    where = "this PC now" if measured else "a typical office PC"
+    return (f"At {rate:.0f} checked frames a second ({where}): let in after about {confirm / rate:.1f} s "
+            f"of a face, a stranger refused after about {stranger / rate:.1f} s.")
+
+
 # -- admin PINs a passer-by guesses first -----------------------------------------------------
 def trivial_pin(pin: str) -> str:
     """Why a PIN is easy to guess ("" when it is not): one digit repeated (0000, 1111), a
