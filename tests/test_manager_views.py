@@ -69,6 +69,7 @@ def test_kiosk_shows_the_camera_the_banner_and_what_to_do_and_nothing_about_anyo
     assert not w.menuBar().isVisible() and not w.statusBar().isVisible()
     assert w.banner.title.text() == "Not recognised"
     assert w.banner.detail.text() == "Please ask a member of staff to let you in."
+    assert not w.banner.photo.isVisible()          # no face on a refusal (a print, a bystander)
     for private in ("Hugo", "Ana", "0.24", "0.14", "Settings", "Enrol", "Recent events"):
         assert not any(private in t for t in texts), (private, texts)
     screenshot(w, "door_window_kiosk")

@@ -367,8 +367,9 @@ class DoorWindow(KioskMode, AdminActions, QMainWindow):
         snapshot = rgb_to_qimage(face_crop(rgb, decision.box)) if rgb is not None else None
         view = self.rule.decision(decision, time.monotonic())
         if view is not None:
-            photo = self._photo_of(decision) if decision.kind == GRANTED else None
-            self.banner.present(view, photo or snapshot)
+            # A refused face is not shown: it may be a print of someone enrolled, or a bystander.
+            photo = (self._photo_of(decision) or snapshot) if decision.kind == GRANTED else None
+            self.banner.present(view, photo)
             self.sounds.play(view.sound)
             self.banner_timer.start()
         self.decisions.append(decision)
