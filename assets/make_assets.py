@@ -1,6 +1,6 @@
 """Builds the app's icon and sounds from code (no third-party media):
 
-    python assets/make_assets.py      # writes icon.png, granted.wav, denied.wav, prompt.wav next to itself
+    python assets/make_assets.py      # writes icon.png, arrow_up/down.png, granted/denied/prompt.wav
 """
 
 from __future__ import annotations
@@ -54,11 +54,22 @@ def icon(size: int = 256) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def arrow(up: bool, w: int = 10, h: int = 6) -> np.ndarray:
+    """A small dark triangle for the number fields' up / down buttons (BGRA, supersampled)."""
+    k = 8
+    img = np.zeros((h * k, w * k, 4), np.uint8)
+    tri = np.array([[0, h], [w, h], [w / 2, 0]] if up else [[0, 0], [w, 0], [w / 2, h]]) * k
+    cv2.fillPoly(img, [tri.astype(np.int32)], (86, 70, 58, 255), cv2.LINE_AA)
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
 def main() -> None:
     write_wav(HERE / "granted.wav", tone([(660, 0.12), (880, 0.22)]))
     write_wav(HERE / "denied.wav", tone([(300, 0.18), (220, 0.3)], volume=0.45))
     write_wav(HERE / "prompt.wav", tone([(520, 0.1), (520, 0.1)], volume=0.4))   # "look here"
     cv2.imwrite(str(HERE / "icon.png"), icon())
+    cv2.imwrite(str(HERE / "arrow_up.png"), arrow(True))
+    cv2.imwrite(str(HERE / "arrow_down.png"), arrow(False))
 
 
 if __name__ == "__main__":

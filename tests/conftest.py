@@ -385,3 +385,45 @@ def blurred(path, tmp_path):
 
 def dev_people(split, n):
     return sorted(who for who, roles in split.items() if roles.get("gallery"))[:n]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throw-away PostgreSQL cluster (benchmarks/pgcluster, trust auth for `postgres`) for the
+    tests outside test_site.py that need a real server; stopped and deleted at the end."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from pgcluster import Cluster, pg_bin
+    if pg_bin() is None:
+        pytest.fail("PostgreSQL is not installed (apt-get install -y postgresql); these tests "
+                    "need a real server")
+    server = Cluster()
+    server.start()
+    yield server
+    server.destroy()
+
+
+# -- waiting on events, not on the PC's speed (issue 24 item 10) ----------------------------
+def every_frame(path):
+    """`open_source` for a DoorWindow that reads a video file frame by frame, each frame
+    stamped with its time in the clip: the door decides the same on a busy PC (the window's
+    default plays a file like a camera, dropping frames and judging on the wall clock)."""
+    from faceguard.camera import FrameSource
+    return lambda: FrameSource(str(path)).open()
+
+
+def record_banners(window) -> list:
+    """Every BannerView the window paints, in order: a prompt that is up only between two polls
+    of qtbot.waitUntil still counts."""
+    shown: list = []
+    present = window.banner.present
+    window.banner.present = lambda view, photo=None: (shown.append(view), present(view, photo))
+    return shown
+
+
+def clip_over(window) -> bool:
+    """The window's video file has been read to its end (its worker finished)."""
+    worker = window.controller.worker
+    return window.camera_text.endswith("the video has ended") and (worker is None or worker.isFinished())
+
+
+HANG_MS = 600_000     # only a guard against a hang: waits end on events (a decision, the clip's end)

@@ -58,15 +58,18 @@ STRANGER = decision(DENIED, distance=0.52, reason="stranger: no one within thres
 @pytest.mark.parametrize("state, status, label, color", [
     ("granted", "Ana: granted", "Ana  0.08 · granted", GREEN),
     ("cooldown", "Ana: already let in 4 s ago", "Ana  0.08 · already let in 4 s ago", GREEN),
-    ("recognising", "recognising Ana 2/3", "Ana  0.08 · recognising Ana 2/3", AMBER),
-    ("verifying", "checking Ana 1/3", "Ana  0.08 · checking Ana 1/3", AMBER),
-    ("turn_head", "Ana: turn your head a little", "Ana  0.08 · turn your head a little", AMBER),
-    ("denied", "Ana: denied", "Ana  0.08 · denied", RED),
+    # Matched but not (yet) let in: the box says what is going on, never whom it resembles.
+    ("recognising", "recognising Ana 2/3", "recognising 2/3  0.08", AMBER),
+    ("verifying", "checking Ana 1/3", "checking 1/3  0.08", AMBER),
+    ("turn_head", "Ana: turn your head a little", "turn your head  0.08", AMBER),
+    ("denied", "Ana: denied", "denied  0.08", RED),
 ])
-def test_a_face_recognised_this_frame_shows_its_name_once(state, status, label, color):
+def test_a_face_shows_a_name_only_once_let_in_as_that_person(state, status, label, color):
     ov = face_overlay(face("Ana", 0.08, state, status))
     assert (ov.label, ov.color) == (label, color)
     assert ov.box == BOX and ov.landmarks is LANDMARKS
+    # Kiosk mode: no numbers on the faces either.
+    assert face_overlay(face("Ana", 0.08, state, status), numbers=False).label == label.replace("  0.08", "")
 
 
 @pytest.mark.parametrize("state, status, label", [
@@ -88,7 +91,7 @@ def test_a_face_not_recognised_this_frame_is_unknown_and_red(state, status, labe
 def test_a_status_naming_someone_else_is_not_painted_on_this_face():
     """This frame's face is Bob, but the track's votes were Ana's: Bob's name only."""
     ov = face_overlay(face("Bob", 0.12, "recognising", "recognising Ana 2/3", employee_id="E2"))
-    assert ov.label == "Bob  0.12 · recognising 2/3" and ov.color == AMBER
+    assert ov.label == "recognising 2/3  0.12" and ov.color == AMBER
     assert face_overlay(face("Bob", 0.12, "granted", "Ana: granted")).label == "Bob  0.12 · granted"
 
 
@@ -110,17 +113,21 @@ def test_every_decision_text_carries_distance_and_threshold():
 
 def test_banner_and_row_texts_of_a_decision():
     granted = decision_banner(ANA)
-    assert (granted.state, granted.title, granted.sound, granted.person_id) == \
-        ("granted", "GRANTED  ·  Ana", "granted", "E1")
-    assert granted.detail == f"Welcome! {ANA.reason}"
+    assert (granted.state, granted.title, granted.detail, granted.sound, granted.person_id) == \
+        ("granted", "Welcome, Ana", "Please come in.", "granted", "E1")
     denied = decision_banner(STRANGER)
-    assert (denied.state, denied.title, denied.detail, denied.sound) == ("denied", "DENIED", STRANGER.reason, "denied")
+    assert (denied.state, denied.title, denied.detail, denied.sound) == \
+        ("denied", "Not recognised", "Please ask a member of staff to let you in.", "denied")
     assert event_row(ANA, "12:00:01") == f"GRANTED  Ana\n12:00:01  ·  0.08\n{ANA.reason}"
-    assert event_row(STRANGER, "12:00:02") == f"DENIED  stranger\n12:00:02  ·  0.52\n{STRANGER.reason}"
-    # A verify-mode refusal names the claimed person; no distance when none was measured.
+    # The numbers stay in the row; the nearest enrolled person's name does not.
+    assert event_row(STRANGER, "12:00:02") == ("DENIED  not let in\n12:00:02  ·  0.52\nstranger: no one within "
+                                               "threshold 0.18 in 5 frames (nearest enrolled person, median "
+                                               "distance 0.52)")
+    # A verify-mode refusal does not name the claimed person; no distance when none was measured.
     claimed = decision(DENIED, "Abel Pacheco", "E002", math.inf, reason="not Abel Pacheco: the face "
-                       "matches no one (5 frames)", mode="verify")
-    assert event_row(claimed, "12:00:03").startswith("DENIED  Abel Pacheco\n12:00:03\n")
+                       "looks nearer to Hugo Chavez (5 frames)", mode="verify")
+    assert event_row(claimed, "12:00:03") == ("DENIED  not let in\n12:00:03\nnot the claimed person: the face "
+                                              "looks nearer to enrolled person (5 frames) (threshold 0.18)")
     assert row_color(ANA) == GREEN and row_color(STRANGER) == RED
 
 
@@ -134,13 +141,13 @@ def test_idle_banner_says_how_to_enrol_when_nobody_is():
 # -- which banner is on show ---------------------------------------------------------------
 def test_a_granted_holds_the_banner_against_a_bystanders_denied():
     rule = BannerRule(hold_s=4.0)
-    assert rule.decision(ANA, now=100.0).title == "GRANTED  ·  Ana"
+    assert rule.decision(ANA, now=100.0).title == "Welcome, Ana"
     assert rule.decision(STRANGER, now=101.5) is None          # no banner, no sound
-    assert rule.shown.title == "GRANTED  ·  Ana"
+    assert rule.shown.title == "Welcome, Ana"
     shown = rule.decision(BOB, now=102.0)                      # another GRANTED does take it
-    assert shown.title == "GRANTED  ·  Bob" and rule.until == 106.0
+    assert shown.title == "Welcome, Bob" and rule.until == 106.0
     assert rule.decision(STRANGER, now=105.9) is None          # Bob's hold counts from his grant
-    assert rule.decision(STRANGER, now=106.0).title == "DENIED"   # the hold is over
+    assert rule.decision(STRANGER, now=106.0).title == "Not recognised"   # the hold is over
 
 
 def test_a_denied_gives_way_to_the_next_decision_and_the_hold_ends_in_idle():
@@ -157,7 +164,7 @@ def test_turn_your_head_is_never_hidden_by_another_persons_decision():
     ana_waits = face("Ana", 0.09, "turn_head", "Ana: turn your head a little")
     stranger_face = face(None, 0.5, "stranger", "unknown 2/5")
     prompt = rule.faces([stranger_face, ana_waits], now=0.0)
-    assert prompt.title == TURN_HEAD_TEXT and prompt.detail.startswith("Ana: recognised.")
+    assert prompt.title == TURN_HEAD_TEXT and "Ana" not in prompt.detail
     assert prompt.person_id == "E1"
     assert rule.faces([ana_waits], now=0.1) is None              # unchanged: nothing to repaint
     assert rule.decision(STRANGER, now=0.5) is None              # a bystander's DENIED
@@ -165,7 +172,8 @@ def test_turn_your_head_is_never_hidden_by_another_persons_decision():
     assert rule.expire(now=4.6) is None and rule.shown.title == TURN_HEAD_TEXT
     photo = decision(DENIED, "Ana", "E1", 0.09, reason="within 8 s the face did not move like a real "
                      "head (photo check: motion 0.01 < 0.05); a photo or a screen?")
-    assert rule.decision(photo, now=1.0).title == "DENIED"      # her own decision replaces it
+    shown = rule.decision(photo, now=1.0)                      # her own decision replaces it
+    assert (shown.title, shown.detail) == ("Not recognised", "Please ask a member of staff to let you in.")
 
 
 def test_turn_your_head_waits_for_a_granted_and_goes_when_nobody_waits():
@@ -177,7 +185,7 @@ def test_turn_your_head_waits_for_a_granted_and_goes_when_nobody_waits():
     assert rule.faces([face(None, 0.5, "stranger", "unknown 1/5")], now=5.0).title == IDLE_TEXT
     # A prompt for a face this frame does not name does not name anyone either.
     unnamed = face(None, 0.2, "turn_head", "Ana: turn your head a little")
-    assert rule.faces([unnamed], now=6.0).detail.startswith("You: recognised.")
+    assert "Ana" not in rule.faces([unnamed], now=6.0).detail
 
 
 def test_a_claim_prompt_waits_for_the_decision_on_that_claim():
@@ -192,7 +200,7 @@ def test_a_claim_prompt_waits_for_the_decision_on_that_claim():
     assert rule.decision(unknown, now=0.1) is None and rule.shown == prompt
     abel = decision(DENIED, "Abel Pacheco", "E002", 0.61, reason="not Abel Pacheco: distance 0.61 > "
                     "threshold 0.18 in 5 frames", mode="verify")
-    assert rule.decision(abel, now=0.5).title == "DENIED"
+    assert rule.decision(abel, now=0.5).title == "Not recognised"
     assert event_row(unknown, "09:00:00").startswith("DENIED  unknown employee id\n09:00:00\n")
 
 
@@ -201,7 +209,7 @@ def test_track_states_as_text_enums_are_read_by_their_values():
     ov = face_overlay(face("Ana", 0.08, TrackState.COOLDOWN, "Ana: already let in 4 s ago"))
     assert ov.label == "Ana  0.08 · already let in 4 s ago" and ov.color == GREEN
     other = face_overlay(face("Bob", 0.12, TrackState.RECOGNISING, "recognising Ana 2/3"))
-    assert other.label == "Bob  0.12 · recognising 2/3"
+    assert other.label == "recognising 2/3  0.12"
     nobody = face_overlay(face(None, math.inf, TrackState.NO_GALLERY, "nobody is enrolled yet"))
     assert nobody.label == "unknown" and nobody.color == GREY
     waiting = face("Ana", 0.09, TrackState.TURN_HEAD, "Ana: turn your head a little")
@@ -215,7 +223,7 @@ def test_a_denied_never_covers_the_empty_gallery_notice():
     assert rule.shown.title == EMPTY_GALLERY_TEXT
     assert rule.set_enrolled(0) is None                            # nothing changed
     assert rule.set_enrolled(1).title == IDLE_TEXT                 # someone was enrolled
-    assert rule.decision(STRANGER, now=1.0).title == "DENIED"
+    assert rule.decision(STRANGER, now=1.0).title == "Not recognised"
     assert rule.set_enrolled(0) is None                            # the DENIED finishes its hold
     assert rule.expire(now=5.0).title == EMPTY_GALLERY_TEXT
 
@@ -225,7 +233,7 @@ def test_forced_notices_replace_whatever_is_up():
     rule.decision(ANA, now=0.0)
     lost = BannerView("problem", "Camera disconnected, retrying…", "Check the cable.", "camera")
     assert rule.force(lost) == lost and not rule.held(0.5)
-    assert rule.decision(STRANGER, now=0.6).title == "DENIED"     # nothing holds a notice
+    assert rule.decision(STRANGER, now=0.6).title == "Not recognised"     # nothing holds a notice
     claim = BannerView("denied", "DENIED", "No active employee with id 'E9'.", "decision")
     rule.force(claim, now=1.0)
     assert rule.held(4.9) and not rule.held(5.0)

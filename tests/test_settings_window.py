@@ -35,7 +35,7 @@ def test_settings_are_grouped_with_a_help_line_under_each_field(qtbot):
     screenshot(d, "settings_dialog_recognition")
     helps = d.help_texts()
     assert len(helps) >= 18 and all(len(h) > 20 for h in helps)
-    assert any(h.startswith("How similar a face must be") for h in helps)
+    assert any(h.startswith("How close a face must be") for h in helps)
     placeholders = next(h for h in helps if "Placeholders" in h)
     for name in ("{name}", "{employee_id}", "{distance}"):
         assert name in placeholders

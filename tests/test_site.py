@@ -18,20 +18,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
-from pgcluster import Cluster, pg_bin  # noqa: E402
 
 CLIP_FRAMES = "40"   # Miranda is granted within the clip's first few frames
 
 
 @pytest.fixture(scope="session")
-def pg():
-    if pg_bin() is None:
-        pytest.fail("PostgreSQL is not installed (apt-get install -y postgresql); the site tests "
-                    "need a real server")
-    cluster = Cluster()
-    cluster.start()
-    yield cluster
-    cluster.destroy()
+def pg(postgres_server):
+    return postgres_server       # conftest's throw-away cluster
 
 
 @pytest.fixture

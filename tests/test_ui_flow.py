@@ -26,7 +26,7 @@ def enrol_lin(qtbot, pipeline, gallery, shared_data):
     d.show()
     assert not d.enrol_btn.isEnabled()
     assert d.load_photo(shared_data / "video" / "lin-manuel-miranda.png"), d.error.text()
-    assert d.feedback.text() == "Good: hold it there"
+    assert d.feedback.text() == "The photo is good"        # a file is not asked to hold still
     qtbot.keyClicks(d.name, NAME)
     qtbot.keyClicks(d.employee_id, EMPLOYEE_ID)
     assert not d.enrol_btn.isEnabled()          # consent is required
@@ -123,14 +123,15 @@ def test_enrolled_person_is_granted_on_the_clip(qtbot, pipeline, gallery, shared
     w.show()
     w.start()
     qtbot.waitUntil(lambda: any(r.startswith("GRANTED") for r in w.event_rows()), timeout=60000)
-    assert w.banner.title.text() == f"GRANTED  ·  {NAME}"
-    # The banner says why, with the numbers: "… (median distance 0.11 ≤ threshold 0.18)".
+    assert w.banner.title.text() == f"Welcome, {NAME}"
+    # The event row says why, with the numbers: "… (median distance 0.11 ≤ threshold 0.18)";
+    # the banner has words for the person only.
     threshold = pipeline.threshold_for(1, None)   # one person enrolled, calibrated threshold
     granted = next(d for d in w.decisions if d.kind == "GRANTED")
     assert granted.person_id == EMPLOYEE_ID and granted.threshold == pytest.approx(threshold)
     assert granted.distance <= threshold
     why = f"median distance {granted.distance:.2f} ≤ threshold {threshold:.2f}"
-    assert why in w.banner.detail.text()
+    assert w.banner.detail.text() == "Please come in."
     row = next(r for r in w.event_rows() if r.startswith("GRANTED"))
     assert row.startswith(f"GRANTED  {NAME}\n") and why in row
     assert "granted" in sounds.played
@@ -152,25 +153,35 @@ def test_enrolled_person_is_granted_on_the_clip(qtbot, pipeline, gallery, shared
 
 def test_photo_check_asks_to_turn_the_head_then_denies_a_print(qtbot, pipeline, gallery, shared_data,
                                                                 print_attack_video):
+    """Waits on events, not on the PC's speed: the clip is read frame by frame and judged on its
+    own timestamps (the same decisions on a busy machine), every banner shown is recorded (a
+    prompt up for a moment between two polls still counts), and the wait ends when the clip
+    does; the timeouts only guard against a hang."""
+    from conftest import HANG_MS, clip_over, every_frame, record_banners
+
     from faceguard.ui.door_window import DoorWindow
-    from faceguard.ui.presentation import TURN_HEAD_TEXT
+    from faceguard.ui.presentation import NOT_RECOGNISED_TEXT, TURN_HEAD_TEXT
     from faceguard.ui.sounds import SoundPlayer
     enrol_lin(qtbot, pipeline, gallery, shared_data)
     settings = Settings(camera=str(print_attack_video), photo_check=True, challenge=False,
                         photo_check_timeout_s=3.0)
-    w = DoorWindow(settings, pipeline, gallery, sounds=SoundPlayer(enabled=False), save=False)
+    w = DoorWindow(settings, pipeline, gallery, sounds=SoundPlayer(enabled=False), save=False,
+                   open_source=every_frame(print_attack_video))
     qtbot.addWidget(w)
+    shown = record_banners(w)
     w.show()
     w.start()
-    qtbot.waitUntil(lambda: w.banner.title.text() == TURN_HEAD_TEXT, timeout=30000)
-    assert NAME in w.banner.detail.text()
+    qtbot.waitUntil(lambda: any(v.title == TURN_HEAD_TEXT for v in shown) or clip_over(w), timeout=HANG_MS)
+    (prompt, *_) = [v for v in shown if v.title == TURN_HEAD_TEXT]
+    assert NAME not in prompt.detail and prompt.person_id == EMPLOYEE_ID
     screenshot(w, "door_window_turn_head")
-    qtbot.waitUntil(lambda: any(r.startswith("DENIED") for r in w.event_rows()), timeout=30000)
+    qtbot.waitUntil(lambda: any(r.startswith("DENIED") for r in w.event_rows()) or clip_over(w), timeout=HANG_MS)
     w.stop()
     assert not any(r.startswith("GRANTED") for r in w.event_rows())
     (row,) = [r for r in w.event_rows() if r.startswith("DENIED")]
-    assert row.startswith(f"DENIED  {NAME}") and "photo check: motion" in row
-    assert w.banner.title.text() == "DENIED" and "a photo or a screen?" in w.banner.detail.text()
+    # The numbers stay in the event row (the manager's view), without the name.
+    assert row.startswith("DENIED  not let in") and "photo check: motion" in row and NAME not in row
+    assert w.banner.title.text() == NOT_RECOGNISED_TEXT and "photo" not in w.banner.detail.text()
 
 
 def test_door_window_paints_faces_on_the_clip(qtbot, pipeline, shared_data):
@@ -204,8 +215,8 @@ def test_door_window_paints_faces_on_the_clip(qtbot, pipeline, shared_data):
                         frames_used=5, reason="Not recognised (distance 1.21 > threshold 0.36).",
                         track_id=1, box=(250.0, 60.0, 330.0, 160.0))
     w.show_decision(decision, np.full((360, 640, 3), 120, np.uint8))
-    assert w.banner.title.text() == "DENIED"
-    assert w.event_rows()[0].startswith("DENIED  stranger")
+    assert w.banner.title.text() == "Not recognised"
+    assert w.event_rows()[0].startswith("DENIED  not let in")
     screenshot(w, "door_window_live")
     w.stop()
 

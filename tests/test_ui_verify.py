@@ -60,12 +60,12 @@ def test_typed_employee_id_is_checked_against_the_face(qtbot, pipeline, shared_d
         qtbot.waitUntil(lambda: w.camera_text.startswith("Camera: live"), timeout=15000)
 
         assert not w.submit_claim("E999")
-        assert "No active employee with id 'E999'" in w.banner.detail.text()
+        assert "No active employee has the id 'E999'" in w.banner.detail.text()
 
         qtbot.keyClicks(w.claim_box, "E002")      # Abel is not the man on camera
         qtbot.keyClick(w.claim_box, "\r")
         assert w.claim_box.text() == ""
-        assert w.banner.title.text() == "Abel Pacheco: look at the camera"
+        assert w.banner.title.text() == "Look at the camera"     # no name before the face is let in
         qtbot.waitUntil(lambda: any(d.person_id == "E002" for d in w.decisions), timeout=20000)
         abel = [d for d in w.decisions if d.person_id == "E002"][-1]
         assert abel.kind == "DENIED" and abel.mode == "verify"
@@ -77,5 +77,5 @@ def test_typed_employee_id_is_checked_against_the_face(qtbot, pipeline, shared_d
         qtbot.waitUntil(lambda: any(d.person_id == "E001" for d in w.decisions), timeout=20000)
         lin = [d for d in w.decisions if d.person_id == "E001"][-1]
         assert lin.kind == "GRANTED" and lin.distance <= lin.threshold
-        assert w.banner.title.text().startswith("GRANTED")
+        assert w.banner.title.text() == "Welcome, Lin-Manuel Miranda"
         w.stop()

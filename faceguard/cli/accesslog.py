@@ -1,4 +1,4 @@
-"""`faceguard log list | export`: the access log from the command line.
+"""`faceguard log list | export | today`: the access log from the command line.
 
 ``log list`` prints what the log window shows (local time, person or stranger, decision,
 distance / threshold, reason, door result), newest first. ``--json``::
@@ -8,6 +8,13 @@ distance / threshold, reason, door result), newest first. ``--json``::
                  "decision": str, "employee_id": str | null, "name": str | null,
                  "distance": float | null, "threshold": float | null,
                  "reason": str, "door_result": str, "snapshot": bool}, ...]}
+
+``--decision`` takes any letter case (granted, Denied) and refuses a decision the log does not
+know (exit 2) instead of printing "0 events".
+
+``log today`` sums up today (tools/today.py): who came in (first entry, last seen), entries per
+hour, refusals and suspected attacks; at a site door every door's, with ``--door`` to pick one.
+Its ``--json`` shape is ``tools.today.to_dict`` (README, "JSON output").
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from faceguard.cli.common import JSON_STDOUT, command
+from faceguard.cli.common import JSON_STDOUT, Refused, command
+
+KNOWN_DECISIONS = ("GRANTED", "DENIED")
 
 
 def local_date(text: str) -> float:
@@ -39,9 +48,10 @@ def cmd_log_list(args) -> int:
     from faceguard.gallery.events import DISPLAY_COLUMNS, EventLog, display_row, local_iso
 
     with _open() as gallery:
-        events = EventLog(gallery).query(args.since, args.until, employee_id=args.person,
-                                         strangers=args.strangers, decision=args.decision,
-                                         limit=args.limit)
+        log = EventLog(gallery)
+        decision = _decision(args.decision, log)
+        events = log.query(args.since, args.until, employee_id=args.person,
+                           strangers=args.strangers, decision=decision, limit=args.limit)
     if args.json:
         print(json.dumps({"events": [dict(e.to_dict(), local_time=local_iso(e.time)) for e in events]}))
         return 0
@@ -50,6 +60,70 @@ def cmd_log_list(args) -> int:
         print("\t".join(display_row(e)))
     print(f"{len(events)} event{'' if len(events) == 1 else 's'}")
     return 0
+
+
+def _decision(text: str | None, log) -> str | None:
+    """--decision in any letter case; one the log cannot hold is refused (exit 2), not "0 events"."""
+    if text is None:
+        return None
+    known = sorted({*KNOWN_DECISIONS, *log.decisions()})
+    wanted = text.strip().upper()
+    if wanted not in known:
+        raise Refused(f"--decision {text!r}: not a decision; use one of {', '.join(known)}")
+    return wanted
+
+
+def cmd_log_today(args) -> int:
+    from faceguard.site.config import SiteConfig
+    from faceguard.tools.today import for_this_door, to_dict
+
+    if args.door and SiteConfig.load() is None:
+        raise Refused("--door needs a door that joined a site (this door's log has only its own events)")
+    with _open() as gallery:
+        today = for_this_door(gallery, door=args.door)
+    if args.json:
+        print(json.dumps(to_dict(today)))
+        return 0
+    for line in today_lines(today):
+        print(line)
+    return 0
+
+
+def today_lines(today) -> list[str]:
+    """`log today` as text: the totals, who came in, entries per hour, the refusals."""
+    from datetime import datetime
+
+    def hm(t: float) -> str:
+        return datetime.fromtimestamp(t).strftime("%H:%M")
+
+    where = ("every door of the site" if today.source == "site" and not today.door
+             else f"door {today.door}" if today.door else "this door")
+    lines = [f"Today, {today.day:%A %d %B %Y} ({where})"]
+    if today.note:
+        lines.append(today.note)
+    lines.append(f"{today.entries} entr{'y' if today.entries == 1 else 'ies'} by {len(today.people)} "
+                 f"{'person' if len(today.people) == 1 else 'people'}; {len(today.denials)} refused "
+                 f"({today.suspected_attacks} suspected attack{'' if today.suspected_attacks == 1 else 's'})")
+    if today.people:
+        lines += ["", "First entry  Last seen  Entries  Person" + ("  (doors)" if today.doors else "")]
+        for p in today.people:
+            doors = f"  ({', '.join(p.doors)})" if p.doors else ""
+            lines.append(f"{hm(p.first_entry):<11}  {hm(p.last_seen):<9}  {p.entries:>7}  "
+                         f"{p.name} ({p.employee_id}){doors}")
+    busy = [h for h in range(24) if today.entries_per_hour[h] or today.denied_per_hour[h]]
+    if busy:
+        lines += ["", "Hour   Entries  Refused"]
+        for h in range(busy[0], busy[-1] + 1):
+            n, d = today.entries_per_hour[h], today.denied_per_hour[h]
+            lines.append(f"{h:02d}:00  {n:>7}  {d:>7}  {'█' * n}{'░' * d}")
+    if today.denials:
+        lines += ["", "Refused"]
+        for r in today.denials:
+            who = f"{r.name or r.employee_id} ({r.employee_id})" if r.employee_id else "stranger"
+            flag = "SUSPECTED ATTACK  " if r.suspected_attack else ""
+            door = f"{r.door}  " if r.door else ""
+            lines.append(f"{hm(r.time)}  {door}{flag}{who}: {r.reason}")
+    return lines
 
 
 def cmd_log_export(args) -> int:
@@ -76,8 +150,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = command(lsub, "list", cmd_log_list, parents=[JSON_STDOUT], help="print the access log")
     _filters(p)
     p.add_argument("--strangers", action="store_true", help="strangers only")
-    p.add_argument("--decision", default=None, help="one decision only, e.g. GRANTED")
+    p.add_argument("--decision", default=None, help="one decision only, e.g. granted or DENIED")
     p.add_argument("--limit", type=int, default=None, help="at most this many, newest first")
+    p = command(lsub, "today", cmd_log_today, parents=[JSON_STDOUT],
+                help="who came in today: first entry, last seen, entries per hour, refusals")
+    p.add_argument("--door", default=None, metavar="NAME", help="at a site door: this door only")
     p = command(lsub, "export", cmd_log_export, help="write the access log as CSV")
     p.add_argument("file", type=Path)
     _filters(p)

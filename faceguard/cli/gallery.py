@@ -81,6 +81,8 @@ def cmd_enroll(args) -> int:
         return _enroll_folder(args)
     if args.photo is None or not args.name or not args.id:
         raise common.Refused("needs PHOTO, --name and --id (or --folder DIR for many people)")
+    if args.use_anyway:
+        raise common.Refused("--use-anyway is for --folder; one photo is judged as the dialog does")
     from faceguard.gallery.enrol import DuplicatePersonError, enrol
     from faceguard.vision.image import load_image
 
@@ -108,10 +110,15 @@ def _enroll_folder(args) -> int:
     if args.photo is not None or args.name or args.id or args.force:
         raise common.Refused("PHOTO, --name, --id and --force cannot be used with --folder")
     items = items_from(args.folder)
+    wanted = {Path(n).name for n in args.use_anyway}
+    unknown = wanted - {i.photo.name for i in items}
+    if unknown:
+        raise common.Refused(f"--use-anyway {', '.join(sorted(unknown))}: not a photo of {args.folder}")
+    anyway = {i.photo for i in items if i.photo.name in wanted}
     pipeline = common.load_pipeline(args)
     with _open() as gallery:
         outcomes = enrol_all(gallery, pipeline, items, consent=True, threshold=_threshold_setting(),
-                             progress=ProgressBar("Enrolling"))
+                             progress=ProgressBar("Enrolling"), use_anyway=anyway)
     enrolled = sum(o.ok for o in outcomes)
     if args.json:
         print(json.dumps({"photos": [{"photo": str(o.item.photo), "name": o.item.name,
@@ -185,9 +192,11 @@ def cmd_gallery_list(args) -> int:
     if args.json:
         print(json.dumps({"people": [p.to_dict() for p in people]}))
         return 0
+    from faceguard.gallery.events import local_iso
+
     for p in people:
         state = _noted(p)
-        seen = p.to_dict()["last_seen"] or "never"
+        seen = local_iso(p.last_seen) if p.last_seen else "never"   # local time, as the log's
         print(f"{p.employee_id}\t{p.name}\tlast seen {seen}{state}")
     print(f"{len(people)} people")
     return 0
@@ -215,6 +224,12 @@ def cmd_gallery_valid_until(args) -> int:
             until = local_date(args.date) + 86400.0   # valid through the whole day given
         except argparse.ArgumentTypeError as exc:
             raise common.Refused(str(exc)) from None
+    import time
+    if until is not None and until <= time.time() and not args.force:
+        # A date gone by takes effect at once: the person is refused from now on. Say so first.
+        raise common.Refused(f"{args.date} is in the past: {args.employee_id} would be refused at the "
+                             "door from now on; run it again with --force to do that (or use "
+                             "'gallery deactivate')")
     with _open() as gallery:
         person = gallery.set_valid_until(args.employee_id, until)
     print(f"{person.name} ({person.employee_id}): "
@@ -355,6 +370,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folder", type=Path, metavar="DIR",
                    help="enrol one person per photo in DIR (name from the file name, id = file "
                         "name), or per line of a CSV file with columns photo,name,id")
+    p.add_argument("--use-anyway", action="append", default=[], metavar="PHOTO",
+                   help="with --folder: enrol this photo (its file name) even if it is turned, "
+                        "blurred or dark; repeat for more")
 
     p = command(sub, "identify", cmd_identify, parents=[ENGINE, JSON_STDOUT],
                 help="who is in this photo?")
@@ -374,6 +392,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                 help="let a person in only through a date (YYYY-MM-DD, or 'never' for no end)")
     p.add_argument("employee_id")
     p.add_argument("date")
+    p.add_argument("--force", action="store_true", help="accept a date in the past (refused at once)")
     p = command(gsub, "change-id", cmd_gallery_change_id, help="give a person another employee id")
     p.add_argument("employee_id")
     p.add_argument("new_id")

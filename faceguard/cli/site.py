@@ -12,7 +12,7 @@ JSON shapes (``--json``; times ISO 8601 UTC)::
     site log --json      {"events": [{"door": str, "local_id": int, "time": str, "decision": str,
                           "employee_id": str | null, "name": str | null, "distance": float | null,
                           "threshold": float | null, "reason": str, "door_result": str,
-                          "snapshot": bool}, ...]}   # every door's, newest first
+                          "snapshot": bool, "local_time": str}, ...]}   # every door's, newest first
 
 Exit codes: 0 done; 2 a FaceGuardError (a wrong code, the site unreachable, …), printed.
 """
@@ -43,10 +43,34 @@ def _replica():
         raise
 
 
+def _password(args) -> tuple[str, str | None]:
+    """(the URL without a password, the password to use or None), from, in this order: the URL
+    (it works, but stays in the shell's history and shows in `ps`: said on stderr), the prompt
+    (--ask-password), PGPASSWORD. None: libpq finds it itself (~/.pgpass, PGPASSFILE) or the
+    server needs none."""
+    import getpass
+    import os
+    import sys
+
+    from faceguard.site.config import split_password
+
+    url, password = split_password(args.url)
+    if password is not None:
+        print("faceguard: note: a password in the URL stays in the shell's history; next time use "
+              "--ask-password or PGPASSWORD (see docs/site.md).", file=sys.stderr)
+    elif args.ask_password:
+        password = getpass.getpass("PostgreSQL password: ")
+    elif os.environ.get("PGPASSWORD"):
+        password = os.environ["PGPASSWORD"]
+    return url, password
+
+
 def cmd_create(args) -> int:
+    from faceguard.site.config import with_password
     from faceguard.site.store import SiteStore
 
-    with SiteStore.connect(args.url) as store:
+    url, password = _password(args)     # used for this connection only: `create` stores nothing
+    with SiteStore.connect(with_password(url, password) if password else url) as store:
         code, _ = store.create()
         where = store.where
     if args.json:
@@ -60,19 +84,38 @@ def cmd_create(args) -> int:
 
 def cmd_join(args) -> int:
     from faceguard.gallery.store import Gallery
+    from faceguard.site.config import passfile_path, store_password
     from faceguard.site.replica import join
     from faceguard.site.store import describe
 
-    with Gallery.open() as gallery:
-        report = join(args.url, args.code, args.door, gallery)
-        people = len(gallery)
+    url, password = _password(args)
+    # A password given now goes to FaceGuard's own libpq password file (0600), never into
+    # site.json: the saved URL only names that file.
+    before = passfile_path().read_text() if passfile_path().exists() else None
+    url = store_password(url, password) if password else url
+    try:
+        with Gallery.open() as gallery:
+            report = join(url, args.code, args.door, gallery)
+            people = len(gallery)
+    except BaseException:
+        if password:                 # not joined: the password file as it was
+            _restore(passfile_path(), before)
+        raise
     if args.json:
-        print(json.dumps({"door": args.door, "site": describe(args.url),
+        print(json.dumps({"door": args.door, "site": describe(url),
                           "gallery_version": report.version, "people": people}))
     else:
-        print(f"Door '{args.door}' joined {describe(args.url)}: {people} people, gallery version "
+        print(f"Door '{args.door}' joined {describe(url)}: {people} people, gallery version "
               f"{report.version}.")
     return 0
+
+
+def _restore(path, text: str | None) -> None:
+    from faceguard.atomic import write_text_atomic
+    if text is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_text_atomic(path, text, 0o600)
 
 
 def cmd_status(args) -> int:
@@ -124,17 +167,18 @@ def cmd_code(args) -> int:
 
 def cmd_log(args) -> int:
     from faceguard.gallery.db import iso
+    from faceguard.gallery.events import local_iso
 
     gallery, replica = _replica()
     with gallery, replica.connect() as store:
         events = store.events(limit=args.limit or None, door=args.door)
     for e in events:
-        e["time"] = iso(e["time"])
+        e["time"], e["local_time"] = iso(e["time"]), local_iso(e["time"])
     if args.json:
         print(json.dumps({"events": events}))
         return 0
-    for e in events:
-        print(f"{e['time']}\t{e['door']}\t{e['decision']}\t{e['name'] or 'stranger'}\t{e['reason']}")
+    for e in events:   # local time with its offset, as `log list` and the CSV
+        print(f"{e['local_time']}\t{e['door']}\t{e['decision']}\t{e['name'] or 'stranger'}\t{e['reason']}")
     print(f"{len(events)} events")
     return 0
 
@@ -144,9 +188,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ssub = s.add_subparsers(dest="site_command", required=True)
     p = command(ssub, "create", cmd_create, parents=[JSON_STDOUT],
                 help="make a PostgreSQL database a FaceGuard site; prints the join code")
-    p.add_argument("url", help="PostgreSQL URL, e.g. postgresql://faceguard:PASS@server/faceguard")
+    p.add_argument("url", help="PostgreSQL URL, e.g. postgresql://faceguard@server:5432/faceguard "
+                   "(the password: --ask-password, PGPASSWORD or ~/.pgpass)")
+    p.add_argument("--ask-password", action="store_true", help="ask for the database password")
     p = command(ssub, "join", cmd_join, parents=[JSON_STDOUT], help="join this door to a site")
     p.add_argument("url")
+    p.add_argument("--ask-password", action="store_true",
+                   help="ask for the database password (kept in a 0600 file, not in site.json)")
     p.add_argument("--code", required=True, help="the join code 'site create' printed")
     p.add_argument("--door", required=True, help="this door's name, unique in the site (e.g. front)")
     command(ssub, "status", cmd_status, parents=[JSON_STDOUT],

@@ -67,7 +67,7 @@ def _duplicate_check(gallery: Gallery, pipeline, embedding, threshold, but: str 
 
 
 def enrol(gallery: Gallery, pipeline, rgb: np.ndarray, name: str, employee_id: str, consent: bool,
-          threshold: float | None = None, override_duplicate: bool = False) -> Person:
+          threshold: float | None = None, override_duplicate: bool = False, face=None) -> Person:
     """Enrol one person from one photo (RGB uint8); returns the new Person.
 
     Raises GalleryError (empty name/id, no consent, id taken in any letter case), NoFaceError
@@ -91,7 +91,8 @@ def enrol(gallery: Gallery, pipeline, rgb: np.ndarray, name: str, employee_id: s
         raise GalleryError(f"Employee id '{employee_id}' is already enrolled as {existing.name}"
                            f"{'' if existing.employee_id == employee_id else ' (' + existing.employee_id + ')'}. "
                            "Choose another id, or replace that person's photo.")
-    face = check_photo(pipeline, rgb)
+    if face is None:     # else the caller chose and judged the face (bulk: the main-face rule)
+        face = check_photo(pipeline, rgb)
     bring_up_to_date(gallery, pipeline)    # writes: before the transaction the check runs in
     check = None if override_duplicate else _duplicate_check(gallery, pipeline, face.embedding, threshold)
     if override_duplicate:

@@ -1,7 +1,10 @@
 """What a joined door keeps on its own disk.
 
-- ``<config>/site.json`` (0600: the URL may hold a password): the site's URL, its id, and this
-  door's name. Its presence is what makes a door "joined".
+- ``<config>/site.json`` (0600): the site's URL (without a password), its id, and this door's
+  name. Its presence is what makes a door "joined".
+- ``<config>/site.pgpass`` (0600), only when a password was given at join (in the URL, at the
+  prompt or in PGPASSWORD): PostgreSQL's own password file format, named by the saved URL's
+  ``passfile=`` so libpq reads it; a door that uses libpq's ~/.pgpass or PGPASSWORD has none.
 - ``<config>/site.key`` (0600): the site key, as hex, like the gallery key beside it.
 - ``<data>/site-state.json``: the replica's cursors (the last change applied, the last local
   event pushed, the change that set each person's photo, the last sync). It lives with the
@@ -29,6 +32,7 @@ except ImportError:  # Windows: syncs of one door are then the user's to keep ap
     fcntl = None  # type: ignore[assignment]
 
 CONFIG_NAME = "site.json"
+PASSFILE_NAME = "site.pgpass"
 KEY_NAME = "site.key"
 STATE_NAME = "site-state.json"
 LOCK_NAME = "site-sync.lock"
@@ -80,8 +84,52 @@ class SiteConfig:
 
     @classmethod
     def leave(cls) -> None:
-        for p in (cls.path(), cls.key_path()):
+        for p in (cls.path(), cls.key_path(), passfile_path()):
             p.unlink(missing_ok=True)
+
+
+# -- the database password: never on disk in the URL ------------------------------------------
+def passfile_path() -> Path:
+    return paths.config_dir() / PASSFILE_NAME
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """(the URL without its password, the password or None). Only postgresql:// URLs carry
+    one this way; a key=value connection string is returned as it is."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or parts.password is None:
+        return url, None
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.netloc.rsplit("@", 1)[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}")), unquote(parts.password)
+
+
+def with_password(url: str, password: str) -> str:
+    """The URL with `password` in it, for a connection made now (kept in memory only)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+    parts = urlsplit(url)
+    user, host = parts.netloc.rsplit("@", 1) if "@" in parts.netloc else ("", parts.netloc)
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+
+
+def store_password(url: str, password: str) -> str:
+    """Write `password` to FaceGuard's libpq password file (0600, one line for this site's
+    host, port, database and user) and return `url` naming that file (``passfile=``), without
+    the password: the URL saved in site.json then holds no secret, and libpq reads the file
+    when the door connects."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    def esc(v: str) -> str:       # libpq's escaping of ':' and '\' inside a field
+        return v.replace("\\", "\\\\").replace(":", "\\:")
+    parts = urlsplit(url)
+    fields = [parts.hostname or "*", str(parts.port or "*"), unquote(parts.path.lstrip("/")) or "*",
+              unquote(parts.username or "") or "*", password]
+    path = passfile_path()
+    write_text_atomic(path, ":".join(esc(f) for f in fields) + "\n", 0o600)
+    query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("passfile="))
+    query = "&".join(filter(None, [query, f"passfile={path}"]))
+    return urlunsplit(parts._replace(query=query))
 
 
 @dataclass

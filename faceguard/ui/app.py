@@ -94,7 +94,8 @@ def install_exception_hook() -> None:
 def load_style(app: QApplication) -> None:
     qss = paths.assets_dir() / "style.qss"
     if qss.is_file():
-        app.setStyleSheet(qss.read_text(encoding="utf-8"))
+        # url(ASSETS/…) in the sheet: the assets folder wherever it is installed.
+        app.setStyleSheet(qss.read_text(encoding="utf-8").replace("url(ASSETS/", f"url({qss.parent.as_posix()}/"))
 
 
 def make_app(argv: list[str] | None = None) -> QApplication:

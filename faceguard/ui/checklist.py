@@ -12,6 +12,10 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QPushButton, QVBoxLay
 from faceguard.errors import FaceGuardError
 
 DONE, TODO = "✓", "○"
+# What to pick, under the item: a manager meeting "door output" for the first time has no idea.
+HINTS = {"door": "How FaceGuard unlocks the door: a USB relay board, a command, or a web "
+                 "address your door controller listens on (Settings ▸ Door; 'Test door' tries it). "
+                 "To try FaceGuard out first, choose 'No door output (log only)'."}
 
 
 @dataclass(frozen=True)
@@ -52,15 +56,23 @@ class FirstRunChecklist(QFrame):
         self.marks: dict[str, QLabel] = {}
         self.texts: dict[str, QLabel] = {}
         self.buttons: dict[str, QPushButton] = {}
+        self.hints: dict[str, QLabel] = {}
         for row, (key, text, button) in enumerate(self.ITEMS):
             self.marks[key] = QLabel(TODO)
             self.texts[key] = QLabel(text)
             self.texts[key].setWordWrap(True)
             self.buttons[key] = QPushButton(button)
             self.buttons[key].clicked.connect(self.enrol_wanted if key == "enrol" else self.settings_wanted)
-            grid.addWidget(self.marks[key], row, 0)
-            grid.addWidget(self.texts[key], row, 1)
-            grid.addWidget(self.buttons[key], row, 2)
+            grid.addWidget(self.marks[key], 2 * row, 0)
+            grid.addWidget(self.texts[key], 2 * row, 1)
+            grid.addWidget(self.buttons[key], 2 * row, 2)
+            if key in HINTS:
+                self.hints[key] = QLabel(HINTS[key])
+                self.hints[key].setObjectName("help")
+                self.hints[key].setWordWrap(True)
+                self.hints[key].setStyleSheet("color: #5f6670; font-size: 11px;")
+                self.buttons[key].setToolTip(HINTS[key])
+                grid.addWidget(self.hints[key], 2 * row + 1, 1, 1, 2)
         grid.setColumnStretch(1, 1)
         self.later = QPushButton("Not now")
         self.later.setFlat(True)
@@ -75,6 +87,8 @@ class FirstRunChecklist(QFrame):
         for key, done in states.items():
             self.marks[key].setText(DONE if done else TODO)
             self.buttons[key].setVisible(not done)
+            if key in self.hints:
+                self.hints[key].setVisible(not done)
         if p.enrolled:
             self.texts["enrol"].setText(f"Enrol your staff ({p.enrolled} enrolled)")
         else:

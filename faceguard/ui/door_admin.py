@@ -121,7 +121,8 @@ class AdminActions:
         if not self.admin_ok("change the settings"):
             return
         from faceguard.ui.settings_dialog import SettingsDialog
-        dlg = SettingsDialog(self.settings, parent=self, save=self._save, **self.controller.calibration())
+        dlg = SettingsDialog(self.settings, parent=self, save=self._save, **self.controller.calibration(),
+                             checked_fps=self.status_line.checked_fps)
         if dlg.exec():
             self.settings = dlg.settings
             self.claim_box.setVisible(self.settings.mode == "verify")
@@ -132,6 +133,13 @@ class AdminActions:
             return
         from faceguard.ui.log_window import LogWindow
         LogWindow(self.gallery, parent=self).exec()
+
+    def open_today(self) -> None:
+        """Who came in today (ui/today_view.py), behind the admin PIN like the access log."""
+        if not self.admin_ok("see who came in today") or not self._need_gallery():
+            return
+        from faceguard.ui.today_view import TodayView
+        TodayView(self.gallery, parent=self).exec()
 
     def _confirm_enrolment(self, dialog) -> None:
         """Enrolment ends with a confirmation: who is in the gallery now, and that the door

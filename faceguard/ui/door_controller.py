@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
@@ -93,6 +92,9 @@ class DoorController(QObject):
         self._reload = threading.Event()        # set by the UI thread, served by the worker
         self._claims: queue.SimpleQueue = queue.SimpleQueue()   # verify mode: checked ids
         self._pins: queue.SimpleQueue = queue.SimpleQueue()     # keypad: (track id, typed)
+        # Every decision goes to the window, also those of frames it had no time to paint (the
+        # worker hands over only the newest frame): on a busy PC a DENIED must not vanish.
+        self._decided: queue.SimpleQueue = queue.SimpleQueue()
         # The check caches who is active; a person's valid-until date can pass while the door
         # runs for weeks, so the controller looks for one now and then and reloads.
         self._built_at = time.time()
@@ -226,6 +228,8 @@ class DoorController(QObject):
                 answered.append(final)
         report = check.process(frame)
         report.decisions[:0] = answered
+        for decision in report.decisions:
+            self._decided.put((decision, frame.rgb))
         return report
 
     # -- the UI thread ---------------------------------------------------------------------
@@ -237,8 +241,8 @@ class DoorController(QObject):
             return   # a frame grabbed just before the cable was pulled: keep the notice up
         report: FrameReport = r.result
         self.checked.emit(LiveFrame(r.image, report, r.camera_fps, self.worker.camera_meter.rate))
-        rgb: np.ndarray = report.frame.rgb
-        for decision in report.decisions:
+        while not self._decided.empty():          # this frame's, and those of frames skipped
+            decision, rgb = self._decided.get()
             self.decided.emit(decision, rgb)
 
     def _on_camera_status(self, status: str) -> None:

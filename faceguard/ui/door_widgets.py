@@ -139,6 +139,10 @@ class NoCameraPage(QWidget):
             box.addLayout(row)
             box.addSpacing(8)
         box.addWidget(self.hint)
+        self.locked_note = QLabel("The camera is not available. Please ask a member of staff.")
+        self.locked_note.setWordWrap(True)
+        self.locked_note.setVisible(False)
+        box.addWidget(self.locked_note)
         box.addStretch(2)
 
         self._search: _CameraSearch | None = None
@@ -148,6 +152,13 @@ class NoCameraPage(QWidget):
         self.url.returnPressed.connect(self._use_url)
         self.file_btn.clicked.connect(self._pick_file)
         self.retry_btn.clicked.connect(lambda: self.chosen.emit(""))
+
+    def set_locked(self, on: bool) -> None:
+        """Kiosk mode: visitors see that the camera is out, not its address or the choices."""
+        for w in self.findChildren(QWidget):
+            if w is not self.headline:
+                w.setVisible(not on)
+        self.locked_note.setVisible(on)
 
     def set_reason(self, text: str) -> None:
         self.reason.setText(f"{text}\nChoose where the pictures should come from:")

@@ -35,18 +35,23 @@ from faceguard.settings import Settings, save_settings
 from faceguard.ui.checklist import FirstRunChecklist, progress_of
 from faceguard.ui.door_admin import AdminActions
 from faceguard.ui.door_controller import Check, DoorController, LiveFrame
+from faceguard.ui.door_status import StatusLine
 from faceguard.ui.door_widgets import DecisionBanner, NoCameraPage
 from faceguard.ui.keypad import Keypad
+from faceguard.ui.kiosk import KioskMode
 from faceguard.ui.pin import PinGuard
 from faceguard.ui.presentation import (
     BANNER_HOLD_S,
     CAMERA_LOST_TEXT,
     BannerRule,
     BannerView,
+    claim_banner,
+    door_reason,
     event_row,
     explanation_of,
     face_overlay,
     row_color,
+    unknown_id_banner,
     who_of,
 )
 from faceguard.ui.sounds import SoundPlayer
@@ -57,10 +62,11 @@ log = logging.getLogger(__name__)
 MAX_EVENT_ROWS = 50
 NO_GALLERY_TEXT = "Door check off: the gallery cannot be opened"
 MAX_DECISIONS_KEPT = 1000
+CHECKLIST_REFRESH_MS = 5000   # enrolments from a terminal or another door show within this
 THUMB = 64
 
 
-class DoorWindow(AdminActions, QMainWindow):
+class DoorWindow(KioskMode, AdminActions, QMainWindow):
     """The main window. `make_check()` builds the door check and `open_source()` opens the
     FrameSource (both go to the DoorController; injectable so tests can drive them)."""
 
@@ -102,6 +108,11 @@ class DoorWindow(AdminActions, QMainWindow):
         c.failed.connect(self._on_failed)
         c.enrolled.connect(self._on_enrolled)    # a method, not a lambda: queued from the worker
         c.notice.connect(lambda text: self.statusBar().showMessage(text, 30000))
+        # The gallery changes under the window too (`faceguard enroll` in a terminal, the site):
+        # the checklist's count follows it.
+        self.checklist_timer = QTimer(self, interval=CHECKLIST_REFRESH_MS)
+        self.checklist_timer.timeout.connect(lambda: self.checklist.isVisible() and self.refresh_checklist())
+        self.checklist_timer.start()
         self.resize(1180, 720)
 
     # The controller holds what the door check runs with; the window reads it from there.
@@ -130,7 +141,7 @@ class DoorWindow(AdminActions, QMainWindow):
         self.events.setIconSize(QSize(THUMB, THUMB))
         self.events.setWordWrap(True)          # the row's explanation is longer than the panel
         self.events.setTextElideMode(Qt.TextElideMode.ElideNone)
-        events_title = QLabel("Recent events")
+        self.events_title = events_title = QLabel("Recent events")
         events_title.setObjectName("sideTitle")
 
         # Verify mode: an employee id typed, or typed by a badge reader, then the face must match.
@@ -151,7 +162,7 @@ class DoorWindow(AdminActions, QMainWindow):
         side.addWidget(self.keypad)
         side.addWidget(events_title)
         side.addWidget(self.events, 1)
-        side_w = QWidget()
+        self.side_panel = side_w = QWidget()
         side_w.setLayout(side)
         side_w.setFixedWidth(320)
 
@@ -162,6 +173,8 @@ class DoorWindow(AdminActions, QMainWindow):
         main.setContentsMargins(12, 12, 12, 6)
         main.addLayout(top, 1)
         main.addWidget(self.banner)
+        self.status_line = StatusLine()   # the site's state and the frame rate, never cut off
+        main.addWidget(self.status_line)
         live = QWidget()
         live.setLayout(main)
 
@@ -185,8 +198,14 @@ class DoorWindow(AdminActions, QMainWindow):
             sb.addPermanentWidget(w)
         if self.controller.site is not None:        # reachable, syncing, events waiting
             self._site_timer = QTimer(self, interval=1000)
-            self._site_timer.timeout.connect(lambda: self.site_label.setText(self.controller.site_status()))
+            self._site_timer.timeout.connect(self.show_status_line)
             self._site_timer.start()
+        self.show_status_line()
+
+    def show_status_line(self) -> None:
+        status = self.controller.site_status()
+        self.site_label.setText(status)
+        self.status_line.show_site(status)
 
     def _build_actions(self) -> None:
         menu = self.menuBar().addMenu("&FaceGuard")
@@ -196,6 +215,7 @@ class DoorWindow(AdminActions, QMainWindow):
             ("gallery", "&Gallery…", "Ctrl+G", self.open_gallery),
             ("settings", "&Settings…", "Ctrl+,", self.open_settings),
             ("log", "Access &log…", "Ctrl+L", self.open_log),
+            ("today", "&Today…", "Ctrl+T", self.open_today),
             ("kiosk", "&Full screen (kiosk)", "F11", lambda: self.set_kiosk(True)),
             ("quit", "&Quit", "Ctrl+Q", self.request_quit),
         ):
@@ -211,6 +231,8 @@ class DoorWindow(AdminActions, QMainWindow):
     def refresh_checklist(self) -> None:
         """The first-run checklist shows what is still to do (hidden once all is done)."""
         self.checklist.show_progress(progress_of(self.settings, self.gallery))
+        if self.kiosk:                       # admin things only behind the PIN
+            self.checklist.hide()
 
     def start(self) -> None:
         """(Re)start the camera and the door check."""
@@ -246,14 +268,10 @@ class DoorWindow(AdminActions, QMainWindow):
             return False
         person = self.controller.claim(employee_id)
         if person is None:
-            self._paint(self.rule.force(BannerView(
-                "denied", "DENIED", f"No active employee with id '{employee_id}'.", "decision"),
-                time.monotonic()))
+            self._paint(self.rule.force(unknown_id_banner(employee_id), time.monotonic()))
             self.banner_timer.start()
             return False
-        self._paint(self.rule.force(BannerView("problem", f"{person.name}: look at the camera",
-                                               "Your face is checked against your enrolled photo.", "claim",
-                                               person_id=person.employee_id)))
+        self._paint(self.rule.force(claim_banner(person.employee_id)))
         return True
 
     def use_camera(self, source: str) -> None:
@@ -328,8 +346,9 @@ class DoorWindow(AdminActions, QMainWindow):
     def _on_checked(self, live: LiveFrame) -> None:
         report = live.report
         self.last_frame_index = report.frame.index
-        self.video.set_frame(live.image, [face_overlay(f) for f in report.faces])
+        self.video.set_frame(live.image, [face_overlay(f, numbers=not self.kiosk) for f in report.faces])
         self.fps_label.setText(f"Camera: {live.camera_fps:.0f} fps · checked: {live.checked_fps:.1f} fps")
+        self.status_line.show_rate(live.checked_fps, live.camera_fps)
         self.infer_label.setText(f"Inference: {report.infer_ms:.0f} ms")
         self._paint(self.rule.faces(report.faces, time.monotonic()))
         for decision, result in report.door_results:
@@ -352,14 +371,17 @@ class DoorWindow(AdminActions, QMainWindow):
         BannerRule), its sound then, and always a row in the recent events."""
         if decision.kind == PIN:           # not final: the keypad asks, nothing is named or listed
             self.keypad.ask(decision.track_id)
+            self.side_panel.setVisible(True)   # in kiosk mode too: the keypad lives there
             return
         if decision.factor is not None and self.keypad.track_id == decision.track_id:
             self.keypad.close_request()     # (e.g. nothing typed in time)
+            self.side_panel.setVisible(not self.kiosk or self.settings.mode == "verify")
         snapshot = rgb_to_qimage(face_crop(rgb, decision.box)) if rgb is not None else None
         view = self.rule.decision(decision, time.monotonic())
         if view is not None:
-            photo = self._photo_of(decision) if decision.kind == GRANTED else None
-            self.banner.present(view, photo or snapshot)
+            # A refused face is not shown: it may be a print of someone enrolled, or a bystander.
+            photo = (self._photo_of(decision) or snapshot) if decision.kind == GRANTED else None
+            self.banner.present(view, photo)
             self.sounds.play(view.sound)
             self.banner_timer.start()
         self.decisions.append(decision)
@@ -368,7 +390,7 @@ class DoorWindow(AdminActions, QMainWindow):
 
     def _add_event_row(self, decision: Decision, snapshot: QImage | None) -> None:
         item = QListWidgetItem(event_row(decision, time.strftime("%H:%M:%S")))
-        item.setToolTip(explanation_of(decision))
+        item.setToolTip(door_reason(decision))
         item.setData(Qt.ItemDataRole.UserRole, str(decision.kind))
         item.setForeground(row_color(decision))
         if snapshot is not None:
@@ -382,21 +404,6 @@ class DoorWindow(AdminActions, QMainWindow):
         return [self.events.item(i).text() for i in range(self.events.count())]
 
     # -- kiosk mode and admin -------------------------------------------------------------
-    def set_kiosk(self, on: bool) -> None:
-        self.kiosk = on
-        self.menuBar().setVisible(not on)
-        if on:
-            self.showFullScreen()
-        else:
-            self.showNormal()
-
-    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        if event.key() == Qt.Key.Key_Escape and self.kiosk:
-            if self.admin_ok("leave kiosk mode"):
-                self.set_kiosk(False)
-            return
-        super().keyPressEvent(event)
-
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         # In kiosk mode the window has no frame, but Alt+F4 or the session can still close it.
         if self.kiosk and not self._quit_ok and not self.admin_ok("quit FaceGuard"):

@@ -244,8 +244,11 @@ class EnrollDialog(QDialog):
             self.set_captured(max(self._burst, key=lambda c: c.quality.score))
         self._burst = []
 
-    def show_quality(self, q: Quality) -> None:
-        self.feedback.setText(q.message)
+    def show_quality(self, q: Quality, from_file: bool = False) -> None:
+        """The gate's verdict: what to do in front of the camera ("Hold still"), or, for a
+        photo file, what is wrong with the photo ("Good: hold it there" means nothing to a file)."""
+        text = photo_message(q) if from_file else q.message
+        self.feedback.setText(text[:1].upper() + text[1:])
         self.feedback.setProperty("ok", q.ok)
         self.feedback.style().unpolish(self.feedback)
         self.feedback.style().polish(self.feedback)
@@ -287,7 +290,7 @@ class EnrollDialog(QDialog):
             self.error.setText(str(exc))
             return False
         checked = self.check(rgb)
-        self.show_quality(checked.quality)
+        self.show_quality(checked.quality, from_file=True)
         self.preview.set_frame(rgb_to_qimage(rgb), [
             Overlay(tuple(float(v) for v in f.box), "",
                     (GREEN if checked.quality.ok else AMBER) if i == checked.quality.face_index else GREY)

@@ -1,5 +1,6 @@
 """The access log window: who came in when, filtered by days, person and decision, with the
-face snapshot of the selected event and a CSV export of what is shown.
+face snapshot of the selected event and a CSV export of what is shown. At a site door it can
+show every door's events too (read from the site, with a Door column, tools/today.site_log).
 
 Snapshots are decrypted into memory only (a QPixmap); nothing decrypted is written to disk.
 Times are local, as the office's clock shows them; the CSV adds the UTC offset.
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 DEFAULT_DAYS = 7          # the window opens on the last week
 SNAPSHOT_PX = 240
 ALL, STRANGERS = "", "\x00stranger"   # person filter values besides an employee id
+HERE, EVERY_DOOR = "", "\x00site"     # where filter: this door's log, or the site's
 
 
 def day_start(d: date) -> float:
@@ -46,13 +48,22 @@ def day_start(d: date) -> float:
 
 
 class LogWindow(QDialog):
-    def __init__(self, gallery, parent=None, today: date | None = None):
+    def __init__(self, gallery, parent=None, today: date | None = None, load_site=None):
+        """`load_site(since, until)`: every door's (door, Event) pairs (tools/today.site_log;
+        None: from this door's site when it joined one)."""
         super().__init__(parent)
         self.setWindowTitle("FaceGuard · Access log")
         self.log = EventLog(gallery)
         self.gallery = gallery
         self.events: list = []
+        self.doors: list[str] = []            # each shown event's door ("" = this door)
         today = today or date.today()
+        self.load_site = load_site or self._default_site()
+        self.where = QComboBox()
+        self.where.addItem("This door", HERE)
+        if self.load_site is not None:
+            self.where.addItem("Every door (site)", EVERY_DOOR)
+        self.where.setVisible(self.load_site is not None)
 
         self.from_day = QDateEdit(QDate(today - timedelta(days=DEFAULT_DAYS - 1)))
         self.to_day = QDateEdit(QDate(today))
@@ -67,15 +78,18 @@ class LogWindow(QDialog):
         self.refresh_btn.setToolTip("The door keeps logging while this window is open.")
         filters = QHBoxLayout()
         for label, w in (("From", self.from_day), ("to", self.to_day), ("Person", self.person),
-                         ("Decision", self.decision)):
-            filters.addWidget(QLabel(label))
+                         ("Decision", self.decision), ("Doors", self.where)):
+            if w is not self.where or self.load_site is not None:
+                filters.addWidget(QLabel(label))
             filters.addWidget(w)
         filters.addWidget(self.today_btn)
         filters.addStretch(1)
         filters.addWidget(self.refresh_btn)
 
-        self.table = QTableWidget(0, len(DISPLAY_COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(DISPLAY_COLUMNS))
+        self.table = QTableWidget(0, len(DISPLAY_COLUMNS) + 1)
+        self.table.setHorizontalHeaderLabels([*DISPLAY_COLUMNS, "Entrance"])   # "Door" is the output's result
+        self.table.setColumnHidden(len(DISPLAY_COLUMNS), True)     # shown for the site's events
+        self.table.horizontalHeader().moveSection(len(DISPLAY_COLUMNS), 1)   # beside the time
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -126,6 +140,7 @@ class LogWindow(QDialog):
         self.to_day.dateChanged.connect(lambda *_: self.reload())
         self.person.currentIndexChanged.connect(lambda *_: self.reload())
         self.decision.currentIndexChanged.connect(lambda *_: self.reload())
+        self.where.currentIndexChanged.connect(lambda *_: self.reload())
         self.today_btn.clicked.connect(lambda: self.set_days(today, today))
         self.refresh_btn.clicked.connect(self.reload)
         self.table.itemSelectionChanged.connect(self._show_snapshot)
@@ -165,15 +180,44 @@ class LogWindow(QDialog):
     def set_decision(self, decision: str) -> None:
         self.decision.setCurrentIndex(max(0, self.decision.findData(decision)))
 
+    def _default_site(self):
+        from faceguard.site.config import SiteConfig
+        try:
+            joined = SiteConfig.load() is not None
+        except FaceGuardError:
+            joined = False
+        if not joined:
+            return None
+        from faceguard.tools.today import site_log
+        return lambda since, until: site_log(self.gallery, since, until)
+
+    def set_where(self, where: str) -> bool:
+        """HERE (this door's log) or EVERY_DOOR (the site's); False when not at a site."""
+        i = self.where.findData(where)
+        if i < 0:
+            return False
+        self.where.setCurrentIndex(i)
+        return True
+
     def query(self) -> list:
+        """The events the filters ask for; `self.doors` gets each one's door."""
         first, last = self.from_day.date().toPython(), self.to_day.date().toPython()
         if last < first:
             first, last = last, first
         person = self.person.currentData() or ALL
-        return self.log.query(day_start(first), day_start(last + timedelta(days=1)),
-                              employee_id=None if person in (ALL, STRANGERS) else person,
-                              strangers=person == STRANGERS,
-                              decision=self.decision.currentData() or None)
+        since, until = day_start(first), day_start(last + timedelta(days=1))
+        decision = self.decision.currentData() or None
+        if self.where.currentData() == EVERY_DOOR and self.load_site is not None:
+            pairs = [(d, e) for d, e in self.load_site(since, until)
+                     if (person == ALL or (person == STRANGERS and e.employee_id is None)
+                         or (e.employee_id or "").casefold() == person.casefold())
+                     and (decision is None or e.decision == decision)]
+            self.doors = [d for d, _ in pairs]
+            return [e for _, e in pairs]
+        events = self.log.query(since, until, employee_id=None if person in (ALL, STRANGERS) else person,
+                                strangers=person == STRANGERS, decision=decision)
+        self.doors = [""] * len(events)
+        return events
 
     def reload(self) -> None:
         try:
@@ -183,8 +227,9 @@ class LogWindow(QDialog):
             self.count.setText(str(exc))
             return
         self.table.setRowCount(len(self.events))
+        self.table.setColumnHidden(len(DISPLAY_COLUMNS), not any(self.doors))
         for r, e in enumerate(self.events):
-            for c, text in enumerate(display_row(e)):
+            for c, text in enumerate((*display_row(e), self.doors[r])):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
                 self.table.setItem(r, c, item)
@@ -195,8 +240,9 @@ class LogWindow(QDialog):
         self.snapshot_note.setText("")
 
     def rows(self) -> list[list[str]]:
-        return [[self.table.item(r, c).text() for c in range(self.table.columnCount())]
-                for r in range(self.table.rowCount())]
+        """The rows as shown (the Door column only when it is)."""
+        return [[self.table.item(r, c).text() for c in range(self.table.columnCount())
+                 if not self.table.isColumnHidden(c)] for r in range(self.table.rowCount())]
 
     # -- snapshot ---------------------------------------------------------------------------
     def _show_snapshot(self) -> None:
@@ -205,6 +251,10 @@ class LogWindow(QDialog):
             return
         e = self.events[rows[0].row()]
         self.snapshot_note.setText("\n".join(display_row(e)[:3]))
+        if self.doors[rows[0].row()]:
+            self.snapshot.setPixmap(QPixmap())
+            self.snapshot.setText("Snapshots of the site's events stay at each door.")
+            return
         try:
             rgb = self.log.snapshot(e.id) if e.has_snapshot else None
         except FaceGuardError as exc:

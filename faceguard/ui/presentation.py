@@ -14,6 +14,12 @@ Priority of the banner (`BannerRule`):
   employee id was typed in verify mode: only the decision on that claim replaces it);
 * with nobody enrolled, the idle banner says so and how to enrol, and a DENIED does not
   replace that notice (there is no one a passer-by could have been).
+
+Words for the person at the door (issue 24): the banner says what to do or what happened in a
+few words ("Welcome, Ana", "Not recognised"); the numbers go to the event list, the access log
+and the manager's log window. No enrolled person's name is shown for a face that was not let in
+as that person: not on the banner, not on the face's box, not in the event list's row (a
+stranger would learn who is enrolled and whom they resemble).
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ IDLE_DETAIL = "Stand in front of the camera and look at it for a moment."
 PAUSED_TEXT = "Paused while enrolling"
 CAMERA_LOST_TEXT = "Camera disconnected, retrying…"
 TURN_HEAD_TEXT = "Please turn your head a little"
+FOLLOW_TARGET_TEXT = "Please look at the screen and follow the dot"
+NOT_RECOGNISED_TEXT = "Not recognised"
+NOT_RECOGNISED_DETAIL = "Please ask a member of staff to let you in."
+WELCOME_DETAIL = "Please come in."
+CLAIM_TEXT = "Look at the camera"
+CLAIM_DETAIL = "Your face is checked against the photo enrolled for this id."
 EMPTY_GALLERY_TEXT = "Nobody is enrolled yet"
 EMPTY_GALLERY_DETAIL = ("The door lets no one in until a person is enrolled. Press Ctrl+E "
                         "(FaceGuard ▸ Enrol a person…) to enrol the first person.")
@@ -50,6 +62,7 @@ EMPTY_GALLERY_DETAIL = ("The door lets no one in until a person is enrolled. Pre
 STATE_WORDS = {"recognising": "recognising", "verifying": "checking", "granted": "granted",
                "cooldown": "already let in", "denied": "denied", "turn_head": "turn your head"}
 _COUNT = re.compile(r"\d+/\d+$")   # "recognising Ana 2/3" → "2/3"
+LET_IN = ("granted", "cooldown")   # the only states in which a face's box may carry a name
 
 
 @dataclass
@@ -61,23 +74,28 @@ class Overlay:
     landmarks: np.ndarray | None = None
 
 
-def face_overlay(face: FaceReport) -> Overlay:
+def face_overlay(face: FaceReport, numbers: bool = True) -> Overlay:
     """Box colour and label for one face of this frame.
 
-    The name comes only from this frame's match (`face.name` is None unless this frame's face
-    is accepted as that person): green once let in, amber while being recognised, red when
-    refused. A face this frame does not recognise is "unknown", red when it was compared with
-    someone, grey when there was no one to compare with (empty gallery); the Decider's status
-    is shown only where it names nobody else."""
+    The name comes only from this frame's match, and only once the face was let in as that
+    person (`face.name` is None unless this frame's face is accepted as them): green once let
+    in, amber while being checked, red when refused. A face this frame does not recognise is
+    "unknown", red when it was compared with someone, grey when there was no one to compare
+    with (empty gallery); the Decider's status is shown only where it names nobody. Without
+    `numbers` (kiosk mode: the screen faces visitors) the label has no distance."""
     # str(): a TrackState is a text enum; its value is what the lookups below know.
     name, state, text = face.name, str(face.state), face.status or ""
-    if name is not None:
-        color = GREEN if state in ("granted", "cooldown") else RED if state == "denied" else AMBER
+    if name is not None and state in LET_IN:
+        color = GREEN
         if text.startswith(name):          # "Ana: granted" → "granted", the name once
             text = text[len(name):].lstrip(" :·")
-        elif state in STATE_WORDS and name not in text:
+        elif name not in text:             # a status about someone else: its state in words
             text = _word(state, text)
         who = name
+    elif name is not None:                 # matched, not (yet) let in: no name on the box
+        color = RED if state == "denied" else AMBER
+        who = _word(state, text) if state in STATE_WORDS else "checking"
+        text = ""
     else:
         color = RED if math.isfinite(face.distance) else GREY
         if state == "stranger":            # "unknown 3/5": the count of stranger frames
@@ -89,7 +107,7 @@ def face_overlay(face: FaceReport) -> Overlay:
         else:
             text = ""                      # e.g. "recognising Ana 2/3" from earlier frames
         who = "unknown"
-    label = f"{who}  {face.distance:.2f}" if math.isfinite(face.distance) else who
+    label = f"{who}  {face.distance:.2f}" if numbers and math.isfinite(face.distance) else who
     if text and text not in label:
         label = f"{label} · {text}"
     return Overlay(face.box, label, color, face.landmarks)
@@ -129,10 +147,33 @@ def who_of(decision: Decision) -> str:
     return "unknown employee id" if decision.mode == "verify" and decision.person_id is None else "stranger"
 
 
+def door_who(decision: Decision) -> str:
+    """Who a decision is about, as the door window may say it: the name only when the face was
+    let in as that person."""
+    if decision.kind == GRANTED:
+        return who_of(decision)
+    return "unknown employee id" if decision.mode == "verify" and decision.person_id is None else "not let in"
+
+
+_NEAREST = re.compile(r"\b(nearest|nearer to) [^,()]+?(?=,| \()")
+
+
+def door_reason(decision: Decision) -> str:
+    """`explanation_of` with its numbers, for the door window's event list: a refusal names no
+    enrolled person (not the nearest, not the one the face resembled); the access log and the
+    manager's log window keep the names."""
+    why = explanation_of(decision)
+    if decision.kind == GRANTED:
+        return why
+    if decision.name:
+        why = why.replace(decision.name, "the claimed person" if decision.mode == "verify" else "the matched person")
+    return _NEAREST.sub(lambda m: f"{m.group(1)} enrolled person", why)
+
+
 def event_row(decision: Decision, when: str) -> str:
     """One row of the recent events: "GRANTED  Ana\\n12:00:01  ·  0.08\\n<why>"."""
     dist = f"  ·  {decision.distance:.2f}" if math.isfinite(decision.distance) else ""
-    return f"{decision.kind}  {who_of(decision)}\n{when}{dist}\n{explanation_of(decision)}"
+    return f"{decision.kind}  {door_who(decision)}\n{when}{dist}\n{door_reason(decision)}"
 
 
 def row_color(decision: Decision) -> QColor:
@@ -163,11 +204,12 @@ def idle_banner(enrolled: int | None = None) -> BannerView:
 
 
 def decision_banner(decision: Decision) -> BannerView:
-    why = explanation_of(decision)
+    """Words for the person at the door, no numbers: "Welcome, Ana" or "Not recognised"."""
     if decision.kind == GRANTED:
-        return BannerView("granted", f"GRANTED  ·  {who_of(decision)}", f"Welcome! {why}", "decision",
-                          "granted", decision.person_id, decision)
-    return BannerView("denied", "DENIED", why, "decision", "denied", decision.person_id, decision)
+        title = f"Welcome, {decision.name}" if decision.name else "Welcome"
+        return BannerView("granted", title, WELCOME_DETAIL, "decision", "granted", decision.person_id, decision)
+    return BannerView("denied", NOT_RECOGNISED_TEXT, NOT_RECOGNISED_DETAIL, "decision", "denied",
+                      decision.person_id, decision)
 
 
 # The person faces the screen, so the screen's left is their left: ← means "turn LEFT".
@@ -176,15 +218,27 @@ CHALLENGE_WORDS = {"LEFT": "to your LEFT", "RIGHT": "to your RIGHT", "UP": "UP"}
 
 
 def turn_head_banner(face: FaceReport) -> BannerView:
-    who = face.name or "You"
-    if face.direction:
+    """What the person must do now, in words (no name: the face is not let in yet)."""
+    if face.direction in CHALLENGE_WORDS:
         return BannerView("problem", f"Turn your head {CHALLENGE_WORDS[face.direction]}",
-                          f"{who}: recognised. Now turn your head {CHALLENGE_WORDS[face.direction]}, "
-                          "then look back at the camera.", "turn_head", sound="prompt",
+                          "Then look back at the camera.", "turn_head", sound="prompt",
                           person_id=face.employee_id, arrow=ARROWS[face.direction])
-    return BannerView("problem", TURN_HEAD_TEXT, f"{who}: recognised. Turn your head slowly left and "
-                      "right so the camera sees a real face, not a photo.", "turn_head",
-                      person_id=face.employee_id)
+    if face.direction:                    # a moving target on the screen
+        return BannerView("problem", FOLLOW_TARGET_TEXT, "Keep your head in view and follow it with "
+                          "your eyes and head.", "turn_head", sound="prompt", person_id=face.employee_id)
+    return BannerView("problem", TURN_HEAD_TEXT, "Turn your head slowly left and right, then look "
+                      "at the camera.", "turn_head", person_id=face.employee_id)
+
+
+def claim_banner(person_id: Hashable) -> BannerView:
+    """Verify mode, an id typed: look at the camera (the id's name is not shown before the face
+    is let in as that person)."""
+    return BannerView("problem", CLAIM_TEXT, CLAIM_DETAIL, "claim", person_id=person_id)
+
+
+def unknown_id_banner(employee_id: str) -> BannerView:
+    return BannerView("denied", NOT_RECOGNISED_TEXT, f"No active employee has the id '{employee_id}'. "
+                      "Check it and try again.", "decision")
 
 
 # Issue 21: a face waiting for its PIN; names no one (the keypad beside asks for the digits).
@@ -262,3 +316,20 @@ class BannerRule:
         """A notice the window must show whatever is up (camera lost, paused, a claim);
         with `now`, it holds like a decision."""
         return self._show(view, -math.inf if now is None else now + self.hold_s)
+
+
+# -- the status line under the banner (issue 24): what must not be cut off -------------------
+def site_words(status: str) -> tuple[str, str]:
+    """The site watcher's status (site/watch.status_line) as a few words and a level (ok |
+    problem) for the line under the banner; the whole text goes in its tooltip."""
+    if not status:
+        return "", "ok"
+    if status.startswith("site unreachable"):
+        return "⚠ Site unreachable: this door decides from its own copy", "problem"
+    if "connecting" in status:
+        return "Site: connecting…", "ok"
+    return "✓ Site: in step", "ok"
+
+
+def rate_words(checked_fps: float, camera_fps: float) -> str:
+    return f"Checking {checked_fps:.1f} frames/s (camera {camera_fps:.0f}/s)"

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from faceguard.errors import FaceGuardError, SettingsError
 from faceguard.settings import DOOR_KINDS, PROVIDERS, RANGES, Settings, save_settings
 from faceguard.ui.pin import hash_pin
+from faceguard.ui.settings_hints import SettingsHints
 from faceguard.ui.settings_words import DOOR_LABELS, PLACEHOLDERS, PROVIDER_LABELS, field_message
 
 log = logging.getLogger(__name__)
@@ -70,12 +71,13 @@ def _range_spin(key: str, value: float, decimals: int, step: float, suffix: str 
     return _dspin(lo, hi, value, decimals, step, suffix)
 
 
-class SettingsDialog(QDialog):
+class SettingsDialog(SettingsHints, QDialog):
     """Edits a copy of `settings`; after accept(), `self.settings` holds the saved values."""
 
     def __init__(self, settings: Settings, parent=None, *, save: bool = True,
                  default_threshold: float | None = None, gallery_size: int | None = None,
-                 margin_threshold: float | None = None):
+                 margin_threshold: float | None = None, threshold_curve=None,
+                 checked_fps: float | None = None):
         """`default_threshold`: the model's distance threshold calibrated for the current
         gallery (`pipeline.threshold_for(gallery_size)`), shown while "use calibrated" is on.
         `margin_threshold`: set when a gallery this large is scored by the runner-up margin
@@ -166,6 +168,7 @@ class SettingsDialog(QDialog):
         self.error = QLabel()
         self.error.setObjectName("error")
         self.error.setWordWrap(True)
+        self.build_hints(gallery_size, threshold_curve, checked_fps)   # the strictness in rates, the PIN warning
 
         rec = self._form([
             ("camera", "Camera", self.camera, "Which camera to watch: 0 is the first one; or a "
@@ -174,13 +177,15 @@ class SettingsDialog(QDialog):
             ("mode", "Door mode", self.mode, "Identify lets in anyone enrolled; verify first asks "
              "for an employee id or badge."),
             (None, "", self.use_default_threshold, ""),
-            ("threshold", "Strictness", self.threshold, "How similar a face must be to its enrolled "
-             "photo. Lower is stricter: fewer strangers let in, more staff asked twice."),
+            ("threshold", "Strictness", self.threshold, "How close a face must be to its enrolled "
+             "photo. Lower: fewer strangers let in; higher: fewer employees asked to look again."),
+            (None, "", self.strictness_note, ""),
             ("confirm_frames", "Grant after", self.confirm_frames, "How many camera frames must "
              "recognise the same person before the door opens…"),
             ("window_frames", "Out of the last", self.window_frames, "…out of this many recent frames."),
             ("stranger_frames", "Deny a stranger after", self.stranger_frames, "Frames of an unknown "
              "face before it is refused and logged."),
+            (None, "", self.frames_note, ""),
             ("cooldown_s", "Quiet time per person", self.cooldown, "After a decision, how long the "
              "same person is not logged again."),
             ("provider", "Run on", self.provider, "Where faces are computed; automatic uses a "
@@ -219,6 +224,7 @@ class SettingsDialog(QDialog):
             ("admin_pin_hash", "New admin PIN", self.pin, "At least 4 digits; asked before "
              "enrolment, gallery, settings, the access log, leaving full screen and quitting."),
             (None, "Repeat PIN", self.pin_again, "Forgotten? Run: faceguard admin reset-pin"),
+            (None, "", self.pin_warning, ""),
         ])
 
         # One tab per group: five groups of fields with their help lines do not fit side by
