@@ -44,6 +44,7 @@ import numpy as np
 from faceguard import atomic, paths
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto, health, keys, rekey
+from faceguard.gallery.credentials import add_credential_v5
 from faceguard.gallery.messages import looks_corrupt as _looks_corrupt
 from faceguard.gallery.messages import os_error_message, sqlite_message
 
@@ -124,6 +125,7 @@ MIGRATIONS: list[Migration] = [
     (2, _events_evidence_v2),
     (3, _people_valid_until_v3),
     (4, _add_person_keys_v4),
+    (5, add_credential_v5),
 ]
 
 
