@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -36,6 +37,16 @@ class Command:
     value: object
 
 
+class Output(Protocol):
+    """An output with its own connection (MQTT, OSDP)."""
+
+    def publish(self, decision: Decision, row: dict, snapshot_rgb: np.ndarray | None) -> None: ...
+
+    def face_unlock_changed(self, on: bool) -> None: ...
+
+    def close(self, timeout: float) -> None: ...
+
+
 class Outputs:
     def __init__(self, settings: Settings, root: Path, *,
                  credential_of: Callable[[str], str | None] | None = None,
@@ -46,8 +57,7 @@ class Outputs:
         self._status: dict[str, str] = {}
         self._status_lock = threading.Lock()
         self._senders: dict[str, Sender] = {}
-        self._closers: list[Callable[[float], None]] = []
-        self._publishers: list[Callable[[Decision, dict, np.ndarray | None], None]] = []
+        self._outputs: list[Output] = []      # MQTT, OSDP: each its own publish and close
         self.outbox: Outbox | None = None
         self.credential_of = credential_of
         self._on_delivered = on_delivered
@@ -59,19 +69,15 @@ class Outputs:
         if settings.mqtt.url:
             from faceguard.outputs.mqtt import MqttOutput
 
-            mqtt = MqttOutput(settings.mqtt, self)
-            self._publishers.append(mqtt.publish)
-            self._closers.append(mqtt.close)
+            self._outputs.append(MqttOutput(settings.mqtt, self))
         if settings.osdp.port:
             from faceguard.outputs.osdp import OsdpReader
 
-            reader = OsdpReader(settings.osdp, self, root)
-            self._publishers.append(reader.publish)
-            self._closers.append(reader.close)
+            self._outputs.append(OsdpReader(settings.osdp, self, root))
 
     @property
     def active(self) -> bool:
-        return bool(self._senders or self._publishers)
+        return bool(self._senders or self._outputs)
 
     def _sender(self, channel: str, send) -> Sender:
         def delivered(message: Message, delay: float) -> None:
@@ -102,8 +108,8 @@ class Outputs:
         try:
             if webhook.CHANNEL in self._senders:
                 self.queue(webhook.CHANNEL, events.encode(row), key)
-            for publish in self._publishers:
-                publish(decision, row, snapshot_rgb)
+            for output in self._outputs:
+                output.publish(decision, row, snapshot_rgb)
         except FaceGuardError as exc:
             log.error("decision not handed to the outputs: %s", exc)
         except Exception:  # an output must never take the frame loop down
@@ -136,10 +142,8 @@ class Outputs:
 
     def face_unlock_changed(self, on: bool) -> None:
         """The door check's switch moved (from a command or the dialog): tell the outputs."""
-        for publisher in self._publishers:
-            changed = getattr(publisher, "__self__", None)
-            if changed is not None and hasattr(changed, "face_unlock_changed"):
-                changed.face_unlock_changed(on)
+        for output in self._outputs:
+            output.face_unlock_changed(on)
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the outputs: MQTT says offline, what is still waiting stays in the outbox."""
@@ -147,9 +151,9 @@ class Outputs:
             left = sender.close(timeout)
             if left:
                 log.warning("outbox: %d message(s) wait for the next start", left)
-        for close in self._closers:
+        for output in self._outputs:
             try:
-                close(timeout)
+                output.close(timeout)
             except Exception:  # noqa: BLE001  closing must reach every output
                 log.exception("output not closed cleanly")
         if self.outbox is not None:
