@@ -484,3 +484,24 @@ class MqttWatcher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def wait_for(condition, timeout: float) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` s passed; its last answer."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return bool(condition())
+
+
+def sample_decision(i: int, kind: str = "GRANTED"):
+    """Decision number ``i``: employee E00i when GRANTED, a stranger otherwise."""
+    from faceguard.access.records import Decision, Verdict
+
+    pid = f"E{i:03d}" if kind == "GRANTED" else None
+    return Decision(float(i), Verdict(kind), pid, None if pid is None else f"Person {i}",
+                    0.05 if pid else math.inf, 0.4, 3, f"event {i}", i, (1.0, 2.0, 3.0, 4.0))

@@ -5,16 +5,15 @@ lock, a broker outage that loses and doubles nothing, and the issue's "done when
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from conftest import CLIP, REPO, MqttWatcher
+from conftest import CLIP, REPO, MqttWatcher, sample_decision, wait_for
 
-from faceguard.access.records import DENIED, GRANTED, Decision
+from faceguard.access.records import DENIED, GRANTED
 from faceguard.outputs import homeassistant as ha
 from faceguard.outputs.hub import Outputs
 from faceguard.settings import MqttSettings, Settings
@@ -38,23 +37,12 @@ REQUIRED = {"event": {"state_topic", "event_types"}, "sensor": {"state_topic"},
 DEVICE = {"identifiers", "name", "manufacturer", "model", "sw_version"}
 
 
-def decision(i: int, kind=GRANTED) -> Decision:
-    pid = f"E{i:03d}" if kind == GRANTED else None
-    return Decision(float(i), kind, pid, None if pid is None else f"Person {i}",
-                    0.05 if pid else math.inf, 0.4, 3, f"event {i}", i, (1.0, 2.0, 3.0, 4.0))
 
 
 def mqtt_outputs(url: str, root, **kw) -> Outputs:
     return Outputs(Settings(mqtt=MqttSettings(url=url, door_name="front", **kw)).validate(), root)
 
 
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return bool(condition())
 
 
 def test_discovery_payloads_have_home_assistants_shapes():
@@ -94,7 +82,7 @@ def test_discovery_payloads_have_home_assistants_shapes():
 def test_events_state_availability_and_discovery_on_a_real_broker(mosquitto, tmp_path):
     watcher = MqttWatcher(mosquitto.port)
     outputs = mqtt_outputs(mosquitto.url, tmp_path)
-    keys = [outputs.publish(decision(1)), outputs.publish(decision(2, DENIED))]
+    keys = [outputs.publish(sample_decision(1)), outputs.publish(sample_decision(2, DENIED))]
     assert wait_for(lambda: len(watcher.on("faceguard/front/event")) == 2, 10)
     events = [json.loads(p) for p in watcher.on("faceguard/front/event")]
     assert [e["event_type"] for e in events] == ["granted", "denied"]
@@ -135,12 +123,12 @@ def test_the_last_will_says_offline_when_the_door_dies(mosquitto, tmp_path):
 def test_a_broker_outage_loses_and_doubles_nothing(mosquitto, tmp_path):
     watcher = MqttWatcher(mosquitto.port, ["faceguard/front/event"])
     outputs = mqtt_outputs(mosquitto.url, tmp_path)
-    keys = [outputs.publish(decision(i)) for i in range(5)]
+    keys = [outputs.publish(sample_decision(i)) for i in range(5)]
     assert wait_for(lambda: len(watcher.on("faceguard/front/event")) == 5, 10)
     watcher.close()
     mosquitto.stop()                                   # the broker goes away mid-run
     started = time.perf_counter()
-    keys += [outputs.publish(decision(i)) for i in range(5, 20)]
+    keys += [outputs.publish(sample_decision(i)) for i in range(5, 20)]
     assert (time.perf_counter() - started) / 15 < 0.05   # a frame never waits for the broker
     assert outputs.outbox.pending("mqtt") >= 30          # event + state each, kept
     time.sleep(2)

@@ -5,15 +5,15 @@ down in the middle of the run."""
 from __future__ import annotations
 
 import json
-import math
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from conftest import sample_decision, wait_for
 
-from faceguard.access.records import DENIED, GRANTED, Decision
+from faceguard.access.records import DENIED, GRANTED
 from faceguard.outputs import webhook
 from faceguard.outputs.hub import Outputs
 from faceguard.settings import Settings, WebhookSettings
@@ -66,10 +66,6 @@ class Receiver:
         self.server.server_close()
 
 
-def decision(i: int, kind=GRANTED) -> Decision:
-    pid = f"E{i:03d}" if kind == GRANTED else None
-    return Decision(float(i), kind, pid, None if pid is None else f"Person {i}",
-                    0.05 if pid else math.inf, 0.4, 3, f"event {i}", i, (1.0, 2.0, 3.0, 4.0))
 
 
 def outputs_for(url: str, root, secret: str = SECRET) -> Outputs:
@@ -77,13 +73,6 @@ def outputs_for(url: str, root, secret: str = SECRET) -> Outputs:
     return Outputs(settings, root)
 
 
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_signature_covers_timestamp_and_body():
@@ -104,11 +93,11 @@ def test_every_event_arrives_once_across_a_receiver_outage(tmp_path):
     receiver = Receiver(port)
     receiver.start()
     outputs = outputs_for(f"http://127.0.0.1:{port}/faceguard", tmp_path)
-    keys = [outputs.publish(decision(i, GRANTED if i % 3 else DENIED)) for i in range(10)]
+    keys = [outputs.publish(sample_decision(i, GRANTED if i % 3 else DENIED)) for i in range(10)]
     assert wait_for(lambda: len(receiver.taken) == 10, 10)
     receiver.stop()                                   # the receiver goes down mid-run
     started = time.perf_counter()
-    keys += [outputs.publish(decision(i, GRANTED if i % 3 else DENIED)) for i in range(10, 25)]
+    keys += [outputs.publish(sample_decision(i, GRANTED if i % 3 else DENIED)) for i in range(10, 25)]
     queued_ms = (time.perf_counter() - started) * 1000 / 15
     assert queued_ms < 50                             # the frame loop never waits for it
     time.sleep(1.5)
@@ -131,7 +120,7 @@ def test_a_wrong_secret_is_refused_and_kept_not_retried_forever(tmp_path):
     receiver = Receiver(port, secret="the-receivers-other-secret")
     receiver.start()
     outputs = outputs_for(f"http://127.0.0.1:{port}/", tmp_path)
-    outputs.publish(decision(1))
+    outputs.publish(sample_decision(1))
     assert wait_for(lambda: outputs.outbox.counters().get("refused.webhook") == 1, 10)
     outputs.close()
     receiver.stop()
