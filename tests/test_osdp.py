@@ -71,6 +71,13 @@ def line():
     pair.close()
 
 
+def secure_and_quiet(cp) -> None:
+    """The door is online over the secure channel; the set-up's status chatter is read."""
+    assert cp.online_wait(ADDRESS, timeout=10) and cp.sc_wait(ADDRESS, timeout=10)
+    while cp.get_event(ADDRESS, timeout=0) is not None:
+        pass
+
+
 def door(line: Line, root: Path, credentials: dict[str, str], card_format="wiegand26") -> Outputs:
     settings = Settings(osdp=OsdpSettings(port=line.port, address=ADDRESS, card_format=card_format))
     return Outputs(settings.validate(), root, credential_of=credentials.get)
@@ -122,9 +129,7 @@ def test_a_granted_employee_arrives_at_the_panel_as_their_card(line, tmp_path):
     outputs = door(line, tmp_path, {"E001": "12:3456"})
     cp = line.panel(install_mode=False)
     try:
-        assert cp.online_wait(ADDRESS, timeout=10) and cp.sc_wait(ADDRESS, timeout=10)
-        while cp.get_event(ADDRESS, timeout=0) is not None:
-            pass
+        secure_and_quiet(cp)
         outputs.publish(sample_decision(1))
         card = cp.get_event(ADDRESS, timeout=5)
         assert card is not None and card["data"] == wiegand26(12, 3456)
@@ -137,9 +142,7 @@ def test_a_raw_credential_is_sent_bit_for_bit(line, tmp_path):
     outputs = door(line, tmp_path, {"E001": "04A3B2C1"}, card_format="raw")
     cp = line.panel(install_mode=True)
     try:
-        assert cp.online_wait(ADDRESS, timeout=10) and cp.sc_wait(ADDRESS, timeout=10)
-        while cp.get_event(ADDRESS, timeout=0) is not None:
-            pass
+        secure_and_quiet(cp)
         outputs.publish(sample_decision(1))
         card = cp.get_event(ADDRESS, timeout=5)
         assert card is not None and card["length"] == 32
@@ -165,9 +168,7 @@ def test_the_door_check_sends_mirandas_card_and_nothing_for_strangers(line, shar
     try:
         with Gallery.open() as gallery:
             check = DoorCheck(clip_pipeline, gallery, settings)
-            assert cp.online_wait(ADDRESS, timeout=10) and cp.sc_wait(ADDRESS, timeout=10)
-            while cp.get_event(ADDRESS, timeout=0) is not None:
-                pass
+            secure_and_quiet(cp)
             decisions = []
             with FrameSource(Path(shared_data) / "video" / CLIP) as src:
                 while (frame := src.read()) is not None:
