@@ -387,104 +387,32 @@ def dev_people(split, n):
     return sorted(who for who, roles in split.items() if roles.get("gallery"))[:n]
 
 
+
 # -- a real MQTT broker (Mosquitto from Debian) for the door's MQTT output --------------------
-class Mosquitto:
-    """One throw-away broker on a free port with its own config file, like tests/test_site.py's
-    PostgreSQL; ``stop()`` and ``start()`` again on the same port make an outage."""
-
-    def __init__(self, folder: Path):
-        import socket
-
-        binary = shutil.which("mosquitto", path=os.pathsep.join(
-            [os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"]))
-        if binary is None:
-            pytest.fail("Mosquitto is not installed (apt-get install -y mosquitto "
-                        "mosquitto-clients); the MQTT tests need a real broker")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.binary, self.folder = binary, folder
-        self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                             "persistence false\nlog_dest stderr\nlog_type error\n")
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        import socket
-        import subprocess
-        import time
-
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"mosquitto did not start: {self.proc.stderr.read().decode()[-500:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail("mosquitto did not open its port within 10 s")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-
 @pytest.fixture
 def mosquitto(tmp_path):
+    """A throw-away broker on a free port with its own config file (benchmarks/mosquitto.py),
+    like tests/test_site.py's PostgreSQL."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from mosquitto import Mosquitto
+
     folder = tmp_path / "mosquitto"
     folder.mkdir()
-    broker = Mosquitto(folder)
-    broker.start()
+    try:
+        broker = Mosquitto(folder)
+        broker.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     yield broker
     broker.stop()
 
 
-class MqttWatcher:
-    """A client that records every message under ``topics`` (retained ones too)."""
+def mqtt_watcher(port: int, topics=("#",)):
+    """A client recording every message under ``topics`` (benchmarks/mosquitto.py)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from mosquitto import MqttWatcher
 
-    def __init__(self, port: int, topics=("#",)):
-        import threading
-
-        import paho.mqtt.client as paho
-
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
-
-        def on_connect(client, userdata, flags, rc, props=None):
-            client.subscribe([(t, 1) for t in topics])
-
-        def on_subscribe(*args):
-            self._subscribed.set()
-
-        def on_message(client, userdata, msg):
-            with self._lock:
-                self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
-
-        self.client.on_connect, self.client.on_message = on_connect, on_message
-        self.client.on_subscribe = on_subscribe
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        assert self._subscribed.wait(10), "the test's MQTT client did not subscribe"
-
-    def on(self, topic: str) -> list[bytes]:
-        with self._lock:
-            return [p for t, p, _ in self.messages if t == topic]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
+    return MqttWatcher(port, topics)
 
 def wait_for(condition, timeout: float) -> bool:
     """Poll ``condition`` until it holds or ``timeout`` s passed; its last answer."""

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import CLIP, REPO, MqttWatcher, sample_decision, wait_for
+from conftest import CLIP, REPO, mqtt_watcher, sample_decision, wait_for
 
 from faceguard.access.records import DENIED, GRANTED
 from faceguard.outputs import homeassistant as ha
@@ -80,7 +80,7 @@ def test_discovery_payloads_have_home_assistants_shapes():
 
 
 def test_events_state_availability_and_discovery_on_a_real_broker(mosquitto, tmp_path):
-    watcher = MqttWatcher(mosquitto.port)
+    watcher = mqtt_watcher(mosquitto.port)
     outputs = mqtt_outputs(mosquitto.url, tmp_path)
     keys = [outputs.publish(sample_decision(1)), outputs.publish(sample_decision(2, DENIED))]
     assert wait_for(lambda: len(watcher.on("faceguard/front/event")) == 2, 10)
@@ -94,7 +94,7 @@ def test_events_state_availability_and_discovery_on_a_real_broker(mosquitto, tmp
     assert watcher.on("faceguard/front/face_unlock")[-1] == b"ON"
     outputs.close()
     watcher.close()
-    late = MqttWatcher(mosquitto.port)       # joins later: sees only what is retained
+    late = mqtt_watcher(mosquitto.port)       # joins later: sees only what is retained
     assert wait_for(lambda: late.on("faceguard/front/availability") == [b"offline"], 5)
     assert json.loads(late.on("faceguard/front/state")[-1])["decision"] == "DENIED"
     assert late.on("faceguard/front/event") == []                # events are not retained
@@ -110,7 +110,7 @@ def test_the_last_will_says_offline_when_the_door_dies(mosquitto, tmp_path):
               f"o = Outputs(Settings(mqtt=MqttSettings(url='{mosquitto.url}', door_name='front')), "
               f"__import__('pathlib').Path(r'{tmp_path}')); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
-    watcher = MqttWatcher(mosquitto.port, ["faceguard/front/availability"])
+    watcher = mqtt_watcher(mosquitto.port, ["faceguard/front/availability"])
     try:
         assert wait_for(lambda: b"online" in watcher.on("faceguard/front/availability"), 20)
         proc.kill()                                # no clean stop: the broker's will speaks
@@ -121,7 +121,7 @@ def test_the_last_will_says_offline_when_the_door_dies(mosquitto, tmp_path):
 
 
 def test_a_broker_outage_loses_and_doubles_nothing(mosquitto, tmp_path):
-    watcher = MqttWatcher(mosquitto.port, ["faceguard/front/event"])
+    watcher = mqtt_watcher(mosquitto.port, ["faceguard/front/event"])
     outputs = mqtt_outputs(mosquitto.url, tmp_path)
     keys = [outputs.publish(sample_decision(i)) for i in range(5)]
     assert wait_for(lambda: len(watcher.on("faceguard/front/event")) == 5, 10)
@@ -133,7 +133,7 @@ def test_a_broker_outage_loses_and_doubles_nothing(mosquitto, tmp_path):
     assert outputs.outbox.pending("mqtt") >= 30          # event + state each, kept
     time.sleep(2)
     mosquitto.start()
-    watcher = MqttWatcher(mosquitto.port, ["faceguard/front/event"])
+    watcher = mqtt_watcher(mosquitto.port, ["faceguard/front/event"])
     assert wait_for(lambda: outputs.outbox.pending("mqtt") == 0, 30)
     time.sleep(0.5)
     outputs.close()
@@ -144,7 +144,7 @@ def test_a_broker_outage_loses_and_doubles_nothing(mosquitto, tmp_path):
 
 def test_switch_lock_and_home_assistants_restart(mosquitto, tmp_path):
     outputs = mqtt_outputs(mosquitto.url, tmp_path, remote_unlock=True)
-    watcher = MqttWatcher(mosquitto.port)
+    watcher = mqtt_watcher(mosquitto.port)
     config = "homeassistant/lock/faceguard_front/door/config"
     assert wait_for(lambda: len(watcher.on(config)) == 1, 10)
     watcher.client.publish("faceguard/front/face_unlock/set", "OFF", qos=1)
@@ -163,7 +163,7 @@ def test_switch_lock_and_home_assistants_restart(mosquitto, tmp_path):
 
 def test_remote_unlock_is_refused_unless_enabled(mosquitto, tmp_path):
     outputs = mqtt_outputs(mosquitto.url, tmp_path)
-    watcher = MqttWatcher(mosquitto.port)
+    watcher = mqtt_watcher(mosquitto.port)
     assert wait_for(lambda: watcher.on("faceguard/front/availability")[-1:] == [b"online"], 10)
     watcher.client.publish("faceguard/front/lock/set", "UNLOCK", qos=1)
     watcher.client.publish("faceguard/front/face_unlock/set", "ON", qos=1)
@@ -184,7 +184,7 @@ def test_done_when_a_headless_door_run_reaches_home_assistant(mosquitto, shared_
         return out
 
     faceguard("settings", "set", "mqtt.url", mosquitto.url)
-    watcher = MqttWatcher(mosquitto.port, ["faceguard/#"])
+    watcher = mqtt_watcher(mosquitto.port, ["faceguard/#"])
     run = faceguard("door", "--camera", Path(shared_data) / "video" / CLIP, "--headless",
                     "--photo-check", "off", "--frames", "40")
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
@@ -192,7 +192,7 @@ def test_done_when_a_headless_door_run_reaches_home_assistant(mosquitto, shared_
     events = [json.loads(p) for p in watcher.on("faceguard/door/event")]
     watcher.close()
     assert any(e["decision"] == "GRANTED" and e["person_id"] == "E001" for e in events)
-    late = MqttWatcher(mosquitto.port)
+    late = mqtt_watcher(mosquitto.port)
     assert wait_for(lambda: late.on("faceguard/door/availability") == [b"offline"], 5)
     config = late.on("homeassistant/event/faceguard_door/decision/config")
     assert config and json.loads(config[-1])["state_topic"] == "faceguard/door/event"
