@@ -59,3 +59,32 @@ def test_secrets_are_never_printed_back(capsys, monkeypatch):
 def test_a_webhook_needs_its_secret_first(capsys):
     code, _, err = run(capsys, "settings", "set", "webhook.url", "https://hooks.example/door")
     assert code == 2 and "webhook.secret" in err and "16 characters" in err
+
+
+def test_the_dialogs_door_tab_has_the_same_keys_and_never_shows_a_secret(qtbot, capsys):
+    from conftest import screenshot
+
+    from faceguard.ui.settings_dialog import SettingsDialog
+
+    assert run(capsys, "settings", "set", "webhook.secret", SECRET)[0] == 0
+    d = SettingsDialog(load_settings(), save=True, default_threshold=0.18, gallery_size=3)
+    qtbot.addWidget(d)
+    d.show()
+    for key in ("mqtt.url", "mqtt.door_name", "webhook.url", "webhook.secret", "osdp.port",
+                "face_unlock"):
+        assert key in d.fields
+    assert d.outputs.webhook_secret.text() == ""                 # the secret is not shown
+    assert d.outputs.webhook_secret.placeholderText() == "set; type to replace"
+    d.outputs.mqtt_url.setText("http://wrong")
+    d.accept()
+    assert d.result() == 0 and "mqtt" in d.error.text().lower()   # the CLI's rule, in the dialog
+    d.outputs.mqtt_url.setText("mqtt://127.0.0.1:1883")
+    d.outputs.webhook_url.setText("https://hooks.example/door")
+    d.outputs.face_unlock.setChecked(False)
+    d.show_field(d.outputs.mqtt_url)
+    screenshot(d, "settings_dialog_door_outputs")
+    d.accept()
+    assert d.result() == 1, d.error.text()
+    saved = load_settings()
+    assert saved.mqtt.url == "mqtt://127.0.0.1:1883" and saved.face_unlock is False
+    assert saved.webhook.secret == SECRET                          # kept, not blanked

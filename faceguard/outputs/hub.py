@@ -57,6 +57,7 @@ class Outputs:
         self._status: dict[str, str] = {}
         self._status_lock = threading.Lock()
         self._senders: dict[str, Sender] = {}
+        self._batch: list[tuple[str, bytes, str, str, bool]] = []   # publish's messages
         self._outputs: list[Output] = []      # MQTT, OSDP: each its own publish and close
         self.outbox: Outbox | None = None
         self.credential_of = credential_of
@@ -93,10 +94,8 @@ class Outputs:
         return sender
 
     def queue(self, channel: str, body: bytes, key: str, topic: str = "", retain: bool = False) -> None:
-        """Into the outbox, and wake the channel's sender."""
-        assert self.outbox is not None
-        self.outbox.put(channel, body, key=key, topic=topic, retain=retain)
-        self._senders[channel].wake()
+        """For the outbox: written with the rest of this decision's messages by ``publish``."""
+        self._batch.append((channel, body, key, topic, retain))
 
     def publish(self, decision: Decision, snapshot_rgb: np.ndarray | None = None) -> str | None:
         """Hand one decision to every configured output; returns its event id (None: no
@@ -105,11 +104,16 @@ class Outputs:
             return None
         key = new_key()
         row = events.event_dict(decision, self.door_name, key)
+        self._batch = []
         try:
             if webhook.CHANNEL in self._senders:
                 self.queue(webhook.CHANNEL, events.encode(row), key)
             for output in self._outputs:
                 output.publish(decision, row, snapshot_rgb)
+            if self._batch and self.outbox is not None:
+                self.outbox.put_many(self._batch)
+                for channel in {m[0] for m in self._batch}:
+                    self._senders[channel].wake()
         except FaceGuardError as exc:
             log.error("decision not handed to the outputs: %s", exc)
         except Exception:  # an output must never take the frame loop down

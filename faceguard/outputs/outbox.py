@@ -99,14 +99,22 @@ class Outbox:
     def put(self, channel: str, body: bytes, *, key: str, topic: str = "",
             retain: bool = False) -> bool:
         """Queue one message; False when the same (channel, key, topic) is already queued."""
+        return self.put_many([(channel, body, key, topic, retain)]) == 1
+
+    def put_many(self, messages: list[tuple[str, bytes, str, str, bool]]) -> int:
+        """Queue (channel, body, key, topic, retain) messages in one transaction (one decision's
+        messages to every channel: one commit per frame); how many were new."""
         now = time.time()
+        added = 0
         with self._lock, self._write() as con:
-            cur = con.execute(
-                "INSERT OR IGNORE INTO messages (channel, key, topic, retain, body, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (channel, key, topic, int(retain), body, now))
-            if cur.rowcount:
-                self._trim(con, channel)
-            return bool(cur.rowcount)
+            for channel, body, key, topic, retain in messages:
+                cur = con.execute(
+                    "INSERT OR IGNORE INTO messages (channel, key, topic, retain, body, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (channel, key, topic, int(retain), body, now))
+                if cur.rowcount:
+                    added += 1
+                    self._trim(con, channel)
+        return added
 
     def _trim(self, con: sqlite3.Connection, channel: str) -> None:
         (count,) = con.execute("SELECT COUNT(*) FROM messages WHERE channel=? AND refused=0",
