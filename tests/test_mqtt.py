@@ -87,7 +87,7 @@ def test_events_state_availability_and_discovery_on_a_real_broker(mosquitto, tmp
     events = [json.loads(p) for p in watcher.on("faceguard/front/event")]
     assert [e["event_type"] for e in events] == ["granted", "denied"]
     assert [e["id"] for e in events] == keys
-    assert events[0]["person_id"] == "E001" and events[0]["door"] == "front"
+    assert events[0]["person_id"] == "E001" and events[0]["door_name"] == "front"
     assert set(events[0]) >= {"time", "decision", "mode", "person_id", "name", "distance",
                               "threshold", "frames_used", "reason", "track_id", "box"}
     assert watcher.on("faceguard/front/availability")[-1] == b"online"

@@ -112,7 +112,7 @@ def test_every_event_arrives_once_across_a_receiver_outage(tmp_path):
     assert kinds == ["DENIED" if i % 3 == 0 else "GRANTED" for i in range(25)]   # every event
     first = receiver.taken[keys[1]]
     assert first["person_id"] == "E001" and first["event_type"] == "granted"
-    assert first["id"] == keys[1] and first["door"] == "door"
+    assert first["id"] == keys[1] and first["door_name"] == "door" and first["door"] is None
 
 
 def test_a_wrong_secret_is_refused_and_kept_not_retried_forever(tmp_path):

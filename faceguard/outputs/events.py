@@ -1,6 +1,7 @@
-"""The one message every output sends for a decision: the headless JSON line's fields, plus the
-door's name, the event's idempotency key and a lower-case ``event_type`` (what Home Assistant's
-event entity reads)."""
+"""The one message every output sends for a decision: the headless JSON line's fields (``door``,
+the door output's result, is null: the message leaves before the door has answered), plus
+``door_name``, the event's idempotency key ``id``, the wall-clock ``at`` and a lower-case
+``event_type`` (what Home Assistant's event entity reads)."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ def event_dict(decision: Decision, door: str, key: str, wall_time: float | None 
     """JSON-ready; ``time`` stays the decision's own clock (clip position or since start),
     ``at`` is the wall clock (Unix seconds) when it was decided."""
     row = decision.to_dict()
-    row.update(id=key, door=door, event_type=event_type(decision.kind),
-               at=time.time() if wall_time is None else wall_time, door_result=None)
+    row.update(door=None, id=key, door_name=door, event_type=event_type(decision.kind),
+               at=time.time() if wall_time is None else wall_time)
     return row
 
 
