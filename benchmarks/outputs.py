@@ -2,13 +2,14 @@
 a real Mosquitto (MQTT) and a real HTTP receiver (signed webhooks); the broker is stopped for a
 while in the middle of the run and started again.
 
-Measured: events lost and doubled at the receivers (by idempotency key), the frame time of a
-fixed per-frame workload (a stand-in for detect/align/embed, so the number shows what the
-outputs add) with the broker up and down (median), and the delivery delay from decision to the
-MQTT subscriber (p50/p95/max) for events decided while the broker was up.
+Measured: events lost and doubled at the receivers (by idempotency key), the frame time (the
+real face pipeline on the shared clip's frames, plus handing the frame's event to the outputs)
+with the broker up and down (median, and as a ratio to the same work done again without the
+outputs right beside it, which the machine's load changes alike), and the delivery delay from
+decision to an MQTT subscriber (p50/p95/max) for events decided while the broker was up.
 
     python benchmarks/outputs.py [--seconds 120] [--outage-at 40] [--outage 30] [--rate 2]
-        [--out benchmarks/results/outputs.json]
+        [--workload pipeline|synthetic] [--out benchmarks/results/outputs.json]
 
 The issue's full run is 600 s with a 30 s outage; the default here is 120 s with the same 30 s.
 """
@@ -76,10 +77,28 @@ def decision(i: int):
                     (10.0, 10.0, 90.0, 90.0))
 
 
-def workload(frame: np.ndarray) -> None:
-    """A fixed amount of per-frame image work (what the frame time is measured on)."""
+def synthetic(frame: np.ndarray) -> None:
+    """A small fixed amount of image work (--workload synthetic: makes the outputs' own cost
+    stand out)."""
     small = cv2.resize(frame, (320, 240))
     cv2.GaussianBlur(small, (31, 31), 0)
+
+
+def clip_frames() -> list[np.ndarray]:
+    from faceguard.camera import FrameSource
+
+    video = Path(__file__).resolve().parents[2] / "shared" / "data" / "video" / "short_hamilton_clip.mp4"
+    frames = []
+    with FrameSource(video) as src:
+        while (f := src.read()) is not None and len(frames) < 60:
+            frames.append(f.rgb)
+    return frames
+
+
+def timed(work, *args) -> float:
+    t0 = time.perf_counter()
+    work(*args)
+    return (time.perf_counter() - t0) * 1000
 
 
 def run(args, tmp: Path) -> dict:
@@ -94,11 +113,21 @@ def run(args, tmp: Path) -> dict:
     settings = Settings(mqtt=MqttSettings(url=broker.url, door_name="bench"),
                         webhook=WebhookSettings(url=receiver.url, secret=SECRET)).validate()
     outputs = Outputs(settings, tmp / "data")
-    frame = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
-    every = max(1, round(FPS / args.rate))
+    if args.workload == "pipeline":
+        from faceguard.vision.pipeline import FacePipeline
+
+        pipeline = FacePipeline.load("cpu")
+        frames = clip_frames()
+        workload = lambda k: pipeline.process(frames[k % len(frames)])  # noqa: E731
+    else:
+        noise = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+        workload = lambda k: synthetic(noise)  # noqa: E731
+    next_event = 0.0
     published: dict[str, tuple[float, str]] = {}      # key → (decided at, phase)
     frame_ms: dict[str, list[float]] = {"up": [], "down": [], "recovering": []}
     event_frame_ms: dict[str, list[float]] = {"up": [], "down": [], "recovering": []}
+    ratios: dict[str, list[float]] = {"up": [], "down": [], "recovering": []}
+    event_ratios: dict[str, list[float]] = {"up": [], "down": [], "recovering": []}
     publish_ms: list[float] = []
     down_from, down_to = args.outage_at, args.outage_at + args.outage
     started = time.monotonic()
@@ -116,19 +145,30 @@ def run(args, tmp: Path) -> dict:
     while (now := time.monotonic() - started) < args.seconds:
         phase = ("down" if down_from <= now < down_to else
                  "recovering" if down_to <= now < down_to + 10 else "up")
+        # The same workload once more without any output (the control), before or after the
+        # frame in turn: the machine's load changes both alike, so their ratio shows what the
+        # outputs add, phase by phase.
+        if i % 2:
+            control = timed(workload, i)
         t0 = time.perf_counter()
-        workload(frame)
-        if i % every == 0:
+        workload(i)
+        event = now >= next_event
+        while next_event <= now:           # 2 events/s by the clock, whatever the frame rate
+            next_event += 1.0 / args.rate
             p0 = time.perf_counter()
-            key = outputs.publish(decision(i))
+            key = outputs.publish(decision(len(published)))
             publish_ms.append((time.perf_counter() - p0) * 1000)
             published[key] = (time.time(), phase)
         took = (time.perf_counter() - t0) * 1000
+        if not i % 2:
+            control = timed(workload, i)
         frame_ms[phase].append(took)
-        if i % every == 0:
+        ratios[phase].append(took / control)
+        if event:
             event_frame_ms[phase].append(took)
+            event_ratios[phase].append(took / control)
         i += 1
-        time.sleep(max(0.0, (i / FPS) - (time.monotonic() - started)))
+        time.sleep(max(0.0, (i / FPS) - (time.monotonic() - started)))   # at most FPS
     outage_done.wait(60)
     drained_at = time.monotonic()
     while outputs.outbox.pending() and time.monotonic() - drained_at < 120:
@@ -157,6 +197,7 @@ def run(args, tmp: Path) -> dict:
     event_med = {ph: round(statistics.median(v), 2) for ph, v in event_frame_ms.items() if v}
     return {
         "seconds": args.seconds, "outage_s": args.outage, "events_per_s": args.rate,
+        "workload": args.workload, "frames": i,
         "events": len(published), "events_during_outage": sum(ph == "down" for _, ph in published.values()),
         "mqtt": {"lost": len(set(published) - set(mqtt_keys)),
                  "doubled": len(mqtt_keys) - len(set(mqtt_keys)),
@@ -169,6 +210,12 @@ def run(args, tmp: Path) -> dict:
         "outbox_left": left,
         "frame_ms_median": med,
         "frame_ms_down_vs_up": round(med["down"] / med["up"], 3) if "down" in med else None,
+        "frame_vs_control_median": {ph: round(statistics.median(v), 3) for ph, v in ratios.items() if v},
+        "frame_vs_control_down_vs_up": (round(statistics.median(ratios["down"])
+                                              / statistics.median(ratios["up"]), 3)
+                                        if ratios["down"] and ratios["up"] else None),
+        "event_frame_vs_control_median": {ph: round(statistics.median(v), 3)
+                                          for ph, v in event_ratios.items() if v},
         "event_frame_ms_median": event_med,
         "event_frame_ms_down_vs_up": (round(event_med["down"] / event_med["up"], 3)
                                       if "down" in event_med else None),
@@ -183,6 +230,9 @@ def main() -> int:
     ap.add_argument("--outage-at", type=float, default=40.0)
     ap.add_argument("--outage", type=float, default=30.0)
     ap.add_argument("--rate", type=float, default=2.0, help="events per second")
+    ap.add_argument("--workload", choices=("pipeline", "synthetic"), default="pipeline",
+                    help="per frame: the real face pipeline on the shared clip, or a small "
+                         "fixed image operation")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "outputs.json"),
                     help="append the run to this JSON file ('' = print only)")
     args = ap.parse_args()
@@ -191,7 +241,8 @@ def main() -> int:
             os.environ[var] = f"{tmp}/{var.lower()}"
         result = run(args, Path(tmp))
     result["machine"] = (f"{os.cpu_count()} CPUs shared with other jobs (load average "
-                         f"{os.getloadavg()[0]:.1f} at the end)")
+                         f"{os.getloadavg()[0]:.1f} at the end); FACEGUARD_THREADS="
+                         f"{os.environ.get('FACEGUARD_THREADS', '(default)')}")
     print(json.dumps(result, indent=2))
     if args.out:
         args.out = Path(args.out)

@@ -247,3 +247,20 @@ def test_the_window_says_face_unlock_is_off(qtbot):
     assert not w.outputs_label.isHidden()
     assert w.outputs_label.text() == f"{FACE_UNLOCK_OFF_TEXT} · Panel: LED green, buzzer 1 beep"
     w.close()
+
+
+def test_a_door_stopped_while_the_broker_is_away_sends_the_rest_at_its_next_start(mosquitto, tmp_path):
+    outputs = mqtt_outputs(mosquitto.url, tmp_path)
+    assert wait_for(lambda: outputs.status().get("mqtt", "").startswith("MQTT: connected"), 10)
+    mosquitto.stop()
+    keys = [outputs.publish(sample_decision(i)) for i in range(3)]
+    started = time.monotonic()
+    outputs.close()                                  # the door stops: the broker is still away
+    assert time.monotonic() - started < 5
+    mosquitto.start()
+    watcher = mqtt_watcher(mosquitto.port, ["faceguard/front/event"])
+    outputs = mqtt_outputs(mosquitto.url, tmp_path)  # the next start, same data folder
+    assert wait_for(lambda: len(watcher.on("faceguard/front/event")) == 3, 15)
+    outputs.close()
+    watcher.close()
+    assert [json.loads(p)["id"] for p in watcher.on("faceguard/front/event")] == keys

@@ -4,9 +4,10 @@ the person's credential number (gallery/credentials.py; ``osdp.card_format`` 26-
 raw); strangers, refusals and people without a credential send nothing. The panel's LED,
 buzzer, text and output commands are shown in the window's status bar.
 
-Secure channel: with ``osdp.scbk`` empty and no key received yet, the reader is in install mode
-(it accepts the default key SCBK-D once); the panel then sets its own key (KEYSET), which is kept
-in the data folder (``osdp-scbk``, 0600) and used from then on.
+Secure channel: with no key yet (``osdp.scbk`` empty, none received), the reader is in install
+mode (it accepts the default key SCBK-D); the panel then sets its own key (KEYSET), which is kept
+in the data folder (``osdp-scbk``, 0600) and used from then on, before ``osdp.scbk``. To pair
+with a panel again, delete that file.
 """
 
 from __future__ import annotations
@@ -114,12 +115,11 @@ class OsdpReader:
         self._thread.start()
 
     def _key(self) -> bytes | None:
-        if self.settings.scbk:
-            return bytes.fromhex(self.settings.scbk)
+        """The key the panel set last (kept), else ``osdp.scbk``, else None: install mode."""
         try:
             return bytes.fromhex(self.key_file.read_text().strip())
         except FileNotFoundError:
-            return None
+            return bytes.fromhex(self.settings.scbk) if self.settings.scbk else None
         except (OSError, ValueError) as exc:
             raise DoorError(f"The OSDP key file {self.key_file} cannot be read ({exc}); delete "
                             "it to pair with the panel again (install mode).") from exc
