@@ -32,13 +32,11 @@ def backoff_s(attempts: int, first_s: float = 1.0, most_s: float = 60.0) -> floa
 
 class Sender:
     def __init__(self, outbox: Outbox, channel: str, send: Callable[[Message], Outcome], *,
-                 max_backoff_s: float = 60.0,
-                 on_delivered: Callable[[Message, float], None] | None = None):
+                 max_backoff_s: float = 60.0):
         self.outbox = outbox
         self.channel = channel
         self.send = send
         self.max_backoff_s = max_backoff_s
-        self.on_delivered = on_delivered   # (message, seconds from queued to delivered)
         self.last_problem = ""
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -91,8 +89,6 @@ class Sender:
         if outcome.what == DELIVERED:
             self.outbox.delivered(message.id)
             self.last_problem = ""
-            if self.on_delivered is not None:
-                self.on_delivered(message, time.time() - message.created)
             return 0.0
         if outcome.what == REFUSED:
             log.error("outbox %s: message %s refused for good: %s", self.channel, message.key,

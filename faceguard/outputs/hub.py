@@ -22,7 +22,7 @@ from faceguard.access.records import Decision
 from faceguard.errors import FaceGuardError
 from faceguard.outputs import events, webhook
 from faceguard.outputs.delivery import Sender
-from faceguard.outputs.outbox import Message, Outbox, new_key
+from faceguard.outputs.outbox import Outbox, new_key
 from faceguard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Command:
     """Asked from outside: ``face_unlock`` (value True/False) or ``unlock`` (value: the source,
-    e.g. "Home Assistant over MQTT (broker 10.0.0.2:1883, topic …)")."""
+    e.g. "MQTT (broker 10.0.0.2:1883, topic faceguard/front/lock/set)")."""
 
     what: str
     value: object
@@ -49,8 +49,7 @@ class Output(Protocol):
 
 class Outputs:
     def __init__(self, settings: Settings, root: Path, *,
-                 credential_of: Callable[[str], str | None] | None = None,
-                 on_delivered: Callable[[str, Message, float], None] | None = None):
+                 credential_of: Callable[[str], str | None] | None = None):
         self.settings = settings
         self.door_name = settings.mqtt.door_name
         self.commands: queue.Queue[Command] = queue.Queue()
@@ -61,7 +60,6 @@ class Outputs:
         self._outputs: list[Output] = []      # MQTT, OSDP: each its own publish and close
         self.outbox: Outbox | None = None
         self.credential_of = credential_of
-        self._on_delivered = on_delivered
         if settings.webhook.url or settings.mqtt.url:
             self.outbox = Outbox.in_folder(root)
         if settings.webhook.url:
@@ -81,11 +79,8 @@ class Outputs:
         return bool(self._senders or self._outputs)
 
     def _sender(self, channel: str, send) -> Sender:
-        def delivered(message: Message, delay: float) -> None:
-            if self._on_delivered is not None:
-                self._on_delivered(channel, message, delay)
-
-        return Sender(self.outbox, channel, send, on_delivered=delivered)  # type: ignore[arg-type]
+        assert self.outbox is not None
+        return Sender(self.outbox, channel, send)
 
     def add_sender(self, channel: str, send) -> Sender:
         """For an output with its own channel (MQTT): a sender over the shared outbox."""
