@@ -10,8 +10,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from faceguard.outputs.outbox import Message, Outbox, OutboxError
+from faceguard.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +106,21 @@ class Sender:
         self.last_problem = outcome.problem
         self.outbox.retry_later(message.id, time.time() + wait, outcome.problem)
         return wait
+
+
+class Hub(Protocol):
+    """What an output with its own connection (MQTT, OSDP) uses of ``hub.Outputs`` (written
+    here, below both, so that neither imports the hub that imports them)."""
+
+    settings: Settings
+    outbox: Outbox | None
+    credential_of: Callable[[str], str | None] | None
+
+    def add_sender(self, channel: str, send: Callable[[Message], Outcome]) -> Sender: ...
+
+    def queue(self, channel: str, body: bytes, key: str, topic: str = "",
+              retain: bool = False) -> None: ...
+
+    def set_status(self, name: str, text: str) -> None: ...
+
+    def command(self, what: str, value: object) -> None: ...

@@ -16,7 +16,6 @@ import json
 import logging
 import threading
 import uuid
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -25,12 +24,9 @@ from faceguard.access.records import Decision
 from faceguard.errors import DoorError
 from faceguard.outputs import events
 from faceguard.outputs import homeassistant as ha
-from faceguard.outputs.delivery import DELIVERED, RETRY, Outcome
+from faceguard.outputs.delivery import DELIVERED, RETRY, Hub, Outcome
 from faceguard.outputs.outbox import Message
 from faceguard.settings import MqttSettings
-
-if TYPE_CHECKING:
-    from faceguard.outputs.hub import Outputs
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +49,7 @@ def broker_address(url: str) -> tuple[str, int, bool]:
 
 
 class MqttOutput:
-    def __init__(self, settings: MqttSettings, hub: Outputs):
+    def __init__(self, settings: MqttSettings, hub: Hub):
         try:
             import paho.mqtt.client as paho
         except ImportError as exc:

@@ -20,7 +20,6 @@ import threading
 import time
 import tty
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,10 +27,8 @@ from faceguard.access.records import GRANTED, Decision
 from faceguard.atomic import write_text_atomic
 from faceguard.errors import DoorError, FaceGuardError
 from faceguard.gallery.credentials import card_bits
+from faceguard.outputs.delivery import Hub
 from faceguard.settings import OsdpSettings
-
-if TYPE_CHECKING:
-    from faceguard.outputs.hub import Outputs
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +81,7 @@ def command_text(command: dict) -> str:
 
 
 class OsdpReader:
-    def __init__(self, settings: OsdpSettings, hub: Outputs, root: Path):
+    def __init__(self, settings: OsdpSettings, hub: Hub, root: Path):
         try:
             import osdp
             import osdp_sys
