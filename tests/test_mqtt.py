@@ -264,3 +264,25 @@ def test_a_door_stopped_while_the_broker_is_away_sends_the_rest_at_its_next_star
     outputs.close()
     watcher.close()
     assert [json.loads(p)["id"] for p in watcher.on("faceguard/front/event")] == keys
+
+
+def test_the_snapshot_is_sent_only_when_enabled(mosquitto, tmp_path):
+    import numpy as np
+
+    face = np.zeros((64, 48, 3), np.uint8)
+    face[16:48, 12:36] = (200, 150, 120)
+    watcher = mqtt_watcher(mosquitto.port, ["faceguard/front/#"])
+    off = mqtt_outputs(mosquitto.url, tmp_path / "off")
+    off.publish(sample_decision(1), face)
+    assert wait_for(lambda: len(watcher.on("faceguard/front/event")) == 1, 10)
+    off.close()
+    on = mqtt_outputs(mosquitto.url, tmp_path / "on", snapshot=True)
+    on.publish(sample_decision(2), face)
+    assert wait_for(lambda: len(watcher.on("faceguard/front/snapshot")) == 1, 10)
+    on.close()
+    watcher.close()
+    jpeg = watcher.on("faceguard/front/snapshot")[0]
+    assert jpeg[:2] == b"\xff\xd8"                                 # a JPEG, raw bytes (HA's image)
+    events = [json.loads(p) for p in watcher.on("faceguard/front/event")]
+    assert [e["person_id"] for e in events] == ["E001", "E002"]
+    assert all("snapshot" not in e for e in events)                # never inside the event
