@@ -6,6 +6,7 @@ every message it sees (retained ones too)."""
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,8 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, extra: str = ""):
+        """``extra``: more lines for the listener (TLS files, a password file)."""
         binary = shutil.which("mosquitto", path=os.pathsep.join(
             [os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"]))
         if binary is None:
@@ -30,8 +32,12 @@ class Mosquitto:
         self.port = free_port()
         self.binary, self.folder = binary, Path(folder)
         self.conf = self.folder / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                             "persistence false\nlog_dest stderr\nlog_type error\n")
+        # Run as whoever runs the tests (as root, mosquitto would switch to its own user, who
+        # cannot read files in a private temp folder).
+        user = pwd.getpwuid(os.getuid()).pw_name
+        self.conf.write_text(f"user {user}\nlistener {self.port} 127.0.0.1\n"
+                             + (extra or "allow_anonymous true\n")
+                             + "persistence false\nlog_dest stderr\nlog_type error\n")
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -96,3 +102,42 @@ class MqttWatcher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def tls_files(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for ``host``: (ca.pem, server.pem, server.key)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("test CA")).issuer_name(name("test CA"))
+          .public_key(ca_key.public_key()).serial_number(1)
+          .not_valid_before(now - datetime.timedelta(hours=1))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder().subject_name(name(host)).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(2)
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+    for p in paths:
+        p.chmod(0o644)
+    return paths

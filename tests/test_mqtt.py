@@ -286,3 +286,35 @@ def test_the_snapshot_is_sent_only_when_enabled(mosquitto, tmp_path):
     events = [json.loads(p) for p in watcher.on("faceguard/front/event")]
     assert [e["person_id"] for e in events] == ["E001", "E002"]
     assert all("snapshot" not in e for e in events)                # never inside the event
+
+
+def test_tls_with_a_ca_file_and_a_password(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from mosquitto import Mosquitto, tls_files
+
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    ca, cert, key = tls_files(folder)
+    passwd = folder / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "door", "door-pass"], check=True,
+                   capture_output=True)
+    passwd.chmod(0o600)
+    broker = Mosquitto(folder, f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+                               f"allow_anonymous false\npassword_file {passwd}\n")
+    broker.start()
+    url = f"mqtts://127.0.0.1:{broker.port}"
+    try:
+        wrong = Outputs(Settings(mqtt=MqttSettings(url=url, door_name="front", username="door",
+                                                   password="wrong", ca_file=str(ca))),
+                        tmp_path / "wrong")
+        assert wait_for(lambda: "refused" in wrong.status().get("mqtt", ""), 10)
+        wrong.close()
+        right = Outputs(Settings(mqtt=MqttSettings(url=url, door_name="front", username="door",
+                                                   password="door-pass", ca_file=str(ca))),
+                        tmp_path / "right")
+        right.publish(sample_decision(1))
+        assert wait_for(lambda: right.outbox.pending() == 0, 10), right.status()
+        assert right.status()["mqtt"] == f"MQTT: connected to 127.0.0.1:{broker.port}"
+        right.close()
+    finally:
+        broker.stop()

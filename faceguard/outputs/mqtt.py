@@ -61,6 +61,7 @@ class MqttOutput:
         self.host, self.port, tls = broker_address(settings.url)
         self.face_unlock = hub.settings.face_unlock
         self.connected = threading.Event()
+        self._refused = ""                     # the broker's last refusal, in words
         self._inflight: dict[int, object] = {}     # outbox id → paho MQTTMessageInfo
         client = paho.Client(paho.CallbackAPIVersion.VERSION2,
                              client_id=f"faceguard-{settings.door_name}-{uuid.uuid4().hex[:6]}",
@@ -130,10 +131,14 @@ class MqttOutput:
     # -- paho's network thread -------------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:
-            self.hub.set_status(CHANNEL, f"MQTT: {self.host}:{self.port} refused ({reason_code})")
-            log.warning("MQTT broker %s:%d refused the connection: %s", self.host, self.port,
-                        reason_code)
+            refused = f"MQTT: {self.host}:{self.port} refused the door ({reason_code}); check " \
+                      "mqtt.username and mqtt.password"
+            if refused != self._refused:      # paho retries every few seconds: say it once
+                log.warning("%s", refused)
+            self._refused = refused
+            self.hub.set_status(CHANNEL, refused)
             return
+        self._refused = ""
         log.info("MQTT connected to %s:%d", self.host, self.port)
         client.subscribe([(self.topics.ha_status, 1), (self.topics.face_unlock_set, 1),
                           (self.topics.lock_set, 1)])
@@ -146,10 +151,14 @@ class MqttOutput:
         self.sender.wake()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        was_connected = self.connected.is_set()
         self.connected.clear()
+        if self._refused:
+            return                            # the refusal stays on show
         self.hub.set_status(CHANNEL, f"MQTT: {self.host}:{self.port} away; events wait in the "
                                      "outbox")
-        log.warning("MQTT disconnected from %s:%d (%s)", self.host, self.port, reason_code)
+        if was_connected:
+            log.warning("MQTT disconnected from %s:%d (%s)", self.host, self.port, reason_code)
 
     def _announce(self) -> None:
         """Discovery configs and the current states (retained)."""
