@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import termios
 import tty
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class Line:
         self.cards: list[dict] = []
 
     def panel(self, install_mode: bool) -> osdp.ControlPanel:
+        termios.tcflush(self.panel_fd, termios.TCIOFLUSH)   # a restarted panel starts clean
         flags = [osdp.LibFlag.InstallMode] if install_mode else []
         info = osdp.PDInfo(ADDRESS, PtyChannel(self.panel_fd), scbk=PANEL_KEY, flags=flags)
         cp = osdp.ControlPanel([info], log_level=osdp.LogLevel.Error)

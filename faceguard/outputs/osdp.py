@@ -52,6 +52,7 @@ def open_port(port: str, baud: int) -> int:
         attrs = termios.tcgetattr(fd)
         attrs[4] = attrs[5] = BAUDS[baud]
         termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        termios.tcflush(fd, termios.TCIOFLUSH)    # bytes of an earlier session would confuse it
     except termios.error as exc:
         os.close(fd)
         raise DoorError(f"Setting 'osdp.port': {port} is not a serial port ({exc}).") from exc
