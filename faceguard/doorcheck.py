@@ -22,11 +22,13 @@ from faceguard.access.track import distinct_faces
 from faceguard.camera import Frame
 from faceguard.errors import FaceGuardError
 from faceguard.gallery import pins, templates
+from faceguard.gallery.credentials import get_credential
 from faceguard.gallery.events import EventLog
 from faceguard.gallery.match import Matcher, MatchResult
 from faceguard.gallery.recognise import gallery_matcher, visit_zones, zone_thresholds
 from faceguard.gallery.store import Gallery
 from faceguard.instance import claim_data_folder
+from faceguard.outputs.hub import Outputs
 from faceguard.settings import Settings
 from faceguard.vision.pipeline import FacePipeline
 from faceguard.vision.texture import scorer_for
@@ -81,7 +83,8 @@ def face_crop(rgb: np.ndarray, box: Sequence[float] | np.ndarray, margin: float 
 
 class DoorCheck:
     def __init__(self, pipeline: FacePipeline, gallery: Gallery, settings: Settings, *,
-                 log_events: bool = True, door: DoorOutput | None = None, seed: int | None = None):
+                 log_events: bool = True, door: DoorOutput | None = None, seed: int | None = None,
+                 outputs: Outputs | None = None):
         """``seed`` makes the photo check's challenge directions reproducible (tests,
         benchmarks); None draws them unpredictably."""
         self.pipeline = pipeline
@@ -101,6 +104,17 @@ class DoorCheck:
         # The texture signal: evidence inside the photo check, so loaded only while it is on.
         self.texture = scorer_for(pipeline) if self.settings.photo_check else None
         self.decider.texture_threshold = None if self.texture is None else self.texture.threshold
+        # Every decision also goes to the building (webhook, MQTT, OSDP), as configured.
+        self.face_unlock = settings.face_unlock
+        self.outputs = outputs if outputs is not None else Outputs(
+            settings, gallery.root, credential_of=self._credential_of)
+
+    def _credential_of(self, employee_id: str) -> str | None:
+        try:
+            return get_credential(self.gallery, employee_id)
+        except FaceGuardError as exc:
+            log.error("credential not read: %s", exc)
+            return None
 
     def _enforce_retention(self) -> None:
         now = time.monotonic()
@@ -205,6 +219,7 @@ class DoorCheck:
                             self.threshold, 0, f"claimed id '{employee_id}': {why}", -1,
                             (0.0, 0.0, 0.0, 0.0), mode="verify")
         self._log(decision, None, DoorResult(True, "door stays closed"))
+        self.outputs.publish(decision)
         self._claim_decisions.append(decision)
         return decision
 
@@ -231,14 +246,17 @@ class DoorCheck:
         refused, self._claim_decisions = self._claim_decisions, []   # logged when refused
         decisions: list[Decision] = []
         statuses: list[TrackStatus | None] = [None] * len(results)
-        if not self.gallery_empty:   # empty: no DENIED (and no snapshot) for every passer-by
+        outside = door_commands(self)   # Home Assistant's switch and lock, since the last frame
+        if not self.gallery_empty and self.face_unlock:   # empty: no DENIED for every passer-by
             decisions = self.decider.update(
                 frame.t, [(r.box, m) for r, m in zip(results, matches, strict=True)],
                 [r.landmarks for r in results], [r.embedding for r in results], textures)
             statuses = list(self.decider.statuses)
         faces = []
         for r, m, st in zip(results, matches, statuses, strict=True):
-            if st is None:
+            if st is None and not self.face_unlock:
+                st_state, st_text, direction = TrackState.NO_GALLERY, FACE_UNLOCK_OFF, None
+            elif st is None:
                 st_state, st_text, direction = TrackState.NO_GALLERY, "nobody is enrolled yet", None
             else:
                 st_state, st_text, direction = st.state, st.text, st.direction
@@ -257,14 +275,16 @@ class DoorCheck:
         for d in decisions:
             self._act(d, frame.rgb)
         self._enforce_retention()
-        return FrameReport(frame, faces, refused + decisions, infer_ms, self._finish_door())
+        return FrameReport(frame, faces, refused + outside + decisions, infer_ms, self._finish_door())
 
     def _act(self, decision: Decision, rgb: np.ndarray) -> None:
         """Log the decision now (a slow or hanging door must not lose it), then open the door;
         its result is added to the entry when it arrives."""
         if decision.kind == PIN:          # not final: the keypad answers (answer_pin)
+            self.outputs.publish(decision)   # "PIN asked" names no one and carries no face
             return
         snapshot = face_crop(rgb, decision.box) if self.settings.keep_snapshots else None
+        self.outputs.publish(decision, snapshot)
         if decision.kind != GRANTED or decision.person_id is None:
             self._log(decision, snapshot, DoorResult(True, "door stays closed" if decision.kind == DENIED else ""))
             return
@@ -327,6 +347,7 @@ class DoorCheck:
         """Wait up to ``timeout`` s for door outputs still running and log them; one still
         running after that is logged too, as not known, so no decision is ever lost."""
         self.door.close(timeout)
+        self.outputs.close()
         done = self._finish_door()
         for decision, event_id in self._pending:
             result = DoorResult(False, f"door result not known: still running {timeout:g} s after "
@@ -335,3 +356,44 @@ class DoorCheck:
             done.append((decision, result))
         self._pending.clear()
         return done
+
+    def remote_unlock(self, source: str) -> Decision:
+        """Open the door on a remote command (Home Assistant's lock): logged with its source,
+        sent to the outputs like any decision. Called from the frame thread."""
+        decision = Decision(time.monotonic(), GRANTED, None, "remote unlock", math.inf, self.threshold, 0,
+                            f"remote unlock from {source}", -1, (0.0, 0.0, 0.0, 0.0))
+        log.warning("remote unlock from %s", source)
+        self.outputs.publish(decision)
+        if self.door.submit(decision):
+            self._pending.append((decision, self._log(decision, None, None)))
+        else:
+            self._log(decision, None, DoorResult(False, "door output busy; not opened"))
+        return decision
+
+    def set_face_unlock(self, on: bool) -> None:
+        """Face unlock on or off (off: nights, holidays): remembered in the settings."""
+        from faceguard.settings import load_settings, save_settings
+
+        self.face_unlock = self.settings.face_unlock = bool(on)
+        log.info("face unlock %s", "on" if on else "off")
+        try:
+            saved = load_settings()
+            saved.face_unlock = bool(on)
+            save_settings(saved)
+        except FaceGuardError as exc:
+            log.error("face unlock not remembered: %s", exc)
+        self.outputs.face_unlock_changed(bool(on))
+
+
+FACE_UNLOCK_OFF = "face unlock is off: the door decides nothing"
+
+
+def door_commands(check: DoorCheck) -> list[Decision]:
+    """Apply what came from outside since the last frame; the remote unlocks' decisions."""
+    out = []
+    for command in check.outputs.take_commands():
+        if command.what == "face_unlock":
+            check.set_face_unlock(bool(command.value))
+        elif command.what == "unlock":
+            out.append(check.remote_unlock(str(command.value)))
+    return out

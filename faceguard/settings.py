@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -114,6 +115,92 @@ class DoorSettings:
         return self
 
 
+CARD_FORMATS = ("wiegand26", "raw")
+
+
+@dataclass
+class MqttSettings:
+    """MQTT (faceguard/outputs/mqtt.py): events, state, availability, Home Assistant discovery."""
+
+    url: str = ""                     # mqtt://host:1883 or mqtts://host:8883; "" = off
+    door_name: str = "door"           # topics faceguard/<door_name>/…; one HA device per door
+    username: str = ""
+    password: str = ""                # secret: never shown by `faceguard settings show`
+    ca_file: str = ""                 # mqtts: the broker's CA certificate (PEM); "" = system CAs
+    discovery: bool = True            # Home Assistant discovery configs under discovery_prefix
+    discovery_prefix: str = "homeassistant"
+    remote_unlock: bool = False       # a lock entity whose unlock opens the door (logged)
+    snapshot: bool = False            # the face snapshot as an image entity (biometric data!)
+
+    def validate(self) -> MqttSettings:
+        if self.url and not self.url.startswith(("mqtt://", "mqtts://")):
+            raise SettingsError("Setting 'mqtt.url': must start with mqtt:// or mqtts://, e.g. "
+                                "mqtt://192.168.1.10:1883.")
+        if not _TOPIC_WORD.fullmatch(self.door_name):
+            raise SettingsError("Setting 'mqtt.door_name': use letters, digits, - and _ only "
+                                f"(it is part of MQTT topics), not '{self.door_name}'.")
+        if not self.discovery_prefix or any(c in self.discovery_prefix for c in "#+ "):
+            raise SettingsError("Setting 'mqtt.discovery_prefix': must be a topic without "
+                                "spaces, # or +, e.g. homeassistant.")
+        if self.ca_file and not Path(self.ca_file).is_file():
+            raise SettingsError(f"Setting 'mqtt.ca_file': no file at {self.ca_file}.")
+        return self
+
+
+@dataclass
+class WebhookSettings:
+    """Every decision POSTed as signed JSON (faceguard/outputs/webhook.py)."""
+
+    url: str = ""                     # "" = off
+    secret: str = ""                  # HMAC-SHA256 key; never shown by `settings show`
+    timeout_s: float = 5.0
+
+    def validate(self) -> WebhookSettings:
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise SettingsError("Setting 'webhook.url': must start with http:// or https://.")
+        if self.url and len(self.secret) < 16:
+            raise SettingsError("Setting 'webhook.secret': give at least 16 characters, so the "
+                                "receiver can tell the door's messages from forged ones.")
+        if not (0 < self.timeout_s <= 120):
+            raise SettingsError("Setting 'webhook.timeout_s': must be between 0 and 120 seconds.")
+        return self
+
+
+@dataclass
+class OsdpSettings:
+    """FaceGuard as an OSDP reader (PD) on the access panel's RS-485 line (outputs/osdp.py)."""
+
+    port: str = ""                    # serial port, e.g. /dev/ttyUSB0; "" = off
+    baud: int = 9600
+    address: int = 1                  # the reader's address on the line, 0-126
+    card_format: str = "wiegand26"    # wiegand26 (facility:card) | raw (bits as hex)
+    scbk: str = ""                    # secure channel key (32 hex); "" = install mode (SCBK-D)
+
+    def validate(self) -> OsdpSettings:
+        if self.baud not in (9600, 19200, 38400, 57600, 115200, 230400):
+            raise SettingsError("Setting 'osdp.baud': must be 9600, 19200, 38400, 57600, 115200 "
+                                "or 230400.")
+        if not 0 <= self.address <= 126:
+            raise SettingsError("Setting 'osdp.address': must be between 0 and 126.")
+        if self.card_format not in CARD_FORMATS:
+            raise SettingsError(f"Setting 'osdp.card_format': must be one of "
+                                f"{', '.join(CARD_FORMATS)}, not '{self.card_format}'.")
+        if self.scbk:
+            try:
+                ok = len(bytes.fromhex(self.scbk)) == 16
+            except ValueError:
+                ok = False
+            if not ok:
+                raise SettingsError("Setting 'osdp.scbk': must be 32 hex digits (a 16-byte key), "
+                                    "or empty for install mode.")
+        return self
+
+
+# The setting groups besides `door`: {key in the JSON: dataclass}.
+GROUPS: dict[str, type[MqttSettings | WebhookSettings | OsdpSettings]] = {"mqtt": MqttSettings, "webhook": WebhookSettings, "osdp": OsdpSettings}
+_TOPIC_WORD = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 @dataclass
 class Settings:
     camera: str = "0"                 # device index, URL or video file
@@ -142,6 +229,12 @@ class Settings:
     require_pin: bool = False
     learn_templates: bool = True
     badge_as_factor: bool = False
+    # Off: the door decides nothing (nights, holidays) and says so on screen; Home Assistant's
+    # "face unlock" switch sets it (faceguard/outputs/mqtt.py).
+    face_unlock: bool = True
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    osdp: OsdpSettings = field(default_factory=OsdpSettings)
 
     def validate(self) -> Settings:
         def bad(key: str, why: str) -> SettingsError:
@@ -164,6 +257,12 @@ class Settings:
         if not str(self.camera).strip():
             raise bad("camera", "must name a device index, a URL or a video file.")
         self.door.validate()
+        for group in GROUPS:
+            value: MqttSettings | WebhookSettings | OsdpSettings = getattr(self, group)
+            if not isinstance(value, GROUPS[group]):
+                raise bad(group, f"must be a group of {group} settings.")
+            _check_types(value, f"{group}.")
+            value.validate()
         return self
 
     # -- JSON ------------------------------------------------------------------------------
@@ -177,6 +276,7 @@ class Settings:
         if unknown:
             raise SettingsError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
         raw = dict(raw)
+        groups = {name: _group_from_dict(name, raw.pop(name, {})) for name in GROUPS}
         door_raw = raw.pop("door", {}) or {}
         if not isinstance(door_raw, dict):
             raise SettingsError(f"Setting 'door': must be a group of door settings ({{...}}), not {door_raw!r:.40}.")
@@ -184,9 +284,19 @@ class Settings:
         if set(door_raw) - door_known:
             raise SettingsError(f"Unknown door setting(s): {', '.join(sorted(set(door_raw) - door_known))}.")
         try:
-            return cls(door=DoorSettings(**door_raw), **raw).validate()
+            return cls(door=DoorSettings(**door_raw), **groups, **raw).validate()
         except TypeError as exc:
             raise SettingsError(f"Settings file has a value of the wrong type ({exc}).") from exc
+
+
+def _group_from_dict(name: str, raw: object):
+    """One setting group (mqtt, webhook, osdp) from its JSON object."""
+    if not isinstance(raw, dict):
+        raise SettingsError(f"Setting '{name}': must be a group of {name} settings ({{...}}).")
+    known = {f.name for f in fields(GROUPS[name])}
+    if set(raw) - known:
+        raise SettingsError(f"Unknown {name} setting(s): {', '.join(sorted(set(raw) - known))}.")
+    return GROUPS[name](**raw)
 
 
 def load_settings(path: Path | None = None) -> Settings:

@@ -427,3 +427,49 @@ def clip_over(window) -> bool:
 
 
 HANG_MS = 600_000     # only a guard against a hang: waits end on events (a decision, the clip's end)
+
+# -- a real MQTT broker (Mosquitto from Debian) for the door's MQTT output --------------------
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A throw-away broker on a free port with its own config file (benchmarks/mosquitto.py),
+    like tests/test_site.py's PostgreSQL."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from mosquitto import Mosquitto
+
+    folder = tmp_path / "mosquitto"
+    folder.mkdir()
+    try:
+        broker = Mosquitto(folder)
+        broker.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield broker
+    broker.stop()
+
+
+def mqtt_watcher(port: int, topics=("#",)):
+    """A client recording every message under ``topics`` (benchmarks/mosquitto.py)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from mosquitto import MqttWatcher
+
+    return MqttWatcher(port, topics)
+
+def wait_for(condition, timeout: float) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` s passed; its last answer."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return bool(condition())
+
+
+def sample_decision(i: int, kind: str = "GRANTED"):
+    """Decision number ``i``: employee E00i when GRANTED, a stranger otherwise."""
+    from faceguard.access.records import Decision, Verdict
+
+    pid = f"E{i:03d}" if kind == "GRANTED" else None
+    return Decision(float(i), Verdict(kind), pid, None if pid is None else f"Person {i}",
+                    0.05 if pid else math.inf, 0.4, 3, f"event {i}", i, (1.0, 2.0, 3.0, 4.0))

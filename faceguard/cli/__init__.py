@@ -24,6 +24,7 @@ from pathlib import Path
 
 from faceguard import __version__
 from faceguard.cli import accesslog, admin, bench, common, doctor, door, engine, gallery, site
+from faceguard.cli import settings as settings_cli
 from faceguard.errors import FaceGuardError
 
 log = logging.getLogger("faceguard")
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"faceguard {__version__}")
     ap.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
     sub = ap.add_subparsers(dest="command")
-    for group in (door, engine, gallery, accesslog, bench, doctor, admin, site):
+    for group in (door, engine, gallery, accesslog, bench, doctor, admin, site, settings_cli):
         group.register(sub)
     try:
         from faceguard.train import cli as train_cli  # defines the commands; torch loads later

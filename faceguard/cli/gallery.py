@@ -244,6 +244,21 @@ def cmd_gallery_change_id(args) -> int:
     return 0
 
 
+def cmd_gallery_credential(args) -> int:
+    """A person's access-card number for the OSDP panel ("-" clears it)."""
+    from faceguard.gallery.credentials import set_credential
+
+    with _open() as gallery:
+        person = gallery.person(args.employee_id)
+        if person is None:
+            from faceguard.errors import GalleryError
+
+            raise GalleryError(f"No employee has the id '{args.employee_id}'.")
+        stored = set_credential(gallery, person.employee_id, None if args.number == "-" else args.number)
+    print(f"{person.name}: card number {stored}" if stored else f"{person.name}: no card number")
+    return 0
+
+
 def cmd_gallery_replace_photo(args) -> int:
     from faceguard.errors import GalleryError
     from faceguard.gallery.enrol import DuplicatePersonError, replace_photo
@@ -420,3 +435,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     # --flip / --no-flip: which embedding id the stored vectors are checked against.
     command(gsub, "check", cmd_gallery_check, parents=[FLIP, JSON_STDOUT],
             help="verify photos, embeddings and files; exit 1 on problems")
+    p = command(gsub, "credential", cmd_gallery_credential,
+                help="a person's access-card number for the OSDP panel (facility:card or hex)")
+    p.add_argument("employee_id")
+    p.add_argument("number", help="12:3456 (26-bit Wiegand facility:card), hex digits, or - to clear")

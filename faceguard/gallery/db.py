@@ -44,6 +44,7 @@ import numpy as np
 from faceguard import atomic, paths
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto, health, keys, rekey
+from faceguard.gallery.credentials import add_credential_v5
 from faceguard.gallery.factor_schema import second_factor_v5
 from faceguard.gallery.messages import looks_corrupt as _looks_corrupt
 from faceguard.gallery.messages import os_error_message, sqlite_message
@@ -126,6 +127,7 @@ MIGRATIONS: list[Migration] = [
     (3, _people_valid_until_v3),
     (4, _add_person_keys_v4),
     (5, second_factor_v5),     # PIN, auth mode, learned templates
+    (6, add_credential_v5),    # OSDP credential number
 ]
 
 

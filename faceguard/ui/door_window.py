@@ -39,6 +39,7 @@ from faceguard.ui.door_status import StatusLine
 from faceguard.ui.door_widgets import DecisionBanner, NoCameraPage
 from faceguard.ui.keypad import Keypad
 from faceguard.ui.kiosk import KioskMode
+from faceguard.ui.outputs_status import outputs_line
 from faceguard.ui.pin import PinGuard
 from faceguard.ui.presentation import (
     BANNER_HOLD_S,
@@ -193,6 +194,9 @@ class DoorWindow(KioskMode, AdminActions, QMainWindow):
         self.infer_label = QLabel("Inference: – ms")
         self.site_label = QLabel(self.controller.site_status())
         self.site_label.setVisible(self.controller.site is not None)
+        self.outputs_label = QLabel("")   # face unlock off; MQTT, OSDP panel's LED/buzzer
+        self.outputs_label.setVisible(False)
+        sb.addPermanentWidget(self.outputs_label)
         for w in (self.camera_label, self.provider_label, self.fps_label, self.infer_label, self.site_label):
             w.setContentsMargins(8, 0, 8, 0)
             sb.addPermanentWidget(w)
@@ -350,6 +354,10 @@ class DoorWindow(KioskMode, AdminActions, QMainWindow):
         self.fps_label.setText(f"Camera: {live.camera_fps:.0f} fps · checked: {live.checked_fps:.1f} fps")
         self.status_line.show_rate(live.checked_fps, live.camera_fps)
         self.infer_label.setText(f"Inference: {report.infer_ms:.0f} ms")
+        line = outputs_line(self.controller.check)
+        if line != self.outputs_label.text():
+            self.outputs_label.setText(line)
+            self.outputs_label.setVisible(bool(line))
         self._paint(self.rule.faces(report.faces, time.monotonic()))
         for decision, result in report.door_results:
             if not result.ok:

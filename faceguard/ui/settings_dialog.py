@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from faceguard.errors import FaceGuardError, SettingsError
 from faceguard.settings import DOOR_KINDS, PROVIDERS, RANGES, Settings, save_settings
+from faceguard.ui.outputs_fields import OutputFields
 from faceguard.ui.pin import hash_pin
 from faceguard.ui.settings_hints import SettingsHints
 from faceguard.ui.settings_words import DOOR_LABELS, PLACEHOLDERS, PROVIDER_LABELS, field_message
@@ -147,6 +148,7 @@ class SettingsDialog(SettingsHints, QDialog):
         self.door_port = QLineEdit(s.door.serial_port)
         self.door_port.setPlaceholderText("/dev/ttyUSB0")
         self.door_seconds = _dspin(0.0, 600.0, s.door.open_seconds, 1, 0.5, " s")
+        self.outputs = OutputFields(s)   # MQTT, webhooks, OSDP, face unlock
         self.test_door_btn = QPushButton("Test door")
         self.door_cancel_btn = QPushButton("Cancel test")
         self.door_spinner = QProgressBar()
@@ -204,6 +206,7 @@ class SettingsDialog(SettingsHints, QDialog):
              "e.g. /dev/ttyUSB0 or COM3."),
             ("door.open_seconds", "Keep open", self.door_seconds, "How long the door stays unlocked."),
             (None, "", self._wrap(test_row), "Opens the door once now, with the values above."),
+            *self.outputs.rows(),
         ])
         photo = self._form([
             ("photo_check_min_motion", "", self.photo_check, "Stops a printed photo or a still "
@@ -327,6 +330,7 @@ class SettingsDialog(SettingsHints, QDialog):
         s.door.url = self.door_url.text().strip()
         s.door.serial_port = self.door_port.text().strip()
         s.door.open_seconds = float(self.door_seconds.value())
+        self.outputs.apply(s)
         s.keep_snapshots = self.keep_snapshots.isChecked()
         s.log_retention_days = self.retention.value()
         pin, again = self.pin.text(), self.pin_again.text()
