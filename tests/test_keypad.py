@@ -81,7 +81,7 @@ def test_face_plus_pin_on_the_clip_through_the_keypad(qtbot, pipeline, lin_enrol
         qtbot.waitUntil(lambda: any(r.startswith("GRANTED") for r in w.event_rows()), timeout=30000)
         granted = next(d for d in w.decisions if d.kind == "GRANTED")
         assert (granted.person_id, granted.factor) == ("E001", "pin")
-        assert w.banner.title.text() == f"GRANTED  ·  {NAME}"
+        assert w.banner.title.text() == f"Welcome, {NAME}"
     finally:
         w.stop()
         gallery.close()
