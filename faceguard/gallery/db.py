@@ -43,7 +43,7 @@ import numpy as np
 
 from faceguard import atomic, paths
 from faceguard.errors import GalleryError
-from faceguard.gallery import crypto, health, keys, rekey
+from faceguard.gallery import crypto, health, integrity, keys, rekey
 from faceguard.gallery.messages import looks_corrupt as _looks_corrupt
 from faceguard.gallery.messages import os_error_message, sqlite_message
 
@@ -124,6 +124,7 @@ MIGRATIONS: list[Migration] = [
     (2, _events_evidence_v2),
     (3, _people_valid_until_v3),
     (4, _add_person_keys_v4),
+    (5, integrity.add_row_macs_v5),
 ]
 
 
@@ -287,6 +288,7 @@ class Database:
             db = cls(con, root, keys.unlock(con, root, key_file, has_files), key_file)
             db.sweep()
             rekey.upgrade(db)      # a gallery from before per-person keys (schema step 2)
+            integrity.seal_legacy(con, db.cipher.mac_key, db.photos_dir)   # before row MACs
         except BaseException:
             con.close()
             raise

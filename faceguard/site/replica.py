@@ -32,7 +32,9 @@ from faceguard.errors import GalleryError
 from faceguard.gallery import crypto
 from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg, iso
 from faceguard.gallery.events import SNAPSHOT_MAX_SIDE, EventLog
-from faceguard.gallery.store import PHOTO_MAX_SIDE, Gallery, Person, check_embedding, clean_text
+from faceguard.gallery.ids import clean_text
+from faceguard.gallery.person import check_embedding
+from faceguard.gallery.store import PHOTO_MAX_SIDE, Gallery, Person
 from faceguard.site import SiteError, SiteUnreachableError
 from faceguard.site.config import ReplicaState, SiteConfig, sync_lock
 from faceguard.site.store import NotAtSiteError, SitePerson, SiteStore, describe
