@@ -231,7 +231,7 @@ def bench_frames(cluster: Cluster, tmp: Path, frames: int, rounds: int) -> dict:
     from faceguard.doorcheck import DoorCheck
     from faceguard.gallery.enrol import enrol
     from faceguard.settings import Settings
-    from faceguard.site.replica import SiteGallery
+    from faceguard.site.edits import SiteGallery
     from faceguard.site.store import SiteStore
     from faceguard.site.watch import SiteWatcher
     from faceguard.vision.image import load_image

@@ -385,3 +385,26 @@ def blurred(path, tmp_path):
 
 def dev_people(split, n):
     return sorted(who for who, roles in split.items() if roles.get("gallery"))[:n]
+
+
+# -- a throw-away PostgreSQL cluster (initdb + pg_ctl on a free port; benchmarks/pgcluster.py) --
+@pytest.fixture(scope="session")
+def pg():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from pgcluster import Cluster, pg_bin
+
+    if pg_bin() is None:
+        pytest.fail("PostgreSQL is not installed (apt-get install -y postgresql); the site tests "
+                    "need a real server")
+    cluster = Cluster()
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def site_url(pg) -> str:
+    """An empty site database of its own for each test."""
+    import uuid
+
+    return pg.createdb("site_" + uuid.uuid4().hex[:10])

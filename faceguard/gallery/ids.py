@@ -8,6 +8,7 @@ variant is refused instead of overwriting someone at another door.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from faceguard.errors import GalleryError
@@ -62,3 +63,16 @@ def normalise_id(employee_id: str) -> str:
 def same_id(a: str, b: str) -> bool:
     """Employee ids are one id whatever their case or width; the typed form is kept."""
     return normalise_id(a) == normalise_id(b)
+
+
+ERASED_NAME = "an erased person"
+
+
+def erase_words(text: str, words) -> str:
+    """``text`` with each whole-word occurrence of ``words`` (an erased person's name and id)
+    replaced: erasing a person erases their name from the reasons of the log too."""
+    needles = sorted({w.strip() for w in words if w and len(w.strip()) >= 2}, key=len, reverse=True)
+    if not needles or not text:
+        return text
+    pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in needles) + r")(?!\w)")
+    return pattern.sub(ERASED_NAME, text)

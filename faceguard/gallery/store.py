@@ -30,7 +30,7 @@ from faceguard.errors import GalleryError
 from faceguard.gallery import crypto, integrity, rowmac
 from faceguard.gallery.checkup import GalleryChecks
 from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg
-from faceguard.gallery.ids import clean_id, clean_text, same_id
+from faceguard.gallery.ids import clean_id, clean_text, erase_words, same_id
 from faceguard.gallery.person import ACTIVE_SQL, Person, check_embedding, single_embedding
 from faceguard.logfile import attached_log_files, log_files, mask_words
 
@@ -209,6 +209,11 @@ class Gallery(GalleryChecks):
                 (employee_id, employee_id))}
             con.execute("UPDATE events SET snapshot_file=NULL, snapshot_key=NULL, employee_id=?, "
                         "name=NULL WHERE employee_id=?", (alias, employee_id))
+            for word in {employee_id, *names}:   # "Lin recognised", "nearest Lin": the name goes too
+                for event_id, reason in con.execute("SELECT id, reason FROM events WHERE instr(reason, ?) > 0",
+                                                    (word,)).fetchall():
+                    con.execute("UPDATE events SET reason=? WHERE id=?",
+                                (erase_words(reason, [employee_id, *names]), event_id))
             con.execute("DELETE FROM people WHERE employee_id=?", (employee_id,))
             integrity.bury(con, self.cipher.mac_key, employee_id)
             change.obsolete.append(self.photos_dir / photo)
