@@ -22,6 +22,7 @@ from faceguard.access.track import distinct_faces
 from faceguard.camera import Frame
 from faceguard.errors import FaceGuardError
 from faceguard.gallery.events import EventLog
+from faceguard.gallery.ids import printable
 from faceguard.gallery.match import Matcher, MatchResult
 from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery
@@ -111,6 +112,7 @@ class DoorCheck:
                                   mode=self.settings.mode, damaged=self.damaged)
         self.rule, self.threshold = matcher.rule, matcher.threshold
         self.decider.threshold = self.threshold
+        self._next_expiry = next_expiry(self.gallery)   # issue 22 item 3: rebuilt when it passes
         return matcher
 
     def reload_gallery(self) -> None:
@@ -126,6 +128,9 @@ class DoorCheck:
         try:
             if self.gallery.db.data_version() != self._gallery_version:
                 log.info("the gallery changed; reloading it")
+                self.reload_gallery()
+            elif time.time() >= self._next_expiry:
+                log.info("an end date passed; reloading the gallery")
                 self.reload_gallery()
         except FaceGuardError as exc:
             log.error("gallery not reloaded: %s", exc)
@@ -144,7 +149,7 @@ class DoorCheck:
             return None
         why = "no employee has this id" if person is None else f"{person.name} is not active"
         decision = Decision(t, DENIED, None, None if person is None else person.name, math.inf,
-                            self.threshold, 0, f"claimed id '{employee_id}': {why}", -1,
+                            self.threshold, 0, f"claimed id '{printable(employee_id)}': {why}", -1,
                             (0.0, 0.0, 0.0, 0.0), mode="verify")
         self._log(decision, None, DoorResult(True, "door stays closed"))
         self._claim_decisions.append(decision)
@@ -240,7 +245,10 @@ class DoorCheck:
                 door_result=self._door_text(result), snapshot_rgb=snapshot, when=time.time(),
                 evidence=decision.evidence()).id
         except FaceGuardError as exc:
-            # A full disk must not stop the door: the decision stands, the log entry is lost.
+            # A full disk must not stop the door: the decision stands, the log entry is lost,
+            # and that is counted (the JSON line, the window and the exit code say so).
+            self.lost_log_entries = getattr(self, "lost_log_entries", 0) + 1
+            self.last_log_error = str(exc)
             log.error("access log entry not written: %s", exc)
             return None
 
@@ -266,3 +274,11 @@ class DoorCheck:
             done.append((decision, result))
         self._pending.clear()
         return done
+
+
+def next_expiry(gallery: Gallery) -> float:
+    """The next end date still to come in the gallery (inf: none): the door rebuilds its matcher
+    then, so a passed valid-until stops a door that nothing else would wake (issue 22 item 3)."""
+    now = time.time()
+    return min((p.valid_until for p in gallery.people(active_only=False)
+                if p.valid_until is not None and p.valid_until > now), default=math.inf)

@@ -241,3 +241,27 @@ def test_a_valid_until_date_passing_while_the_door_runs_reloads_the_gallery(qtbo
     assert w.controller.check_expiry(until + 1) and len(counts) == 1   # passed: reloaded
     assert w.controller.check_expiry(until + 60) is False  # once
     assert w.controller._expiry_timer.isActive()
+
+
+def test_a_change_in_the_dialog_reaches_the_running_door_at_once(qtbot, pipeline, gallery, shared_data,
+                                                                lin_enrolled):
+    """Issue 22 item 4: the door's check shares the dialog's connection, so SQLite's
+    data_version does not see the write; the dialog tells the running door instead."""
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.gallery_dialog import GalleryDialog
+    from faceguard.ui.sounds import SoundPlayer
+    clip = str(shared_data / "video" / "short_hamilton_clip.mp4")
+    w = DoorWindow(Settings(camera=clip, photo_check=False), pipeline, gallery,
+                   sounds=SoundPlayer(enabled=False), save=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    qtbot.waitUntil(lambda: w.controller.check is not None and w.last_frame_index >= 1, timeout=60000)
+    assert w.controller.check.matcher.ids == [lin_enrolled]
+    d = GalleryDialog(gallery, pipeline, Settings(), parent=w)
+    qtbot.addWidget(d)
+    d.show()
+    assert d.select(lin_enrolled)
+    d.active_btn.click()                                     # the dialog stays open
+    qtbot.waitUntil(lambda: w.controller.check.matcher.ids == [], timeout=5000)
+    w.stop()

@@ -76,3 +76,22 @@ def erase_words(text: str, words) -> str:
         return text
     pattern = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in needles) + r")(?!\w)")
     return pattern.sub(ERASED_NAME, text)
+
+
+def printable(text: str | None) -> str:
+    """``text`` for one line of a log listing: control, line-separator and bidi characters shown
+    as escapes (\\n, \\t, \\u202e), so no text can forge another row or column or read backwards."""
+    if not text:
+        return text or ""
+    return "".join(c if c.isprintable() and not _bad_char(c) else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_safe(text: str | None) -> str:
+    """A text cell a spreadsheet will not run: one starting like a formula (=, +, -, @, or a
+    tab/return before one) gets a leading apostrophe (the OWASP advice for CSV injection)."""
+    text = printable(text)
+    return "'" + text if text.startswith(_FORMULA) else text

@@ -1,0 +1,50 @@
+"""Issue 22 at the door: a passed end date stops a door nothing else wakes (item 3), log text that
+cannot forge rows or run in a spreadsheet (item 13)."""
+
+from __future__ import annotations
+
+import csv
+import time
+
+from faceguard.cli import main
+from faceguard.doorcheck import DoorCheck
+from faceguard.gallery.events import EventLog, display_row, write_csv
+from faceguard.gallery.store import Gallery
+from faceguard.settings import Settings
+
+
+def test_a_passed_end_date_stops_the_running_door_without_another_write(lin_enrolled, pipeline):
+    with Gallery.open() as gallery:
+        gallery.set_valid_until(lin_enrolled, time.time() + 1.0)
+        check = DoorCheck(pipeline, gallery, Settings(), log_events=False)
+        assert check.matcher.ids == [lin_enrolled]
+        version = gallery.db.data_version()
+        time.sleep(1.1)
+        check._follow_gallery()          # what every frame does first
+        assert gallery.db.data_version() == version     # no process wrote anything
+        assert check.matcher.ids == []
+
+
+def test_a_forged_claim_cannot_forge_a_log_row(lin_enrolled, capsys):
+    forged = "NOBODY\n2026-01-01 09:00:00\tMallory (E999)\tGRANTED"
+    with Gallery.open() as gallery:
+        EventLog(gallery).log_event("DENIED", reason=f"claimed id '{forged}': no employee has this id")
+        EventLog(gallery).log_event("DENIED", employee_id="E\t999", name="=HYPERLINK(\"http://x\")")
+    assert main(["log", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 4                                   # header, two rows, the count
+    assert all(line.count("\t") == 5 for line in out[:3])
+    claim = next(line for line in out if "claimed id" in line)
+    assert claim.split("\t")[2] == "DENIED" and "\\n" in claim and "\\t" in claim
+
+
+def test_csv_export_neutralises_formulas(gallery, tmp_path):
+    log = EventLog(gallery)
+    log.log_event("DENIED", employee_id="@SUM(A1:A9)", name="=HYPERLINK(\"http://evil\",\"x\")",
+                  reason="+cmd|' /C calc'!A0")
+    write_csv(log.events(limit=None), tmp_path / "log.csv")
+    with open(tmp_path / "log.csv", newline="") as fh:
+        row = list(csv.reader(fh))[1]
+    texts = [c for c in row if c and c[0] in "=+-@'"]
+    assert texts and all(c.startswith("'") for c in texts)
+    assert display_row(log.events(limit=1)[0])[1].startswith("=HYPERLINK")   # shown, not run

@@ -1,0 +1,194 @@
+"""Issue 22 at the site: a real PostgreSQL (conftest's throw-away cluster), doors as real local
+galleries in one process, edits through SiteGallery, and an administrator's SQL with psql's
+rights but no site key. The outcome asserted is always the door's matcher: who it would let in."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+
+from faceguard.errors import FaceGuardError
+from faceguard.gallery.events import EventLog
+from faceguard.gallery.recognise import gallery_matcher
+from faceguard.gallery.store import Gallery
+from faceguard.site import SiteError
+from faceguard.site.config import SiteConfig
+from faceguard.site.edits import SiteGallery
+from faceguard.site.replica import Replica, join
+from faceguard.site.store import SiteStore
+
+
+def unit(seed: int, dim: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def photo(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.integers(30, 220, size=3)[None, None, :] + np.zeros((120, 90, 1)), 0, 255).astype(np.uint8)
+
+
+class Site:
+    """A site with doors 'front' (A) and 'back' (B), each its own data folder and gallery key."""
+
+    def __init__(self, url: str, root: Path, pipeline):
+        self.url, self.root, self.pipeline = url, root, pipeline
+        with SiteStore.connect(url) as store:
+            self.code, self.key = store.create()
+            self.site_id = store.site_id()
+            for door in ("front", "back"):
+                store.register_door(door)
+        SiteConfig.save_key(self.key)
+        self.dim = pipeline.embedder.spec.embedding_size
+        self.vecs: dict[str, np.ndarray] = {}
+        self.galleries = {d: Gallery.open(root / d, root / f"{d}.key") for d in ("front", "back")}
+
+    def edit(self, door: str = "front") -> SiteGallery:
+        return SiteGallery(self.galleries[door].db, SiteConfig(self.url, self.site_id, door))
+
+    def replica(self, door: str) -> Replica:
+        return Replica(self.galleries[door], SiteConfig(self.url, self.site_id, door), self.pipeline.model_id)
+
+    def enrol(self, name: str, eid: str, seed: int) -> None:
+        self.vecs[eid] = unit(seed, self.dim)
+        self.edit().add_person(name, eid, photo(seed), self.vecs[eid], self.pipeline.model_id)
+
+    def sync(self, door: str = "back"):
+        return self.replica(door).sync()
+
+    def let_in(self, door: str = "back") -> set[str]:
+        """Whom the door's matcher lets in by their own face."""
+        m = gallery_matcher(self.galleries[door], self.pipeline, damaged={})
+        return {e for e, v in self.vecs.items() if m.nearest(v).accepted and str(m.nearest(v).id).casefold() == e.casefold()}
+
+    def sql(self, query: str, args=()) -> list:
+        """psql's rights on the site database, no site key."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cur = conn.execute(query, args)
+            return cur.fetchall() if cur.description else []
+
+    def close(self) -> None:
+        for g in self.galleries.values():
+            g.close()
+
+
+@pytest.fixture
+def site(site_url, tmp_path, pipeline):
+    s = Site(site_url, tmp_path, pipeline)
+    s.enrol("Lin", "E001", 1)
+    s.enrol("Bo", "E002", 2)
+    s.sync()
+    assert s.let_in() == {"E001", "E002"}
+    yield s
+    s.close()
+
+
+# -- ids (items 1, 2) ------------------------------------------------------------------------------
+def test_a_case_variant_id_cannot_be_enrolled_at_another_door(site):
+    with pytest.raises(FaceGuardError, match="already enrolled"):
+        site.edit("back").add_person("Akhmed", "e001", photo(3), unit(3, site.dim), site.pipeline.model_id)
+    assert site.sql("SELECT employee_id, name FROM people ORDER BY employee_id") == [("E001", "Lin"), ("E002", "Bo")]
+
+
+def test_a_standalone_door_with_a_case_variant_cannot_join_over_someone(site, tmp_path):
+    with Gallery.open(tmp_path / "C", tmp_path / "C.key") as c:
+        c.add_person("Akhmed", "e001", photo(3), unit(3, site.dim), site.pipeline.model_id)
+        with pytest.raises(SiteError, match="clash"):
+            join(site.url, site.code, "side", c)
+    assert site.sql("SELECT name FROM doors ORDER BY name") == [("back",), ("front",)]
+    site.sync()
+    assert site.galleries["back"].person("E001").name == "Lin" and site.let_in() == {"E001", "E002"}
+
+
+def test_a_case_variant_remove_erases_at_the_site(site):
+    site.edit("front").remove("e001")
+    assert site.sql("SELECT deleted FROM people WHERE employee_id='E001'") == [(True,)]
+    site.sync()
+    assert site.galleries["back"].person("E001") is None and site.let_in() == {"E002"}
+
+
+# -- an administrator's SQL without the site key (item 5) ------------------------------------------
+def test_reactivating_by_sql_is_refused_by_every_door(site):
+    site.edit().set_active("E001", False)
+    site.sync()
+    assert site.let_in() == {"E002"}
+    site.sql("UPDATE people SET active=TRUE, seq=nextval('change_seq') WHERE employee_id='E001'")
+    site.sync()
+    assert site.let_in() == {"E002"}
+    assert "without the site key" in site.replica("back").status()["quarantined"]["E001"]
+
+
+def test_face_data_copied_onto_another_row_is_refused(site):
+    # Lin's photo, embedding, digests and MAC copied onto Bo's row: Bo's face would open as Lin.
+    site.sql("UPDATE people p SET photo=q.photo, digests=q.digests, mac=q.mac, seq=nextval('change_seq'), "
+             "photo_seq=q.photo_seq FROM people q WHERE p.employee_id='E002' AND q.employee_id='E001'")
+    site.sql("UPDATE embeddings e SET embedding=f.embedding FROM embeddings f "
+             "WHERE e.employee_id='E002' AND f.employee_id='E001'")
+    site.sync()
+    m = gallery_matcher(site.galleries["back"], site.pipeline)
+    assert m.nearest(site.vecs["E002"]).id == "E002" and m.nearest(site.vecs["E001"]).id == "E001"
+    assert "E002" in site.replica("back").status()["quarantined"]
+
+
+def test_an_erased_person_restored_from_an_older_dump_is_refused(site):
+    people = site.sql("SELECT * FROM people WHERE employee_id='E001'")
+    embeddings = site.sql("SELECT * FROM embeddings WHERE employee_id='E001'")
+    site.edit().remove("E001")
+    site.sync()
+    assert site.let_in() == {"E002"}
+    # The whole site as in the dump: Lin's old row (valid MAC, older change number) is back.
+    site.sql("DELETE FROM embeddings WHERE employee_id='E001'")
+    site.sql("DELETE FROM people WHERE employee_id='E001'")
+    site.sql(f"INSERT INTO people VALUES ({','.join(['%s'] * len(people[0]))})", people[0])
+    site.sql("INSERT INTO embeddings VALUES (%s, %s, %s)", embeddings[0])
+    site.sql("UPDATE people SET seq=1 WHERE employee_id='E002'")     # version below the door's cursor
+    site.sync()
+    assert site.let_in() == {"E002"}
+    assert "older" in site.replica("back").status()["quarantined"]["E001"]
+
+
+# -- revocation always arrives (item 7) --------------------------------------------------------------
+def test_one_bad_row_does_not_stop_later_revocations(site):
+    seq = site.sql("SELECT nextval('change_seq')")[0][0]
+    site.sql("INSERT INTO people (employee_id, name, created, consent_at, photo_seq, seq) "
+             "VALUES ('X1', 'Mallory', 0, 0, %s, %s)", (seq, seq))
+    site.edit().set_active("E002", False)
+    site.edit().remove("E001")
+    site.sync()
+    assert site.let_in() == set()
+    assert list(site.replica("back").status()["quarantined"]) == ["X1"]
+
+
+# -- end dates travel (item 11) ----------------------------------------------------------------------
+def test_an_end_date_reaches_every_door_and_travels_on_join(site, tmp_path):
+    site.edit().set_valid_until("E002", time.time() - 1)
+    site.sync()
+    assert site.let_in() == {"E001"}
+    assert site.galleries["back"].person("E002").valid_until is not None
+    with Gallery.open(tmp_path / "C", tmp_path / "C.key") as c:
+        until = time.time() + 3600
+        c.add_person("Cy", "E003", photo(4), unit(4, site.dim), site.pipeline.model_id)
+        c.set_valid_until("E003", until)
+        join(site.url, site.code, "side", c)
+    assert site.sql("SELECT valid_until FROM people WHERE employee_id='E003'")[0][0] == pytest.approx(until)
+
+
+# -- erasure reaches the site's log (item 12) ---------------------------------------------------------
+def test_erasure_takes_the_name_out_of_every_log(site):
+    log = EventLog(site.galleries["back"])
+    log.log_event("GRANTED", employee_id="E001", reason="Lin recognised (distance 0.31)")
+    log.log_event("DENIED", reason="stranger; nearest Lin at 0.52")
+    site.sync()
+    site.edit().remove("E001")
+    site.sync()
+    for g in site.galleries.values():
+        rows = g.db.con.execute("SELECT employee_id, name, reason FROM events").fetchall()
+        assert all("Lin" not in (r[2] or "") and r[0] != "E001" and r[1] is None for r in rows), rows
+    rows = site.sql("SELECT employee_id, name, reason FROM events ORDER BY local_id")
+    assert len(rows) == 2 and rows[0][0].startswith("erased-") and rows[0][1] is None
+    assert [r[2] for r in rows] == ["an erased person recognised (distance 0.31)",
+                                    "stranger; nearest an erased person at 0.52"]
