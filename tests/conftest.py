@@ -408,3 +408,15 @@ def site_url(pg) -> str:
     import uuid
 
     return pg.createdb("site_" + uuid.uuid4().hex[:10])
+
+
+def unit(seed: int, dim: int) -> np.ndarray:
+    """A random unit vector (an embedding's shape) drawn from ``seed``."""
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def flat_photo(seed: int) -> np.ndarray:
+    """A small one-colour RGB image (a stored photo where no face needs to be found)."""
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.integers(30, 220, size=3)[None, None, :] + np.zeros((120, 90, 1)), 0, 255).astype(np.uint8)

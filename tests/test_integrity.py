@@ -8,8 +8,9 @@ import sqlite3
 import time
 import zipfile
 
-import numpy as np
 import pytest
+from conftest import flat_photo as photo
+from conftest import unit
 
 from faceguard.errors import GalleryError
 from faceguard.gallery.db import DB_NAME
@@ -17,16 +18,6 @@ from faceguard.gallery.ids import clean_id, clean_text, normalise_id
 from faceguard.gallery.portable import export_zip, import_zip
 from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery
-
-
-def unit(seed: int, dim: int) -> np.ndarray:
-    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
-    return v / np.linalg.norm(v)
-
-
-def photo(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.clip(rng.integers(30, 220, size=3)[None, None, :] + np.zeros((120, 90, 1)), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from conftest import flat_photo as photo
+from conftest import unit
 
 from faceguard.errors import FaceGuardError
 from faceguard.gallery.events import EventLog
@@ -20,16 +22,6 @@ from faceguard.site.config import SiteConfig
 from faceguard.site.edits import SiteGallery
 from faceguard.site.replica import Replica, join
 from faceguard.site.store import SiteStore
-
-
-def unit(seed: int, dim: int) -> np.ndarray:
-    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
-    return v / np.linalg.norm(v)
-
-
-def photo(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.clip(rng.integers(30, 220, size=3)[None, None, :] + np.zeros((120, 90, 1)), 0, 255).astype(np.uint8)
 
 
 class Site:
@@ -192,3 +184,37 @@ def test_erasure_takes_the_name_out_of_every_log(site):
     assert len(rows) == 2 and rows[0][0].startswith("erased-") and rows[0][1] is None
     assert [r[2] for r in rows] == ["an erased person recognised (distance 0.31)",
                                     "stranger; nearest an erased person at 0.52"]
+
+
+# -- revocation never waits behind the log (item 8) -------------------------------------------------
+def test_revocation_arrives_within_2_s_while_the_log_table_is_locked(site):
+    from faceguard.site.watch import SiteWatcher
+
+    back = site.galleries["back"]
+    watcher = SiteWatcher(back, SiteConfig(site.url, site.site_id, "back"), interval=60).start()
+    locker = psycopg.connect(site.url)
+    try:
+        deadline = time.monotonic() + 10
+        while watcher.syncs == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)                       # the listener is set up after the first sync
+        locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")   # held: a long report
+        EventLog(back).log_event("DENIED", reason="stranger")          # the door has a log to send
+        delays = []
+        for eid in ("E001", "E002"):
+            t0 = time.monotonic()
+            site.edit().set_active(eid, False)
+            while back.person(eid).enabled and time.monotonic() - t0 < 10:
+                time.sleep(0.02)
+            delays.append(time.monotonic() - t0)
+        assert max(delays) < 2.0, delays
+        assert site.let_in() == set()
+        # `site sync` beside it neither hangs nor fails: the gallery is in step, the log waits.
+        t0 = time.monotonic()
+        report = site.sync()
+        assert time.monotonic() - t0 < 5 and report.pushed == 0 and "lock" in report.push_problem
+    finally:
+        watcher.stop(flush_timeout=0)         # before the lock goes: it must not send the event
+        locker.close()
+    print(f"revocation delays with the log table locked: {[round(d, 3) for d in delays]} s")
+    assert site.sync().pushed == 1 and site.sync().push_problem is None

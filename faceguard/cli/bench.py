@@ -64,5 +64,5 @@ def register(sub) -> None:
     p = command(sub, "bench", cmd_bench, parents=[CAMERA, ENGINE, JSON_FILE],
                 help="how fast FaceGuard runs here (embedding; with --camera, whole frames)")
     p.add_argument("--frames", type=int, default=None, help="frames to time (with --camera; default 60)")
-    p.add_argument("--batch", type=int, default=16, help="faces per embedding batch")
+    p.add_argument("--batch", type=common.count(4096, 1), default=16, help="faces per embedding batch (1 to 4096)")
     p.add_argument("--runs", type=int, default=5, help="timed embedding batches (median kept)")

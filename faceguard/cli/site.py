@@ -104,10 +104,13 @@ def cmd_sync(args) -> int:
         report = replica.sync()
     if args.json:
         print(json.dumps({"applied": report.applied, "pushed": report.pushed,
-                          "gallery_version": report.version}))
+                          "gallery_version": report.version, "push_problem": report.push_problem}))
     else:
         print(f"synced: {report.applied} gallery change(s) applied, {report.pushed} event(s) sent; "
               f"gallery version {report.version}")
+        if report.push_problem:
+            print(f"the access log was not sent this time ({report.push_problem}); it goes with the "
+                  "next sync")
     return 0
 
 

@@ -32,7 +32,7 @@ from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg, iso
 from faceguard.gallery.events import SNAPSHOT_MAX_SIDE, EventLog
 from faceguard.gallery.ids import clean_text, normalise_id
 from faceguard.gallery.store import Gallery
-from faceguard.site import SiteError
+from faceguard.site import SiteError, SiteUnreachableError
 from faceguard.site import rows as rows_mac
 from faceguard.site.config import ReplicaState, SiteConfig, sync_lock
 from faceguard.site.store import SitePerson, SiteStore, describe
@@ -59,6 +59,7 @@ class SyncReport:
     applied: int          # site changes applied to the local gallery
     pushed: int           # local events sent to the site
     version: int          # the gallery version the replica is at now
+    push_problem: str | None = None   # why the log was not sent this time (it goes next time)
 
 
 class Replica:
@@ -244,10 +245,23 @@ class Replica:
             with self.connect(timeout) as own:
                 return self.sync(timeout, own)
         applied = self.pull(store)
-        pushed = self.push(store)
+        try:
+            pushed, problem = self.push(store), None
+        except SiteUnreachableError:
+            raise
+        except SiteError as exc:
+            # A lock on the site's log (a report, an administrator) delays the log only: the
+            # gallery was pulled first, and the next sync sends what is pending (item 8).
+            pushed, problem = 0, str(exc)
+            log.warning("Access-log events not sent this time: %s", exc)
         version = self.state().seq
-        store.door_synced(self.config.door, version)
-        return SyncReport(applied, pushed, version)
+        try:
+            store.door_synced(self.config.door, version)
+        except SiteUnreachableError:
+            raise
+        except SiteError as exc:
+            log.info("The site's door list was not updated this time: %s", exc)
+        return SyncReport(applied, pushed, version, problem)
 
     def status(self, timeout: float = 3) -> dict:
         state = self.state()

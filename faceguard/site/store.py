@@ -138,6 +138,10 @@ class SiteStore:
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+            # Reachable, but a table is held by someone else (lock or statement timeout).
+            raise SiteError(f"The site database {self.where} is busy: a table is locked by another "
+                            f"session ({_first_line(exc)}); it is tried again.") from exc
         except psycopg.OperationalError as exc:
             raise SiteUnreachableError(
                 f"The connection to the site database {self.where} was lost ({_first_line(exc)}).") from exc
