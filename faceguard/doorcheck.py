@@ -7,6 +7,7 @@ door output. The UI only paints the `FrameReport`s it returns.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -28,6 +29,7 @@ from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery
 from faceguard.instance import claim_data_folder
 from faceguard.settings import Settings
+from faceguard.site.stale import stale_reason
 from faceguard.vision.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
@@ -192,10 +194,18 @@ class DoorCheck:
                 employee_id=str(m.id) if m.accepted else None,
                 distance=float(m.distance), threshold=self.threshold,
                 state=st_state, status=st_text, explanation=m.explain(), direction=direction))
+        decisions = [self._stale_veto(d) for d in decisions]
         for d in decisions:
             self._act(d, frame.rgb)
         self._enforce_retention()
         return FrameReport(frame, faces, refused + decisions, infer_ms, self._finish_door())
+
+    def _stale_veto(self, decision: Decision) -> Decision:
+        """A site door whose copy is older than ``site_max_stale_s`` lets nobody in (item 9)."""
+        why = stale_reason(self.gallery.root, self.settings.site_max_stale_s) if decision.kind == GRANTED else None
+        if why is None:
+            return decision
+        return dataclasses.replace(decision, kind=DENIED, person_id=None, name=None, reason=why)
 
     def _act(self, decision: Decision, rgb: np.ndarray) -> None:
         """Log the decision now (a slow or hanging door must not lose it), then open the door;

@@ -4,6 +4,7 @@ cannot forge rows or run in a spreadsheet (item 13)."""
 from __future__ import annotations
 
 import csv
+import json
 import time
 
 from faceguard.cli import main
@@ -48,3 +49,25 @@ def test_csv_export_neutralises_formulas(gallery, tmp_path):
     texts = [c for c in row if c and c[0] in "=+-@'"]
     assert texts and all(c.startswith("'") for c in texts)
     assert display_row(log.events(limit=1)[0])[1].startswith("=HYPERLINK")   # shown, not run
+
+
+def test_a_site_door_cut_off_longer_than_the_cap_lets_nobody_in(shared_data, lin_enrolled, capsys):
+    """Item 9: a door that has not heard from its site for longer than site_max_stale_s denies,
+    saying since when; within the cap it decides from its copy as before."""
+    from faceguard import paths
+    from faceguard.settings import save_settings
+    from faceguard.site.config import ReplicaState, SiteConfig
+
+    SiteConfig("postgresql://nobody@127.0.0.1:1/none", "s1", "front").save()   # unreachable
+    SiteConfig.save_key(bytes(32))
+    clip = shared_data / "video" / "short_hamilton_clip.mp4"
+    argv = ["door", "--camera", str(clip), "--headless", "--photo-check", "off", "--frames", "40"]
+    save_settings(Settings(site_max_stale_s=300))
+    for heard, granted in ((time.time() - 60, True), (time.time() - 600, False)):
+        ReplicaState("s1", last_sync=heard).save(paths.data_dir())
+        assert main(argv) == 0
+        rows = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+        assert rows and any(r["decision"] == "GRANTED" for r in rows) == granted, rows
+        if not granted:
+            assert all(r["name"] is None for r in rows)
+            assert any("has not heard from the site since" in r["reason"] for r in rows)

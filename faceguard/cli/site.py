@@ -6,7 +6,9 @@ JSON shapes (``--json``; times ISO 8601 UTC)::
     site join --json     {"door": str, "site": str, "gallery_version": int, "people": int}
     site status --json   {"joined": bool, "site": str, "door": str, "reachable": bool,
                           "last_sync": str | null, "pending_events": int, "gallery_version": int,
-                          "site_gallery_version": int | null, "problem": str | null}
+                          "site_gallery_version": int | null, "problem": str | null,
+                          "quarantined": {employee id: why}, "stale_s": float | null}
+                         # stale_s: seconds since this door last heard from the site
     site code --json     {"code": str}        # a new join code; the previous one stops working
     site sync --json     {"applied": int, "pushed": int, "gallery_version": int}
     site log --json      {"events": [{"door": str, "local_id": int, "time": str, "decision": str,
@@ -76,6 +78,7 @@ def cmd_join(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from faceguard.gallery.ids import printable
     from faceguard.site.config import SiteConfig
 
     if SiteConfig.load() is None:
@@ -95,6 +98,10 @@ def cmd_status(args) -> int:
     print(f"last sync: {status['last_sync'] or 'never'}; pending events: {status['pending_events']}; "
           f"gallery version {status['gallery_version']}"
           + (f" of {status['site_gallery_version']}" if status["site_gallery_version"] is not None else ""))
+    if status["stale_s"] is not None and not status["reachable"]:
+        print(f"this door has not heard from the site for {status['stale_s']:.0f} s")
+    for employee_id, why in status["quarantined"].items():
+        print(f"NOT APPLIED here: the site's row of {printable(employee_id)}: {why}")
     return 0
 
 

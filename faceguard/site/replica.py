@@ -275,7 +275,8 @@ class Replica:
                 "last_sync": iso(state.last_sync) if state.last_sync else None,
                 "pending_events": self.pending(), "gallery_version": state.seq,
                 "site_gallery_version": site_version, "problem": problem,
-                "quarantined": dict(state.quarantined)}
+                "quarantined": dict(state.quarantined),
+                "stale_s": None if state.last_sync is None else round(time.time() - state.last_sync, 1)}
 
 
 # -- joining -------------------------------------------------------------------------------------

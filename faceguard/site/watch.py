@@ -75,8 +75,10 @@ class SiteWatcher:
         if self.reachable:
             return f"site: door '{door}' in step (gallery version {self.replica.state().seq})"
         pending = self.replica.pending()
-        return (f"site unreachable: deciding from the local copy, {pending} event(s) waiting; "
-                "gallery changes are refused until it is back")
+        heard = self.replica.state().last_sync
+        since = time.strftime("%H:%M:%S", time.localtime(heard)) if heard else "never"
+        return (f"site unreachable since {since}: deciding from the local copy, {pending} event(s) "
+                "waiting; gallery changes are refused until it is back")
 
     def sync_now(self, timeout: float = 5) -> None:
         try:
