@@ -22,6 +22,7 @@ from faceguard.access.records import DENIED, GRANTED, Decision, TrackState, Trac
 from faceguard.access.track import distinct_faces
 from faceguard.camera import Frame
 from faceguard.errors import FaceGuardError
+from faceguard.gallery import reserve
 from faceguard.gallery.events import EventLog
 from faceguard.gallery.ids import printable
 from faceguard.gallery.match import Matcher, MatchResult
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_MARGIN = 0.3  # face crop for the access log: box plus 30 % on every side
 RETENTION_EVERY_S = 24 * 3600  # old access-log entries are dropped at start and then daily
+WAL_CHECKPOINT_S = 600.0       # the WAL is checkpointed and truncated this often
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,20 @@ class DoorCheck:
         self._pending: list[tuple[Decision, int | None]] = []   # door still opening: (decision, event id)
         self._claim_decisions: list[Decision] = []   # refused claims, reported with the next frame
         self._retention_due = 0.0
+        self.lost_log_entries = 0        # decisions whose log entry could not be written
+        self.last_log_error = ""
+        self._wal_due = time.monotonic() + WAL_CHECKPOINT_S
+        if log_events:
+            reserve.ensure(gallery.root)   # disk space held back for the log (item 10)
         self._enforce_retention()
         self._gallery_version = gallery.db.data_version()
         self.matcher = self._build_matcher()
 
     def _enforce_retention(self) -> None:
         now = time.monotonic()
+        if now >= self._wal_due:       # the WAL is folded back and truncated: bounded (item 10)
+            self._wal_due = now + WAL_CHECKPOINT_S
+            self.gallery.db.checkpoint()
         if self.events is None or now < self._retention_due:
             return
         self._retention_due = now + RETENTION_EVERY_S
@@ -246,21 +256,27 @@ class DoorCheck:
             log.warning("door output failed for %s: %s", decision.name, result.message)
         if self.events is None:
             return None
-        try:
-            return self.events.log_event(
-                str(decision.kind), name=decision.name,
-                employee_id=None if decision.person_id is None else str(decision.person_id),
-                distance=decision.distance if math.isfinite(decision.distance) else None,
-                threshold=decision.threshold, reason=decision.reason,
-                door_result=self._door_text(result), snapshot_rgb=snapshot, when=time.time(),
-                evidence=decision.evidence()).id
-        except FaceGuardError as exc:
-            # A full disk must not stop the door: the decision stands, the log entry is lost,
-            # and that is counted (the JSON line, the window and the exit code say so).
-            self.lost_log_entries = getattr(self, "lost_log_entries", 0) + 1
-            self.last_log_error = str(exc)
-            log.error("access log entry not written: %s", exc)
-            return None
+        for last_try in (False, True):
+            try:
+                return self.events.log_event(
+                    str(decision.kind), name=decision.name,
+                    employee_id=None if decision.person_id is None else str(decision.person_id),
+                    distance=decision.distance if math.isfinite(decision.distance) else None,
+                    threshold=decision.threshold, reason=decision.reason,
+                    door_result=self._door_text(result), snapshot_rgb=snapshot, when=time.time(),
+                    evidence=decision.evidence()).id
+            except FaceGuardError as exc:
+                if not last_try and reserve.release(self.gallery.root):
+                    self.gallery.db.checkpoint()      # the reserve's space for this entry
+                    snapshot = None
+                    continue
+                # A full disk must not stop the door: the decision stands, the entry is lost,
+                # and that is counted (the JSON line, the window and the exit code say so).
+                self.lost_log_entries += 1
+                self.last_log_error = str(exc)
+                log.error("access log entry not written: %s", exc)
+                return None
+        return None
 
     def _door_result(self, decision: Decision, event_id: int | None, result: DoorResult) -> None:
         if not result.ok:

@@ -128,7 +128,7 @@ def cmd_door(args) -> int:
     def emit(decision, result) -> None:
         row = decision.to_dict()
         row["door"] = None if result is None else {"ok": result.ok, "message": result.message}
-        row["log_lost"] = getattr(check, "lost_log_entries", 0)
+        row["log_lost"] = check.lost_log_entries if check is not None else 0
         timeline.append(row)
         print(json.dumps(row), flush=True)
 

@@ -2,7 +2,7 @@
 
 On disk (the data folder, ``paths.data_dir()`` unless told otherwise)::
 
-    gallery.db          SQLite (WAL): people, events, meta
+    gallery.db          SQLite (WAL, shrunk back to 1 MB at checkpoints): people, events, meta, tombstones
     photos/<hex>.enc    one encrypted JPEG per person (the enrolment photo, ≤ 1024 px)
     snapshots/<hex>.enc encrypted face snapshots of the access log
 
@@ -22,8 +22,7 @@ word alone); it runs inside a write transaction too, so it never touches the fil
 process's change in flight (that process holds the write lock until it commits). A database
 that should exist but is empty, or whose write-ahead log is damaged, is refused (health.py).
 
-Times are stored as seconds since the epoch (float, UTC); ``iso`` is how they leave the gallery.
-"""
+Times are seconds since the epoch (float, UTC); ``iso`` is how they leave the gallery."""
 
 from __future__ import annotations
 
@@ -440,6 +439,7 @@ def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migrat
         con.execute("PRAGMA synchronous=FULL")
         # Erased rows are overwritten with zeros, not left in free pages.
         con.execute("PRAGMA secure_delete=ON")
+        con.execute("PRAGMA journal_size_limit=1048576")   # a checkpointed WAL shrinks back to 1 MB
         _migrate(con, db_path, migrations)
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError) and not _looks_corrupt(exc):
