@@ -34,6 +34,7 @@ class Site:
             self.site_id = store.site_id()
             for door in ("front", "back"):
                 store.register_door(door)
+                store.register_door_key(self.key, door)    # (one key pair: one config folder)
         SiteConfig.save_key(self.key)
         self.dim = pipeline.embedder.spec.embedding_size
         self.vecs: dict[str, np.ndarray] = {}
@@ -218,3 +219,31 @@ def test_revocation_arrives_within_2_s_while_the_log_table_is_locked(site):
         locker.close()
     print(f"revocation delays with the log table locked: {[round(d, 3) for d in delays]} s")
     assert site.sync().pushed == 1 and site.sync().push_problem is None
+
+
+# -- key rotation and removing a door (item 6) ---------------------------------------------------
+def test_rotation_leaves_an_old_code_with_an_old_backup_and_a_removed_door_nothing(site):
+    from faceguard.gallery import crypto
+    from faceguard.site import keys
+
+    backup = dict(site.sql("SELECT key, value FROM site_meta"))         # pg_dump before the change
+    with SiteStore.connect(site.url) as store:
+        store.use_key(site.key)
+        code, new_key = store.rotate_key(site.key, remove="back")
+    assert new_key != site.key and code != site.code
+    old = keys.unwrap(backup["code_salt"], backup["wrapped_key"], site.code)
+    assert old == site.key                                               # all the backup gives
+    photo = bytes(site.sql("SELECT photo FROM people WHERE employee_id='E001'")[0][0])
+    with pytest.raises(FaceGuardError):
+        crypto.Cipher(old).decrypt(photo, crypto.PHOTO)
+    with pytest.raises(SiteError, match="join code is wrong"), SiteStore.connect(site.url) as store:
+        store.unlock(site.code)
+    # The door that remains follows the rotation by itself (its own key pair) and keeps working.
+    site.edit("front").set_active("E002", False)
+    assert SiteConfig.key_path().read_text().strip() == new_key.hex()
+    site.sync("front")
+    assert site.let_in("front") == {"E001"}
+    # The removed door, holding the old key, gets no new one.
+    SiteConfig.save_key(site.key)
+    with pytest.raises(SiteError, match="holds no copy of the new one"):
+        site.sync("back")

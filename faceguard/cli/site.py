@@ -9,7 +9,8 @@ JSON shapes (``--json``; times ISO 8601 UTC)::
                           "site_gallery_version": int | null, "problem": str | null,
                           "quarantined": {employee id: why}, "stale_s": float | null}
                          # stale_s: seconds since this door last heard from the site
-    site code --json     {"code": str}        # a new join code; the previous one stops working
+    site code --json     {"code": str}        # a new join code and site key; the old ones stop working
+    site remove-door NAME --json  {"code": str, "removed": str}   # that door gets no new key
     site sync --json     {"applied": int, "pushed": int, "gallery_version": int}
     site log --json      {"events": [{"door": str, "local_id": int, "time": str, "decision": str,
                           "employee_id": str | null, "name": str | null, "distance": float | null,
@@ -121,15 +122,26 @@ def cmd_sync(args) -> int:
     return 0
 
 
-def cmd_code(args) -> int:
+def cmd_code(args, remove: str | None = None) -> int:
+    from faceguard.site.config import SiteConfig
+
     gallery, replica = _replica()
     with gallery, replica.connect() as store:
-        code = store.new_code(replica.config.key())
+        # A new site key too, re-wrapped for the doors that remain: an old code with an old
+        # backup of the database unlocks only the old key (issue 22 item 6).
+        code, key = store.rotate_key(replica.config.key(), remove)
+        SiteConfig.save_key(key)
     if args.json:
-        print(json.dumps({"code": code}))
+        print(json.dumps({"code": code, **({"removed": remove} if remove else {})}))
     else:
-        print(f"New join code (shown only now; the previous code no longer works): {code}")
+        if remove:
+            print(f"Door '{remove}' was removed from the site; it can no longer read the site's data.")
+        print(f"New join code (shown only now; the previous code and site key no longer work): {code}")
     return 0
+
+
+def cmd_remove_door(args) -> int:
+    return cmd_code(args, remove=args.name)
 
 
 def cmd_log(args) -> int:
@@ -162,7 +174,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     command(ssub, "status", cmd_status, parents=[JSON_STDOUT],
             help="is the site reachable; last sync, pending events, gallery version")
     command(ssub, "code", cmd_code, parents=[JSON_STDOUT],
-            help="replace the join code (e.g. once every door has joined)")
+            help="replace the join code and the site key (e.g. once every door has joined)")
+    p = command(ssub, "remove-door", cmd_remove_door, parents=[JSON_STDOUT],
+                help="remove a door from the site (a lost or retired PC): a new key and code")
+    p.add_argument("name", help="the door's name, as it joined")
     command(ssub, "sync", cmd_sync, parents=[JSON_STDOUT], help="catch up with the site now")
     p = command(ssub, "log", cmd_log, parents=[JSON_STDOUT], help="every door's access log, from the site")
     p.add_argument("--limit", type=int, default=100, help="newest N events (0: all; default 100)")

@@ -87,16 +87,27 @@ class Replica:
             if store.site_id() != self.config.site_id:
                 raise SiteError(f"{store.where} now holds another site than the one this door "
                                 "joined; join it again with its code.")
-            store.use_key(self.config.key())
+            self.fresh_key(store)
         except BaseException:
             store.close()
             raise
         return store
 
+    def fresh_key(self, store: SiteStore) -> None:
+        """Follow a rotation of the site key (rotate.py): unwrap the new key meant for this door."""
+        old = self.config.key()
+        key = store.current_key(old, self.config.door)
+        if key != old:
+            SiteConfig.save_key(key)
+            log.info("The site key was rotated; this door now holds the new one")
+        self.cipher = crypto.Cipher(key)
+        store.use_key(key)
+
     # -- pull ------------------------------------------------------------------------------------
     def pull(self, store: SiteStore, progress=None) -> int:
         """Apply every site change after the cursor; returns how many were applied."""
         applied = 0
+        self.fresh_key(store)
         with sync_lock(self.root):
             state = self.state()
             if state.seq and store.version() < state.seq:
@@ -293,6 +304,7 @@ def join(url: str, code: str, door: str, gallery: Gallery) -> SyncReport:
         site_id = store.site_id()
         _refuse_id_clashes(gallery, store)
         store.register_door(door)
+        store.register_door_key(site_key, door)
         SiteConfig.save_key(site_key)
         config = SiteConfig(url, site_id, door)
         config.save()

@@ -83,6 +83,12 @@ def _integrity_v2(cur) -> None:
     cur.execute("ALTER TABLE people ADD COLUMN valid_until DOUBLE PRECISION")
     cur.execute("ALTER TABLE people ADD COLUMN digests TEXT NOT NULL DEFAULT ''")
     cur.execute("ALTER TABLE people ADD COLUMN mac BYTEA")
+    # Key rotation (rotate.py): each door's public key (MAC'd with the site key), the current
+    # site key wrapped for it, and whether it was removed from the site.
+    cur.execute("ALTER TABLE doors ADD COLUMN public_key BYTEA")
+    cur.execute("ALTER TABLE doors ADD COLUMN key_mac BYTEA")
+    cur.execute("ALTER TABLE doors ADD COLUMN wrapped_key BYTEA")
+    cur.execute("ALTER TABLE doors ADD COLUMN removed BOOLEAN NOT NULL DEFAULT FALSE")
 
 
 Migration = tuple[int, Callable]

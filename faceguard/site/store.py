@@ -1,11 +1,9 @@
 """``SiteStore``: one connection to the site's PostgreSQL database.
 
-It stores and returns blobs as they are (the caller encrypts with the site key, see keys.py),
-so this module never handles a face in clear. Every gallery write is one transaction that
-takes the gallery advisory lock, draws the next change number, and NOTIFYs the doors (delivered
-on commit). psycopg errors leave as SiteUnreachableError (the server cannot be reached; a door
-keeps deciding) or SiteError (anything else), with a message a person can act on.
-"""
+Blobs go in and out as they are (the caller encrypts with the site key, keys.py): no face in
+clear here. Every gallery write is one transaction that takes the gallery advisory lock, draws
+the next change number, seals the row's MAC (rows.py) and NOTIFYs the doors on commit. psycopg
+errors leave as SiteUnreachableError (a door keeps deciding) or SiteError, in words."""
 
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from typing import Any
 
 from faceguard.gallery import rowmac
 from faceguard.gallery.ids import normalise_id
-from faceguard.site import SiteError, SiteUnreachableError, erase, keys, rows, schema
+from faceguard.site import SiteError, SiteUnreachableError, erase, keys, rotate, rows, schema
 
 try:
     import psycopg
@@ -190,15 +188,22 @@ class SiteStore:
             salt, wrapped = self._meta(cur, "code_salt"), self._meta(cur, "wrapped_key")
         return keys.unwrap(salt or "", wrapped or "", code)
 
-    def new_code(self, site_key: bytes) -> str:
-        """Lock the site key under a new join code (the old code stops working); returns it."""
-        code = keys.new_code()
-        salt, wrapped = keys.wrap(site_key, code)
+    def rotate_key(self, old_key: bytes, remove: str | None = None) -> tuple[str, bytes]:
+        """A new site key and join code (rotate.py); ``remove``: that door first leaves."""
         with self._tx() as cur:
-            for key, value in (("code_salt", salt), ("wrapped_key", wrapped)):
-                cur.execute("UPDATE site_meta SET value=%s WHERE key=%s", (value, key))
-        log.info("A new join code was made for the site in %s", self.where)
-        return code
+            code, key = rotate.rotate(cur, old_key, remove)
+        self.row_key = rowmac.derive(key, b"rows")
+        log.info("The site key of %s was rotated%s", self.where, f" (door '{remove}' removed)" if remove else "")
+        return code, key
+
+    def register_door_key(self, site_key: bytes, door: str) -> None:
+        with self._tx() as cur:
+            rotate.register_key(cur, site_key, door)
+
+    def current_key(self, site_key: bytes, door: str) -> bytes:
+        """``site_key`` if it is still the site's, else the current one this door may unwrap."""
+        with self._tx() as cur:
+            return site_key if rotate.is_current(cur, site_key) else rotate.refresh(cur, door)
 
     def register_door(self, name: str) -> None:
         with self._tx() as cur:
