@@ -15,6 +15,7 @@ from conftest import unit
 
 from faceguard.errors import FaceGuardError
 from faceguard.gallery.events import EventLog
+from faceguard.gallery.ids import normalise_id
 from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery
 from faceguard.site import SiteError
@@ -56,7 +57,8 @@ class Site:
     def let_in(self, door: str = "back") -> set[str]:
         """Whom the door's matcher lets in by their own face."""
         m = gallery_matcher(self.galleries[door], self.pipeline, damaged={})
-        return {e for e, v in self.vecs.items() if m.nearest(v).accepted and str(m.nearest(v).id).casefold() == e.casefold()}
+        return {e for e, v in self.vecs.items()
+                if m.nearest(v).accepted and normalise_id(str(m.nearest(v).id)) == normalise_id(e)}
 
     def sql(self, query: str, args=()) -> list:
         """psql's rights on the site database, no site key."""
