@@ -171,3 +171,20 @@ def test_valid_until_survives_export_and_import(gallery, pipeline, people, tmp_p
     export_zip(gallery, tmp_path / "g.zip")
     doc = json.loads(zipfile.ZipFile(tmp_path / "g.zip").read("gallery.json"))
     assert [p["valid_until"] is not None for p in doc["people"]] == [False, True]  # Bo, Lin (by name)
+
+
+def test_an_end_date_and_the_switch_survive_export_and_import(gallery, pipeline, shared_data, tmp_path):
+    from faceguard.gallery.enrol import enrol
+    from faceguard.vision.image import load_image
+
+    enrol(gallery, pipeline, load_image(shared_data / "video" / "lin-manuel-miranda.png"), "Lin", "E001",
+          consent=True, threshold=pipeline.threshold_for(1))
+    until = time.time() + 86400 * 30
+    gallery.set_valid_until("E001", until)
+    gallery.set_active("E001", False)
+    export_zip(gallery, tmp_path / "g.zip")
+    with Gallery.open(tmp_path / "other", tmp_path / "other.key") as other:
+        report = import_zip(other, tmp_path / "g.zip", pipeline)
+        assert report.added == ["E001"]
+        lin = other.person("E001")
+        assert lin.valid_until == pytest.approx(until, abs=1) and lin.enabled is False

@@ -73,7 +73,10 @@ class SiteWatcher:
         if self.reachable is None:
             return f"site: door '{door}', connecting…"
         if self.reachable:
-            return f"site: door '{door}' in step (gallery version {self.replica.state().seq})"
+            state = self.replica.state()
+            refused = (f"; {len(state.quarantined)} site row(s) NOT applied here (damaged or edited "
+                       "without the key: see 'faceguard site status')") if state.quarantined else ""
+            return f"site: door '{door}' in step (gallery version {state.seq}){refused}"
         pending = self.replica.pending()
         heard = self.replica.state().last_sync
         since = time.strftime("%H:%M:%S", time.localtime(heard)) if heard else "never"
