@@ -140,6 +140,7 @@ class Replica:
                     if why is not None:
                         state.quarantined[row.employee_id] = why
                         log.error("Site row of employee id %r not applied: %s", row.employee_id, why)
+                        self._fail_closed(row.employee_id)
                     state.seq = row.seq
                     applied += 1
                 state.save(self.root)
@@ -150,6 +151,16 @@ class Replica:
         if applied:
             log.info("Applied %d site change(s); gallery version %d", applied, state.seq)
         return applied
+
+    def _fail_closed(self, employee_id: str) -> None:
+        """A refused row may hide a change this door never saw (a deactivation overwritten before
+        it was pulled): the person is let in here no more until a valid row says otherwise."""
+        try:
+            local = self.gallery.person(employee_id)
+            if local is not None and local.enabled:
+                self.gallery.set_active(local.employee_id, False)
+        except FaceGuardError as exc:
+            log.error("Could not switch off %r after its site row was refused: %s", employee_id, exc)
 
     def _refusal(self, row: SitePerson, face, state: ReplicaState) -> str | None:
         """Why this site row must not be applied here (rows.py), or None."""

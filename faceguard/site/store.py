@@ -77,18 +77,18 @@ class SiteStore:
         self.where = describe(url)
         self.row_key: bytes | None = None     # the row MACs' key (rows.py), from the site key
 
-    def use_key(self, site_key: bytes) -> SiteStore:
+    def use_key(self, site_key: bytes) -> None:
         """Hold the site key's MAC key: gallery writes need it, and a site from before row MACs
-        is sealed once (trusted as it is when the first door with this version meets it)."""
+        (no flag, no MAC anywhere) is sealed once, trusted as it is when a door first meets it."""
         self.row_key = rowmac.derive(site_key, b"rows")
         with self._tx() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (schema.GALLERY_LOCK,))
-            if self._meta(cur, "row_macs") is None:
+            cur.execute("SELECT EXISTS (SELECT 1 FROM people WHERE mac IS NOT NULL)")
+            if not cur.fetchone()[0] and self._meta(cur, "row_macs") is None:
                 cur.execute("SELECT employee_id FROM people WHERE mac IS NULL")
                 for (eid,) in cur.fetchall():
                     rows.seal(cur, self.row_key, eid)
                 cur.execute("INSERT INTO site_meta VALUES ('row_macs', '1') ON CONFLICT DO NOTHING")
-        return self
 
     @classmethod
     def connect(cls, url: str, timeout: float = CONNECT_TIMEOUT_S, upgrade: bool = True) -> SiteStore:
