@@ -188,3 +188,15 @@ def test_an_end_date_and_the_switch_survive_export_and_import(gallery, pipeline,
         assert report.added == ["E001"]
         lin = other.person("E001")
         assert lin.valid_until == pytest.approx(until, abs=1) and lin.enabled is False
+
+
+def test_gallery_list_marks_a_row_edited_by_hand(gallery, people, capsys):
+    from faceguard.cli import main
+
+    gallery.set_active("E001", False)
+    sql(gallery, "UPDATE people SET active=1 WHERE employee_id='E001'")
+    gallery.close()
+    assert main(["gallery", "list", "--json"]) == 0
+    listed = {p["employee_id"]: p for p in json.loads(capsys.readouterr().out)["people"]}
+    assert "edited by hand" in listed["E001"]["refused"] and listed["E002"]["refused"] is None
+    assert main(["gallery", "check", "--json"]) != 0

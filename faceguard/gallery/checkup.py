@@ -67,6 +67,14 @@ class GalleryChecks:
                     problems.append(f"The access-log snapshot {folder / missing} is missing.")
         return problems
 
+    def refused_rows(self) -> dict[str, str]:
+        """{employee id: why} of the rows the door refuses to match (row MAC or tombstone,
+        integrity.py): what `gallery list` marks, without reading any face data."""
+        with self.db.reading() as con:
+            rows = con.execute(f"SELECT {integrity.COLUMNS} FROM people").fetchall()
+            buried = integrity.tombstones(con, self.cipher.mac_key)
+        return {r[1]: why for r in rows if (why := integrity.problem(self.cipher.mac_key, r, buried))}
+
     def _snapshot_ciphers(self, con: sqlite3.Connection) -> list[tuple]:
         """(event id, snapshot file, its cipher or the GalleryError getting it) per snapshot."""
         out: list[tuple] = []
