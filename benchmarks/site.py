@@ -63,7 +63,7 @@ def new_door(root: Path, url: str, code: str, name: str):
     """(Gallery, SiteConfig) of a freshly joined door."""
     from faceguard.gallery.store import Gallery
     from faceguard.site.config import SiteConfig
-    from faceguard.site.replica import join
+    from faceguard.site.joining import join
 
     with DoorDirs(root):
         gallery = Gallery.open()
@@ -231,7 +231,7 @@ def bench_frames(cluster: Cluster, tmp: Path, frames: int, rounds: int) -> dict:
     from faceguard.doorcheck import DoorCheck
     from faceguard.gallery.enrol import enrol
     from faceguard.settings import Settings
-    from faceguard.site.edits import SiteGallery
+    from faceguard.site.replica import SiteGallery
     from faceguard.site.store import SiteStore
     from faceguard.site.watch import SiteWatcher
     from faceguard.vision.image import load_image

@@ -269,7 +269,8 @@ def test_a_change_reaches_a_running_door_within_seconds(site_url):
     from faceguard.gallery import crypto
     from faceguard.gallery.store import Gallery
     from faceguard.site.config import SiteConfig
-    from faceguard.site.replica import door_model_id, join
+    from faceguard.site.joining import join
+    from faceguard.site.replica import door_model_id
     from faceguard.site.store import SiteStore
     from faceguard.site.watch import SiteWatcher
 
@@ -345,7 +346,8 @@ def test_a_site_restored_from_an_older_backup_is_copied_again(site_url):
 
     from faceguard.gallery.store import Gallery
     from faceguard.site.config import SiteConfig
-    from faceguard.site.replica import Replica, door_model_id, join
+    from faceguard.site.joining import join
+    from faceguard.site.replica import Replica, door_model_id
     from faceguard.site.store import SiteStore
 
     mid = door_model_id()

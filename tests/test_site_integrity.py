@@ -5,70 +5,20 @@ rights but no site key. The outcome asserted is always the door's matcher: who i
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
+from conftest import Site, unit
 from conftest import flat_photo as photo
-from conftest import unit
 
 from faceguard.errors import FaceGuardError
 from faceguard.gallery.events import EventLog
-from faceguard.gallery.ids import normalise_id
 from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery
 from faceguard.site import SiteError
 from faceguard.site.config import SiteConfig
-from faceguard.site.edits import SiteGallery
-from faceguard.site.replica import Replica, join
+from faceguard.site.joining import join
 from faceguard.site.store import SiteStore
-
-
-class Site:
-    """A site with doors 'front' (A) and 'back' (B), each its own data folder and gallery key."""
-
-    def __init__(self, url: str, root: Path, pipeline):
-        self.url, self.root, self.pipeline = url, root, pipeline
-        with SiteStore.connect(url) as store:
-            self.code, self.key = store.create()
-            self.site_id = store.site_id()
-            for door in ("front", "back"):
-                store.register_door(door)
-                store.register_door_key(self.key, door)    # (one key pair: one config folder)
-        SiteConfig.save_key(self.key)
-        self.dim = pipeline.embedder.spec.embedding_size
-        self.vecs: dict[str, np.ndarray] = {}
-        self.galleries = {d: Gallery.open(root / d, root / f"{d}.key") for d in ("front", "back")}
-
-    def edit(self, door: str = "front") -> SiteGallery:
-        return SiteGallery(self.galleries[door].db, SiteConfig(self.url, self.site_id, door))
-
-    def replica(self, door: str) -> Replica:
-        return Replica(self.galleries[door], SiteConfig(self.url, self.site_id, door), self.pipeline.model_id)
-
-    def enrol(self, name: str, eid: str, seed: int) -> None:
-        self.vecs[eid] = unit(seed, self.dim)
-        self.edit().add_person(name, eid, photo(seed), self.vecs[eid], self.pipeline.model_id)
-
-    def sync(self, door: str = "back"):
-        return self.replica(door).sync()
-
-    def let_in(self, door: str = "back") -> set[str]:
-        """Whom the door's matcher lets in by their own face."""
-        m = gallery_matcher(self.galleries[door], self.pipeline, damaged={})
-        return {e for e, v in self.vecs.items()
-                if m.nearest(v).accepted and normalise_id(str(m.nearest(v).id)) == normalise_id(e)}
-
-    def sql(self, query: str, args=()) -> list:
-        """psql's rights on the site database, no site key."""
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            cur = conn.execute(query, args)
-            return cur.fetchall() if cur.description else []
-
-    def close(self) -> None:
-        for g in self.galleries.values():
-            g.close()
 
 
 @pytest.fixture

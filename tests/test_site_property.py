@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 import uuid
 
+from conftest import Site
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_site_integrity import Site
 
 from faceguard.errors import FaceGuardError
 from faceguard.gallery.ids import normalise_id

@@ -63,7 +63,7 @@ def cmd_create(args) -> int:
 
 def cmd_join(args) -> int:
     from faceguard.gallery.store import Gallery
-    from faceguard.site.replica import join
+    from faceguard.site.joining import join
     from faceguard.site.store import describe
 
     with Gallery.open() as gallery:

@@ -21,21 +21,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from faceguard.errors import FaceGuardError
+from faceguard.errors import FaceGuardError, GalleryError
 from faceguard.gallery import crypto
 from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg, iso
 from faceguard.gallery.events import SNAPSHOT_MAX_SIDE, EventLog
-from faceguard.gallery.ids import clean_text, normalise_id
-from faceguard.gallery.store import Gallery
+from faceguard.gallery.ids import clean_id, clean_text, normalise_id
+from faceguard.gallery.person import check_embedding
+from faceguard.gallery.store import PHOTO_MAX_SIDE, Gallery, Person
 from faceguard.site import SiteError, SiteUnreachableError
 from faceguard.site import rows as rows_mac
 from faceguard.site.config import ReplicaState, SiteConfig, sync_lock
-from faceguard.site.store import SitePerson, SiteStore, describe
+from faceguard.site.store import NotAtSiteError, SitePerson, SiteStore, describe
 
 log = logging.getLogger(__name__)
 
@@ -301,73 +304,105 @@ class Replica:
                 "stale_s": None if state.last_sync is None else round(time.time() - state.last_sync, 1)}
 
 
-# -- joining -------------------------------------------------------------------------------------
-def join(url: str, code: str, door: str, gallery: Gallery) -> SyncReport:
-    """Join this door to the site at ``url``: check the code, register the door by name, upload
-    the people enrolled here that the site lacks, then copy the site's gallery."""
-    door = clean_text(door, "door name")
-    existing = SiteConfig.load()
-    if existing is not None:
-        raise SiteError(f"This door has already joined a site (as '{existing.door}'); it cannot "
-                        "join a second one.")
-    with SiteStore.connect(url) as store:
-        site_key = store.unlock(code)
-        site_id = store.site_id()
-        _refuse_id_clashes(gallery, store)
-        store.register_door(door)
-        store.register_door_key(site_key, door)
-        SiteConfig.save_key(site_key)
-        config = SiteConfig(url, site_id, door)
-        config.save()
-        replica = Replica(gallery, config)
-        store.use_key(site_key)
-        _upload_local(replica, store)
-    return replica.sync()
+# -- edits through the site -----------------------------------------------------------------------
+class SiteGallery(Gallery):
+    """The local replica, with edits made at the site first (reads and decisions stay local)."""
 
+    def __init__(self, db: Database, config: SiteConfig | None = None):
+        super().__init__(db)
+        config = config or SiteConfig.load()
+        if config is None:
+            raise SiteError("This door has not joined a site.")
+        self.replica = Replica(Gallery(db), config)
 
-def _refuse_id_clashes(gallery: Gallery, store: SiteStore) -> None:
-    """A person enrolled here under an id the site gives to someone else (in any case or width:
-    "e001" here, "E001" Lin at the site) would overwrite one of the two at every door."""
-    at_site = {normalise_id(p.employee_id): p for p in store.people()}
-    clashes = [f"'{p.employee_id}' ({p.name}) here is '{s.employee_id}' ({s.name}) at the site"
-               for p in gallery.people(active_only=False)
-               if (s := at_site.get(normalise_id(p.employee_id))) is not None
-               and (s.employee_id != p.employee_id or s.name != p.name)]
-    if clashes:
-        raise SiteError("This door cannot join: employee ids clash with the site's (ids ignore case "
-                        f"and width): {'; '.join(clashes[:5])}. Change the id here ('faceguard "
-                        "gallery change-id') or remove that person, then join again.")
+    @contextmanager
+    def _at_site(self):
+        try:
+            store = self.replica.connect()
+        except SiteUnreachableError as exc:
+            raise SiteUnreachableError(
+                f"Gallery changes are made at the site, and the site database "
+                f"{describe(self.replica.config.url)} cannot be reached now, so nothing was changed. "
+                "This door keeps letting people in from its copy; try again when the site is back.") from exc
+        with store:
+            yield store
+            try:
+                self.replica.pull(store)
+            except SiteError as exc:
+                raise SiteError(f"The change was saved at the site, but this door could not copy it "
+                                f"yet ({exc}); it arrives with the next sync.") from exc
 
+    def _blobs(self, photo_rgb: np.ndarray, embedding: np.ndarray) -> tuple[bytes, bytes]:
+        c = self.replica.cipher
+        return (c.encrypt(encode_jpeg(photo_rgb, PHOTO_MAX_SIDE), crypto.PHOTO),
+                c.encrypt(check_embedding(embedding).tobytes(), crypto.EMBEDDING))
 
-def _upload_local(replica: Replica, store: SiteStore) -> None:
-    """The people of a door that worked alone become the site's (an id the site has is the site's)."""
-    g, cipher = replica.gallery, replica.cipher
-    at_site = {normalise_id(p.employee_id) for p in store.people()}
-    people = [p for p in g.people(active_only=False) if normalise_id(p.employee_id) not in at_site]
-    vectors: dict[str, np.ndarray] = {}
-    for model_id in {p.model_id for p in people}:
-        damaged: dict[str, str] = {}      # a row that fails its checks here is not uploaded
-        ids, matrix = g.embeddings(model_id, active_only=False, damaged=damaged)
-        vectors.update(zip(ids, matrix, strict=True))
-    for p in [p for p in people if p.employee_id not in vectors]:
-        log.error("%s (%s) was not uploaded to the site: their row here fails its checks", p.name, p.employee_id)
-    for p in [p for p in people if p.employee_id in vectors]:
-        photo = cipher.encrypt(g.photo_jpeg(p.employee_id), crypto.PHOTO)
-        emb = cipher.encrypt(np.asarray(vectors[p.employee_id], np.float32).tobytes(), crypto.EMBEDDING)
-        store.add_person(replica.config.door, p.name, p.employee_id, photo, emb, p.model_id,
-                         p.consent_at, p.created)
-        if not p.enabled:
-            store.set_active(replica.config.door, p.employee_id, False)
-        if p.valid_until is not None:     # issue 22 item 11: the end date travels too
-            store.set_valid_until(replica.config.door, p.employee_id, p.valid_until)
-    if people:
-        log.info("Uploaded %d locally enrolled people to the site", len(people))
+    def _person_or_error(self, employee_id: str) -> Person:
+        person = self.person(employee_id)
+        if person is None:
+            raise GalleryError(f"No person with employee id '{employee_id}' is enrolled.")
+        return person
+
+    def add_person(self, name: str, employee_id: str, photo_rgb: np.ndarray, embedding: np.ndarray,
+                   model_id: str, consent_at: float | None = None, created: float | None = None,
+                   check: Callable[[], None] | None = None) -> Person:
+        """At the site. ``created`` is the site's own time (an import's original enrolment date
+        is not carried there yet); ``check`` (the duplicate search) runs against this door's
+        replica just before, not inside the site's transaction."""
+        name, employee_id = clean_text(name, "name"), clean_id(employee_id)
+        if check is not None:
+            check()
+        photo, emb = self._blobs(photo_rgb, embedding)
+        with self._at_site() as store:
+            store.add_person(self.replica.config.door, name, employee_id, photo, emb,
+                             clean_text(model_id, "model id"), consent_at or time.time())
+        return self._person_or_error(employee_id)
+
+    def replace_photo(self, employee_id: str, photo_rgb: np.ndarray, embedding: np.ndarray,
+                      model_id: str, check: Callable[[], None] | None = None) -> Person:
+        if check is not None:
+            check()
+        photo, emb = self._blobs(photo_rgb, embedding)
+        with self._at_site() as store:
+            store.replace_photo(self.replica.config.door, employee_id, photo, emb, model_id)
+        return self._person_or_error(employee_id)
+
+    def rename(self, employee_id: str, name: str) -> Person:
+        name = clean_text(name, "name")
+        with self._at_site() as store:
+            store.rename(self.replica.config.door, employee_id, name)
+        return self._person_or_error(employee_id)
+
+    def set_active(self, employee_id: str, active: bool) -> Person:
+        with self._at_site() as store:
+            store.set_active(self.replica.config.door, employee_id, active)
+        return self._person_or_error(employee_id)
+
+    def change_id(self, employee_id: str, new_id: str) -> Person:
+        raise GalleryError("This door belongs to a site: an employee id cannot be changed here yet. "
+                           "Remove the person and enrol them again under the new id.")
+
+    def set_valid_until(self, employee_id: str, until: float | None) -> Person:
+        """At the site: every door stops letting them in after ``until`` (issue 22 item 11)."""
+        with self._at_site() as store:
+            store.set_valid_until(self.replica.config.door, employee_id, until)
+        return self._person_or_error(employee_id)
+
+    def remove(self, employee_id: str) -> str:
+        alias = ""
+        with self._at_site() as store:
+            try:
+                store.remove(self.replica.config.door, employee_id)
+            except NotAtSiteError:
+                if self.person(employee_id) is None:
+                    raise
+        if self.person(employee_id) is not None:   # enrolled here only, never at the site
+            alias = super().remove(employee_id)
+        return alias
 
 
 def open_gallery(data_dir: Path | None = None) -> Gallery:
     """The gallery a command should edit: a SiteGallery at a joined door, else the plain one."""
-    from faceguard.site.edits import SiteGallery
-
     config = SiteConfig.load()
     db = Database.open(data_dir)
     try:
