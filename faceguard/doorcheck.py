@@ -63,6 +63,9 @@ class FrameReport:
     decisions: list[Decision]
     infer_ms: float
     door_results: list[tuple[Decision, DoorResult]] = field(default_factory=list)
+    # Decisions so far whose access-log entry could not be written (a full disk): the window
+    # shows it, the JSON line carries it (issue 22 item 10).
+    log_lost: int = 0
 
 
 def face_crop(rgb: np.ndarray, box: Sequence[float] | np.ndarray, margin: float = SNAPSHOT_MARGIN) -> np.ndarray:
@@ -208,7 +211,8 @@ class DoorCheck:
         for d in decisions:
             self._act(d, frame.rgb)
         self._enforce_retention()
-        return FrameReport(frame, faces, refused + decisions, infer_ms, self._finish_door())
+        return FrameReport(frame, faces, refused + decisions, infer_ms, self._finish_door(),
+                           self.lost_log_entries)
 
     def _stale_veto(self, decision: Decision) -> Decision:
         """A site door whose copy is older than ``site_max_stale_s`` lets nobody in (item 9)."""

@@ -11,7 +11,8 @@ JSON shapes (``--json``; times ISO 8601 UTC)::
                          # stale_s: seconds since this door last heard from the site
     site code --json     {"code": str}        # a new join code and site key; the old ones stop working
     site remove-door NAME --json  {"code": str, "removed": str}   # that door gets no new key
-    site sync --json     {"applied": int, "pushed": int, "gallery_version": int}
+    site sync --json     {"applied": int, "pushed": int, "gallery_version": int,
+                          "push_problem": str | null}   # why the log waits (a locked table)
     site log --json      {"events": [{"door": str, "local_id": int, "time": str, "decision": str,
                           "employee_id": str | null, "name": str | null, "distance": float | null,
                           "threshold": float | null, "reason": str, "door_result": str,
@@ -155,8 +156,11 @@ def cmd_log(args) -> int:
     if args.json:
         print(json.dumps({"events": events}))
         return 0
-    for e in events:
-        print(f"{e['time']}\t{e['door']}\t{e['decision']}\t{e['name'] or 'stranger'}\t{e['reason']}")
+    from faceguard.gallery.ids import printable
+
+    for e in events:   # escaped: a name or reason holding a tab or newline forges no row
+        print("\t".join(printable(str(v)) for v in (e["time"], e["door"], e["decision"],
+                                                   e["name"] or "stranger", e["reason"])))
     print(f"{len(events)} events")
     return 0
 
