@@ -71,3 +71,21 @@ def test_a_site_door_cut_off_longer_than_the_cap_lets_nobody_in(shared_data, lin
         if not granted:
             assert all(r["name"] is None for r in rows)
             assert any("has not heard from the site since" in r["reason"] for r in rows)
+
+
+def test_the_running_door_keeps_the_wal_bounded(lin_enrolled, pipeline, monkeypatch):
+    """Item 10: a door that logs for hours checkpoints and truncates the WAL by itself."""
+    import faceguard.doorcheck as doorcheck
+
+    with Gallery.open() as gallery:
+        check = DoorCheck(pipeline, gallery, Settings())
+        log = EventLog(gallery)
+        for i in range(1500):
+            log.log_event("DENIED", reason=f"stranger {i}", evidence={"pad": "x" * 400})
+        wal = gallery.db.path.with_name(gallery.db.path.name + "-wal")
+        grown = wal.stat().st_size
+        monkeypatch.setattr(doorcheck, "WAL_CHECKPOINT_S", 0.0)
+        check._wal_due = 0.0
+        check._enforce_retention()           # what every frame does
+        assert grown > 1 << 20 and wal.stat().st_size <= 1 << 20, (grown, wal.stat().st_size)
+        check.close()
