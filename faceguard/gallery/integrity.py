@@ -37,8 +37,11 @@ def add_row_macs_v5(con: sqlite3.Connection) -> None:
 
 
 def fields(row) -> dict:
-    """The MAC'd fields of a people row read with ``COLUMNS``. Add a new access-deciding column
-    here (and to COLUMNS); a blob goes in as its digest."""
+    """The MAC'd fields of a people row read with ``COLUMNS``. To cover a new access-deciding
+    column (a PIN hash, an auth mode): add it to COLUMNS before ``row_mac`` (which stays last)
+    and to the dict here (a blob as ``rowmac.digest``). Rows of another table that decide access
+    (learned templates) go in as the sorted list of their digests: read them where ``seal`` and
+    ``problem`` are called and add them to this dict there."""
     (pid, eid, name, active, valid_until, photo_file, photo_digest, embedding, model_id, data_key,
      change_no) = tuple(row)[:11]
     return {"row": int(pid), "id": normalise_id(eid), "employee_id": eid, "name": name,
@@ -84,7 +87,7 @@ def tombstones(con: sqlite3.Connection, key: bytes) -> dict[str, int]:
 def problem(key: bytes, row, buried: dict[str, int]) -> str | None:
     """Why this people row (read with ``COLUMNS``) must not be matched; None when it may."""
     f = fields(row)
-    if not rowmac.verify(key, "person", f, tuple(row)[11]):
+    if not rowmac.verify(key, "person", f, tuple(row)[-1]):      # row_mac: COLUMNS' last
         return DAMAGED
     if buried.get(f["id"], -1) >= f["change"]:
         return ERASED
