@@ -63,7 +63,7 @@ def new_door(root: Path, url: str, code: str, name: str):
     """(Gallery, SiteConfig) of a freshly joined door."""
     from faceguard.gallery.store import Gallery
     from faceguard.site.config import SiteConfig
-    from faceguard.site.replica import join
+    from faceguard.site.joining import join
 
     with DoorDirs(root):
         gallery = Gallery.open()

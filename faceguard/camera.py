@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from faceguard.errors import CameraError
+from faceguard.inputs import check_regular_file
 from faceguard.vision.image import to_rgb8
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,24 @@ class Frame:
     t: float          # seconds: position in the clip for files, since open for live sources
 
 
+MAX_CAMERA_INDEX = 9999
+MAX_VIDEO_BYTES = 1 << 40      # no real limit on a clip's size; the check is for its kind
+
+
 def parse_source(source: str | int) -> str | int:
     """'0' → camera 0; anything else is a URL or a file path."""
     text = str(source).strip()
-    return int(text) if text.isdigit() else text
+    if not (text.isascii() and text.isdigit()):
+        return text
+    if int(text) > MAX_CAMERA_INDEX:      # OpenCV overflows on 10^20; no computer has that many
+        raise CameraError(f"There is no camera {text[:30]}: a camera number is 0 to {MAX_CAMERA_INDEX} "
+                          "(0 is the first camera).")
+    return int(text)
+
+
+def _is_path(source: str | int) -> bool:
+    """A video file (existing or not): not a device index, URL or device node (/dev/video0)."""
+    return isinstance(source, str) and "://" not in source and not source.startswith("/dev/")
 
 
 def list_cameras(max_index: int = 6) -> list[int]:
@@ -79,15 +94,20 @@ class FrameSource:
 
     @property
     def is_file(self) -> bool:
-        return isinstance(self.source, str) and Path(self.source).is_file()
+        return _is_path(self.source)
 
     def describe(self) -> str:
         return f"camera {self.source}" if isinstance(self.source, int) else str(self.source)
 
     # -- opening -----------------------------------------------------------------------------
     def _open(self):
-        if isinstance(self.source, str) and "://" not in self.source and not Path(self.source).exists():
-            raise CameraError(f"The video file {self.source} does not exist.")
+        if _is_path(self.source):
+            # A missing file is an error at once (never retried like a camera being plugged in);
+            # a FIFO or device would block the open for ever, so it is refused before OpenCV.
+            path = Path(str(self.source))
+            if not path.exists():
+                raise CameraError(f"The video file {self.source} does not exist.")
+            check_regular_file(path, MAX_VIDEO_BYTES, "a video file", CameraError)
         cap = self._open_capture(self.source)
         if not cap.isOpened():
             cap.release()

@@ -7,6 +7,7 @@ door output. The UI only paints the `FrameReport`s it returns.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -21,15 +22,17 @@ from faceguard.access.records import DENIED, GRANTED, PIN, Decision, TrackState,
 from faceguard.access.track import distinct_faces
 from faceguard.camera import Frame
 from faceguard.errors import FaceGuardError
-from faceguard.gallery import pins, templates
+from faceguard.gallery import pins, reserve, templates
 from faceguard.gallery.credentials import get_credential
 from faceguard.gallery.events import EventLog
+from faceguard.gallery.ids import printable
 from faceguard.gallery.match import Matcher, MatchResult
 from faceguard.gallery.recognise import gallery_matcher, visit_zones, zone_thresholds
 from faceguard.gallery.store import Gallery
 from faceguard.instance import claim_data_folder
 from faceguard.outputs.hub import Outputs
 from faceguard.settings import Settings
+from faceguard.site.stale import stale_reason
 from faceguard.vision.pipeline import FacePipeline
 from faceguard.vision.texture import scorer_for
 
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_MARGIN = 0.3  # face crop for the access log: box plus 30 % on every side
 RETENTION_EVERY_S = 24 * 3600  # old access-log entries are dropped at start and then daily
+WAL_CHECKPOINT_S = 600.0       # the WAL is checkpointed and truncated this often
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class FrameReport:
     decisions: list[Decision]
     infer_ms: float
     door_results: list[tuple[Decision, DoorResult]] = field(default_factory=list)
+    # Decisions so far whose access-log entry could not be written (a full disk): the window
+    # shows it, the JSON line carries it (issue 22 item 10).
+    log_lost: int = 0
 
 
 def unnamed_explanation(m: MatchResult) -> str:
@@ -98,6 +105,11 @@ class DoorCheck:
         self._claim_decisions: list[Decision] = []   # refused claims, reported with the next frame
         self._retention_due = 0.0
         self._last_rgb: np.ndarray | None = None
+        self.lost_log_entries = 0        # decisions whose log entry could not be written
+        self.last_log_error = ""
+        self._wal_due = time.monotonic() + WAL_CHECKPOINT_S
+        if log_events:
+            reserve.ensure(gallery.root)   # disk space held back for the log (item 10)
         self._enforce_retention()
         self._gallery_version = gallery.db.data_version()
         self.matcher = self._build_matcher()
@@ -118,6 +130,9 @@ class DoorCheck:
 
     def _enforce_retention(self) -> None:
         now = time.monotonic()
+        if now >= self._wal_due:       # the WAL is folded back and truncated: bounded (item 10)
+            self._wal_due = now + WAL_CHECKPOINT_S
+            self.gallery.db.checkpoint()
         if self.events is None or now < self._retention_due:
             return
         self._retention_due = now + RETENTION_EVERY_S
@@ -138,6 +153,7 @@ class DoorCheck:
         self.rule, self.threshold = matcher.rule, matcher.threshold
         self.decider.threshold = self.threshold
         self._use_zones(matcher)
+        self._next_expiry = next_expiry(self.gallery)   # issue 22 item 3: rebuilt when it passes
         return matcher
 
     def _use_zones(self, matcher: Matcher) -> None:
@@ -167,6 +183,7 @@ class DoorCheck:
         if answered is None:
             return None
         decision, asked = answered
+        decision = self._stale_veto(decision)
         if decision.kind == GRANTED and decision.factor == "pin" and asked.fused is not None:
             self._learn(decision, asked.fused)
         self._act(decision, self._last_rgb if self._last_rgb is not None else np.zeros((1, 1, 3), np.uint8))
@@ -199,6 +216,9 @@ class DoorCheck:
             if self.gallery.db.data_version() != self._gallery_version:
                 log.info("the gallery changed; reloading it")
                 self.reload_gallery()
+            elif time.time() >= self._next_expiry:
+                log.info("an end date passed; reloading the gallery")
+                self.reload_gallery()
         except FaceGuardError as exc:
             log.error("gallery not reloaded: %s", exc)
 
@@ -216,7 +236,7 @@ class DoorCheck:
             return None
         why = "no employee has this id" if person is None else f"{person.name} is not active"
         decision = Decision(t, DENIED, None, None if person is None else person.name, math.inf,
-                            self.threshold, 0, f"claimed id '{employee_id}': {why}", -1,
+                            self.threshold, 0, f"claimed id '{printable(employee_id)}': {why}", -1,
                             (0.0, 0.0, 0.0, 0.0), mode="verify")
         self._log(decision, None, DoorResult(True, "door stays closed"))
         self.outputs.publish(decision)
@@ -272,10 +292,19 @@ class DoorCheck:
                 distance=float(m.distance), threshold=self.threshold, state=st_state, status=st_text,
                 explanation=unnamed_explanation(m) if hide else m.explain(), direction=direction))
         self._last_rgb = frame.rgb
+        decisions = [self._stale_veto(d) for d in decisions]
         for d in decisions:
             self._act(d, frame.rgb)
         self._enforce_retention()
-        return FrameReport(frame, faces, refused + outside + decisions, infer_ms, self._finish_door())
+        return FrameReport(frame, faces, refused + outside + decisions, infer_ms, self._finish_door(),
+                           self.lost_log_entries)
+
+    def _stale_veto(self, decision: Decision) -> Decision:
+        """A site door whose copy is older than ``site_max_stale_s`` lets nobody in (item 9)."""
+        why = stale_reason(self.gallery.root, self.settings.site_max_stale_s) if decision.kind == GRANTED else None
+        if why is None:
+            return decision
+        return dataclasses.replace(decision, kind=DENIED, person_id=None, name=None, reason=why)
 
     def _act(self, decision: Decision, rgb: np.ndarray) -> None:
         """Log the decision now (a slow or hanging door must not lose it), then open the door;
@@ -320,18 +349,27 @@ class DoorCheck:
             log.warning("door output failed for %s: %s", decision.name, result.message)
         if self.events is None:
             return None
-        try:
-            return self.events.log_event(
-                str(decision.kind), name=decision.name,
-                employee_id=None if decision.person_id is None else str(decision.person_id),
-                distance=decision.distance if math.isfinite(decision.distance) else None,
-                threshold=decision.threshold, reason=decision.reason,
-                door_result=self._door_text(result), snapshot_rgb=snapshot, when=time.time(),
-                evidence=decision.evidence()).id
-        except FaceGuardError as exc:
-            # A full disk must not stop the door: the decision stands, the log entry is lost.
-            log.error("access log entry not written: %s", exc)
-            return None
+        for last_try in (False, True):
+            try:
+                return self.events.log_event(
+                    str(decision.kind), name=decision.name,
+                    employee_id=None if decision.person_id is None else str(decision.person_id),
+                    distance=decision.distance if math.isfinite(decision.distance) else None,
+                    threshold=decision.threshold, reason=decision.reason,
+                    door_result=self._door_text(result), snapshot_rgb=snapshot, when=time.time(),
+                    evidence=decision.evidence()).id
+            except FaceGuardError as exc:
+                if not last_try and reserve.release(self.gallery.root):
+                    self.gallery.db.checkpoint()      # the reserve's space for this entry
+                    snapshot = None
+                    continue
+                # A full disk must not stop the door: the decision stands, the entry is lost,
+                # and that is counted (the JSON line, the window and the exit code say so).
+                self.lost_log_entries += 1
+                self.last_log_error = str(exc)
+                log.error("access log entry not written: %s", exc)
+                return None
+        return None
 
     def _door_result(self, decision: Decision, event_id: int | None, result: DoorResult) -> None:
         if not result.ok:
@@ -397,3 +435,11 @@ def door_commands(check: DoorCheck) -> list[Decision]:
         elif command.what == "unlock":
             out.append(check.remote_unlock(str(command.value)))
     return out
+
+
+def next_expiry(gallery: Gallery) -> float:
+    """The next end date still to come in the gallery (inf: none): the door rebuilds its matcher
+    then, so a passed valid-until stops a door that nothing else would wake (issue 22 item 3)."""
+    now = time.time()
+    return min((p.valid_until for p in gallery.people(active_only=False)
+                if p.valid_until is not None and p.valid_until > now), default=math.inf)

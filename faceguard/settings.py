@@ -7,6 +7,7 @@ so the settings dialog can refuse it with the reason and the CLI can print it.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import re
 from dataclasses import asdict, dataclass, field, fields
@@ -37,6 +38,7 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "photo_check_min_motion": (0.0, 2.0, ""),
     "photo_check_timeout_s": (1.0, 60.0, "seconds"),
     "log_retention_days": (1, 3650, "days"),
+    "site_max_stale_s": (0, 30 * 86400, "seconds"),
 }
 _OPEN_ENDS = {"threshold", "photo_check_min_motion"}
 
@@ -67,8 +69,8 @@ def _check_types(obj, prefix: str = "") -> None:
         expected = float if f.name == "threshold" else type(f.default)
         if expected not in _TYPE_WORDS or (f.name == "threshold" and value is None):
             continue  # the door group is checked on its own; None = the model default
-        if expected is float:
-            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if expected is float:   # NaN and infinity are no setting (NaN passes no range check)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
         elif expected is int:
             ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
         else:
@@ -112,6 +114,10 @@ class DoorSettings:
             raise bad("timeout_s", "must be between 0 and 120 seconds.")
         if not (0 <= self.retries <= 10):
             raise bad("retries", "must be between 0 and 10.")
+        if not (0 < self.open_seconds <= 600):      # 1e9 s would hold the door open for 31 years
+            raise bad("open_seconds", "must be between 0 and 600 seconds.")
+        if not (50 <= self.serial_baud <= 4_000_000):
+            raise bad("serial_baud", "must be between 50 and 4000000.")
         return self
 
 
@@ -235,6 +241,9 @@ class Settings:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     osdp: OsdpSettings = field(default_factory=OsdpSettings)
+    # A door of a site that has not heard from it for longer than this decides no more from its
+    # copy (DENIED, saying why); 0 = no cap (issue 22 item 9).
+    site_max_stale_s: float = 0.0
 
     def validate(self) -> Settings:
         def bad(key: str, why: str) -> SettingsError:
@@ -251,7 +260,7 @@ class Settings:
         if self.threshold is not None:
             check_range("threshold", float(self.threshold))
         for key in ("window_frames", "stranger_frames", "cooldown_s", "photo_check_min_motion",
-                    "photo_check_timeout_s", "log_retention_days"):
+                    "photo_check_timeout_s", "log_retention_days", "site_max_stale_s"):
             check_range(key, getattr(self, key))
         check_confirm_frames(self.confirm_frames, self.window_frames)
         if not str(self.camera).strip():

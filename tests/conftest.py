@@ -454,6 +454,7 @@ def mqtt_watcher(port: int, topics=("#",)):
 
     return MqttWatcher(port, topics)
 
+
 def wait_for(condition, timeout: float) -> bool:
     """Poll ``condition`` until it holds or ``timeout`` s passed; its last answer."""
     import time
@@ -473,3 +474,90 @@ def sample_decision(i: int, kind: str = "GRANTED"):
     pid = f"E{i:03d}" if kind == "GRANTED" else None
     return Decision(float(i), Verdict(kind), pid, None if pid is None else f"Person {i}",
                     0.05 if pid else math.inf, 0.4, 3, f"event {i}", i, (1.0, 2.0, 3.0, 4.0))
+# -- a throw-away PostgreSQL cluster (initdb + pg_ctl on a free port; benchmarks/pgcluster.py) --
+@pytest.fixture(scope="session")
+def pg(postgres_server):
+    return postgres_server       # one throw-away cluster for the session
+
+
+@pytest.fixture
+def site_url(pg) -> str:
+    """An empty site database of its own for each test."""
+    import uuid
+
+    return pg.createdb("site_" + uuid.uuid4().hex[:10])
+
+
+def unit(seed: int, dim: int) -> np.ndarray:
+    """A random unit vector (an embedding's shape) drawn from ``seed``."""
+    v = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def flat_photo(seed: int) -> np.ndarray:
+    """A small one-colour RGB image (a stored photo where no face needs to be found)."""
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.integers(30, 220, size=3)[None, None, :] + np.zeros((120, 90, 1)), 0, 255).astype(np.uint8)
+
+
+class Site:
+    """A site (PostgreSQL) with doors 'front' (A) and 'back' (B) in this process, each its own
+    data folder and gallery key; edits through SiteGallery; ``sql`` is psql's rights without the
+    site key; ``let_in`` is whom a door's matcher lets in by their own face."""
+
+    def __init__(self, url: str, root: Path, pipeline):
+        from faceguard.gallery.store import Gallery
+        from faceguard.site.config import SiteConfig
+        from faceguard.site.store import SiteStore
+
+        self.url, self.root, self.pipeline = url, root, pipeline
+        with SiteStore.connect(url) as store:
+            self.code, self.key = store.create()
+            self.site_id = store.site_id()
+            for door in ("front", "back"):
+                store.register_door(door)
+                store.register_door_key(self.key, door)    # (one key pair: one config folder)
+        SiteConfig.save_key(self.key)
+        self.dim = pipeline.embedder.spec.embedding_size
+        self.vecs: dict[str, np.ndarray] = {}
+        self.galleries = {d: Gallery.open(root / d, root / f"{d}.key") for d in ("front", "back")}
+
+    def edit(self, door: str = "front"):
+        from faceguard.site.config import SiteConfig
+        from faceguard.site.replica import SiteGallery
+
+        return SiteGallery(self.galleries[door].db, SiteConfig(self.url, self.site_id, door))
+
+    def replica(self, door: str):
+        from faceguard.site.config import SiteConfig
+        from faceguard.site.replica import Replica
+
+        return Replica(self.galleries[door], SiteConfig(self.url, self.site_id, door), self.pipeline.model_id)
+
+    def enrol(self, name: str, eid: str, seed: int) -> None:
+        self.vecs[eid] = unit(seed, self.dim)
+        self.edit().add_person(name, eid, flat_photo(seed), self.vecs[eid], self.pipeline.model_id)
+
+    def sync(self, door: str = "back"):
+        return self.replica(door).sync()
+
+    def let_in(self, door: str = "back") -> set[str]:
+        """Whom the door's matcher lets in by their own face."""
+        from faceguard.gallery.ids import normalise_id
+        from faceguard.gallery.recognise import gallery_matcher
+
+        m = gallery_matcher(self.galleries[door], self.pipeline, damaged={})
+        return {e for e, v in self.vecs.items()
+                if m.nearest(v).accepted and normalise_id(str(m.nearest(v).id)) == normalise_id(e)}
+
+    def sql(self, query: str, args=()) -> list:
+        """psql's rights on the site database, no site key."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cur = conn.execute(query, args)
+            return cur.fetchall() if cur.description else []
+
+    def close(self) -> None:
+        for g in self.galleries.values():
+            g.close()

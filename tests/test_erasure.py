@@ -121,7 +121,9 @@ def test_a_ciphertext_copied_onto_another_row_does_not_decrypt(capsys):
         with pytest.raises(GalleryError, match="E2"):
             g.embeddings("m")                              # never Ana's face under Bo's id
         problems = g.check("m")
-    assert len(problems) == 1 and "Bo Chen (E2)" in problems[0] and "cannot be decrypted" in problems[0]
+    # The blob fails to decrypt, and the row's MAC (over the blob's digest) fails too.
+    assert len(problems) == 2 and all("Bo Chen (E2)" in p for p in problems)
+    assert "cannot be decrypted" in problems[0] and "edited by hand" in problems[1]
     assert main(["gallery", "check", "--json"]) == 1
     capsys.readouterr()
 

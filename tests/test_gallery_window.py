@@ -37,6 +37,19 @@ def open_dialog(qtbot, gallery, pipeline):
     return d
 
 
+def running_door(qtbot, pipeline, gallery, clip: str):
+    """The door window started on ``clip``, the photo check off (as the recognition tests):
+    only the gallery decides here."""
+    from faceguard.ui.door_window import DoorWindow
+    from faceguard.ui.sounds import SoundPlayer
+    w = DoorWindow(Settings(camera=clip, photo_check=False), pipeline, gallery,
+                   sounds=SoundPlayer(enabled=False), save=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.start()
+    return w
+
+
 def cell(d, employee_id, column):
     from PySide6.QtCore import Qt
 
@@ -92,8 +105,6 @@ def test_gallery_dialog_manages_people(qtbot, gallery, pipeline, lfw, split, tmp
 
 def test_deactivated_person_is_not_let_in_on_the_clip(qtbot, pipeline, gallery, shared_data, lfw, split,
                                                       lin_enrolled):
-    from faceguard.ui.door_window import DoorWindow
-    from faceguard.ui.sounds import SoundPlayer
     # Someone active stays enrolled, so the door still decides (an empty gallery decides nothing).
     enrol(gallery, pipeline, load_image(photo(lfw, split, "Tom_Ridge")), "Tom Ridge", "T1", True)
     d = open_dialog(qtbot, gallery, pipeline)
@@ -101,12 +112,7 @@ def test_deactivated_person_is_not_let_in_on_the_clip(qtbot, pipeline, gallery, 
     d.active_btn.click()
     assert not gallery.person(lin_enrolled).active
     clip = str(shared_data / "video" / "short_hamilton_clip.mp4")
-    # The photo check off (as the recognition tests): only the gallery decides here.
-    w = DoorWindow(Settings(camera=clip, photo_check=False), pipeline, gallery,
-                   sounds=SoundPlayer(enabled=False), save=False)
-    qtbot.addWidget(w)
-    w.show()
-    w.start()
+    w = running_door(qtbot, pipeline, gallery, clip)
     frames = int(cv2.VideoCapture(clip).get(cv2.CAP_PROP_FRAME_COUNT))
     qtbot.waitUntil(lambda: w.last_frame_index >= frames - 1 or "ended" in w.camera_text, timeout=120000)
     w.stop()
@@ -241,3 +247,20 @@ def test_a_valid_until_date_passing_while_the_door_runs_reloads_the_gallery(qtbo
     assert w.controller.check_expiry(until + 1) and len(counts) == 1   # passed: reloaded
     assert w.controller.check_expiry(until + 60) is False  # once
     assert w.controller._expiry_timer.isActive()
+
+
+def test_a_change_in_the_dialog_reaches_the_running_door_at_once(qtbot, pipeline, gallery, shared_data,
+                                                                lin_enrolled):
+    """Issue 22 item 4: the door's check shares the dialog's connection, so SQLite's
+    data_version does not see the write; the dialog tells the running door instead."""
+    from faceguard.ui.gallery_dialog import GalleryDialog
+    w = running_door(qtbot, pipeline, gallery, str(shared_data / "video" / "short_hamilton_clip.mp4"))
+    qtbot.waitUntil(lambda: w.controller.check is not None and w.last_frame_index >= 1, timeout=60000)
+    assert w.controller.check.matcher.ids == [lin_enrolled]
+    d = GalleryDialog(gallery, pipeline, Settings(), parent=w)
+    qtbot.addWidget(d)
+    d.show()
+    assert d.select(lin_enrolled)
+    d.active_btn.click()                                     # the dialog stays open
+    qtbot.waitUntil(lambda: w.controller.check.matcher.ids == [], timeout=5000)
+    w.stop()

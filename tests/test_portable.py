@@ -86,9 +86,15 @@ def test_one_face_under_many_ids_is_refused(gallery, pipeline, lfw, tmp_path):
     n = 60
     people = [entry(f"E{i:02d}", f"Clone {i}", "photos/face.jpg") for i in range(n)]
     z = make_zip(tmp_path / "clones.zip", people, {"photos/face.jpg": jpeg(lfw, ANTONY)})
+    # One photo named by many entries: the zip is refused as a whole (issue 22 item 14).
+    with pytest.raises(GalleryError, match="name the same photo"):
+        import_zip(gallery, z, pipeline, threshold=THRESHOLD)
+    assert len(gallery) == 0
+    # The same face in separate photo files: each later one fails the duplicate check.
+    z = make_zip(tmp_path / "clones2.zip", [entry(f"E{i:02d}", f"Clone {i}", f"photos/{i}.jpg") for i in range(3)],
+                 {f"photos/{i}.jpg": jpeg(lfw, ANTONY) for i in range(3)})
     report = import_zip(gallery, z, pipeline, threshold=THRESHOLD)
-    assert report.added == ["E00"] and len(gallery) == 1
-    assert len(report.failed) == n - 1
+    assert report.added == ["E00"] and len(gallery) == 1 and len(report.failed) == 2
     assert all("looks like Clone 0 (employee id E00)" in why for why in report.failed.values())
 
 

@@ -24,7 +24,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from faceguard.cli.common import JSON_STDOUT, Refused, command
+from faceguard.cli.common import JSON_STDOUT, Refused, command, count
 
 KNOWN_DECISIONS = ("GRANTED", "DENIED")
 
@@ -33,9 +33,11 @@ def local_date(text: str) -> float:
     """argparse type of --since / --until: YYYY-MM-DD (local midnight) or an ISO date-time."""
     try:
         when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
-    return when.timestamp()   # a naive date-time is local time
+        if not 1970 <= when.year <= 9999:
+            raise ValueError(when.year)
+        return when.timestamp()   # a naive date-time is local time
+    except (ValueError, OverflowError, OSError):
+        raise argparse.ArgumentTypeError(f"not a date from 1970 on: {text!r} (use YYYY-MM-DD)") from None
 
 
 def _open():
@@ -151,7 +153,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _filters(p)
     p.add_argument("--strangers", action="store_true", help="strangers only")
     p.add_argument("--decision", default=None, help="one decision only, e.g. granted or DENIED")
-    p.add_argument("--limit", type=int, default=None, help="at most this many, newest first")
+    p.add_argument("--limit", type=count(10**9), default=None, help="at most this many, newest first")
     p = command(lsub, "today", cmd_log_today, parents=[JSON_STDOUT],
                 help="who came in today: first entry, last seen, entries per hour, refusals")
     p.add_argument("--door", default=None, metavar="NAME", help="at a site door: this door only")

@@ -26,6 +26,8 @@ def cmd_bench(args) -> int:
     n_frames = 60 if args.frames is None else args.frames
     if args.batch < 1 or args.runs < 1 or n_frames < 1:
         raise FaceGuardError("--batch, --runs and --frames must be at least 1.")
+    if args.batch > 4096:      # 10^8 would allocate terabytes of face chips
+        raise FaceGuardError("--batch must be at most 4096.")
     pipeline = common.load_pipeline(args)
     out: dict = {"provider": pipeline.provider, "model": pipeline.model_id, "batch": args.batch}
     frames, chips = [], []
@@ -64,5 +66,5 @@ def register(sub) -> None:
     p = command(sub, "bench", cmd_bench, parents=[CAMERA, ENGINE, JSON_FILE],
                 help="how fast FaceGuard runs here (embedding; with --camera, whole frames)")
     p.add_argument("--frames", type=int, default=None, help="frames to time (with --camera; default 60)")
-    p.add_argument("--batch", type=int, default=16, help="faces per embedding batch")
+    p.add_argument("--batch", type=int, default=16, help="faces per embedding batch (1 to 4096)")
     p.add_argument("--runs", type=int, default=5, help="timed embedding batches (median kept)")

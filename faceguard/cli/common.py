@@ -46,6 +46,20 @@ JSON_FILE.add_argument("--json", type=Path, default=None, metavar="FILE",
                        help="also write the numbers to this JSON file")
 
 
+def count(most: int, least: int = 0):
+    """argparse type: a whole number from ``least`` to ``most`` (10^20 is refused here, not
+    passed on to SQLite or numpy as an overflow or an allocation of terabytes)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not least <= value <= most:
+            raise argparse.ArgumentTypeError(f"{text[:30]} is outside {least} to {most}")
+        return value
+    return parse
+
+
 def distance_threshold(text: str) -> float:
     """argparse type of --threshold: a squared L2 distance between unit vectors, in (0, 4]."""
     try:

@@ -12,7 +12,11 @@ and for tests)::
      "person_id": str | null, "name": str | null,   # employee id and name; null = stranger
      "distance": float | null, "threshold": float,  # median squared L2 over the frames used
      "frames_used": int, "reason": str, "track_id": int, "box": [x1, y1, x2, y2],
-     "door": {"ok": bool, "message": str} | null}   # the door output's result (null: not opened)
+     "door": {"ok": bool, "message": str} | null,   # the door output's result (null: not opened)
+     "log_lost": int}           # decisions so far whose access-log entry could not be written
+
+Exit status 3: the run ended, but some decisions were not written to the access log (a full
+disk); stderr says how many and why (issue 22 item 10).
 
 A face that needs a second factor (issue 21: grey zone, auth mode face+pin, a door requiring a
 PIN) first prints ``{"decision": "PIN", "track_id": int, "time": float}`` (no name, no distance)
@@ -139,12 +143,13 @@ def cmd_door(args) -> int:
             print(json.dumps(row), flush=True)
             return
         row["door"] = None if result is None else {"ok": result.ok, "message": result.message}
+        row["log_lost"] = check.lost_log_entries if check is not None else 0
         timeline.append(row)
         print(json.dumps(row), flush=True)
 
     frames, first_face = 0, None
     gallery = Gallery.open()
-    watcher = None
+    watcher = check = None
     try:
         check = DoorCheck(pipeline, gallery, settings, seed=args.seed)
         watcher = start_site_watcher(gallery)   # None unless this door joined a site
@@ -168,6 +173,11 @@ def cmd_door(args) -> int:
         raise FaceGuardError(problem)
     if source.status == "ended":
         print(f"faceguard: {source.describe()} ended after {frames} frames", file=sys.stderr)
+    lost = getattr(check, "lost_log_entries", 0)
+    if lost:
+        print(f"faceguard: {lost} decision(s) were NOT written to the access log "
+              f"({getattr(check, 'last_log_error', '')}); free disk space", file=sys.stderr)
+        return 3
     return 0
 
 

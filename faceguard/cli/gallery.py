@@ -24,7 +24,8 @@ JSON shapes (``--json``; kept stable, times are ISO 8601 UTC, distances squared 
 
 ``gallery list --json``::
 
-    {"people": [Person, ...]}   # each as in "enrolled" above
+    {"people": [Person, ...]}   # each as in "enrolled" above, plus "refused": str | null
+                                # (why the door refuses the row: edited without the key)
 
 ``gallery check --json``::
 
@@ -187,17 +188,20 @@ def _noted(p) -> str:
 
 
 def cmd_gallery_list(args) -> int:
+    from faceguard.gallery.ids import printable
+
     with _open() as gallery:
         people = gallery.people(active_only=False)
+        refused = gallery.refused_rows()      # rows edited without the key: never matched
     if args.json:
-        print(json.dumps({"people": [p.to_dict() for p in people]}))
+        print(json.dumps({"people": [dict(p.to_dict(), refused=refused.get(p.employee_id)) for p in people]}))
         return 0
     from faceguard.gallery.events import local_iso
 
     for p in people:
-        state = _noted(p)
+        state = _noted(p) + (f" — REFUSED at the door: {refused[p.employee_id]}" if p.employee_id in refused else "")
         seen = local_iso(p.last_seen) if p.last_seen else "never"   # local time, as the log's
-        print(f"{p.employee_id}\t{p.name}\tlast seen {seen}{state}")
+        print(f"{printable(p.employee_id)}\t{printable(p.name)}\tlast seen {seen}{state}")
     print(f"{len(people)} people")
     return 0
 

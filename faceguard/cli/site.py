@@ -6,9 +6,13 @@ JSON shapes (``--json``; times ISO 8601 UTC)::
     site join --json     {"door": str, "site": str, "gallery_version": int, "people": int}
     site status --json   {"joined": bool, "site": str, "door": str, "reachable": bool,
                           "last_sync": str | null, "pending_events": int, "gallery_version": int,
-                          "site_gallery_version": int | null, "problem": str | null}
-    site code --json     {"code": str}        # a new join code; the previous one stops working
-    site sync --json     {"applied": int, "pushed": int, "gallery_version": int}
+                          "site_gallery_version": int | null, "problem": str | null,
+                          "quarantined": {employee id: why}, "stale_s": float | null}
+                         # stale_s: seconds since this door last heard from the site
+    site code --json     {"code": str}        # a new join code and site key; the old ones stop working
+    site remove-door NAME --json  {"code": str, "removed": str}   # that door gets no new key
+    site sync --json     {"applied": int, "pushed": int, "gallery_version": int,
+                          "push_problem": str | null}   # why the log waits (a locked table)
     site log --json      {"events": [{"door": str, "local_id": int, "time": str, "decision": str,
                           "employee_id": str | null, "name": str | null, "distance": float | null,
                           "threshold": float | null, "reason": str, "door_result": str,
@@ -85,7 +89,7 @@ def cmd_create(args) -> int:
 def cmd_join(args) -> int:
     from faceguard.gallery.store import Gallery
     from faceguard.site.config import passfile_path, store_password
-    from faceguard.site.replica import join
+    from faceguard.site.joining import join
     from faceguard.site.store import describe
 
     url, password = _password(args)
@@ -119,6 +123,7 @@ def _restore(path, text: str | None) -> None:
 
 
 def cmd_status(args) -> int:
+    from faceguard.gallery.ids import printable
     from faceguard.site.config import SiteConfig
 
     if SiteConfig.load() is None:
@@ -138,6 +143,10 @@ def cmd_status(args) -> int:
     print(f"last sync: {status['last_sync'] or 'never'}; pending events: {status['pending_events']}; "
           f"gallery version {status['gallery_version']}"
           + (f" of {status['site_gallery_version']}" if status["site_gallery_version"] is not None else ""))
+    if status["stale_s"] is not None and not status["reachable"]:
+        print(f"this door has not heard from the site for {status['stale_s']:.0f} s")
+    for employee_id, why in status["quarantined"].items():
+        print(f"NOT APPLIED here: the site's row of {printable(employee_id)}: {why}")
     return 0
 
 
@@ -147,22 +156,36 @@ def cmd_sync(args) -> int:
         report = replica.sync()
     if args.json:
         print(json.dumps({"applied": report.applied, "pushed": report.pushed,
-                          "gallery_version": report.version}))
+                          "gallery_version": report.version, "push_problem": report.push_problem}))
     else:
         print(f"synced: {report.applied} gallery change(s) applied, {report.pushed} event(s) sent; "
               f"gallery version {report.version}")
+        if report.push_problem:
+            print(f"the access log was not sent this time ({report.push_problem}); it goes with the "
+                  "next sync")
     return 0
 
 
-def cmd_code(args) -> int:
+def cmd_code(args, remove: str | None = None) -> int:
+    from faceguard.site.config import SiteConfig
+
     gallery, replica = _replica()
     with gallery, replica.connect() as store:
-        code = store.new_code(replica.config.key())
+        # A new site key too, re-wrapped for the doors that remain: an old code with an old
+        # backup of the database unlocks only the old key (issue 22 item 6).
+        code, key = store.rotate_key(replica.config.key(), remove)
+        SiteConfig.save_key(key)
     if args.json:
-        print(json.dumps({"code": code}))
+        print(json.dumps({"code": code, **({"removed": remove} if remove else {})}))
     else:
-        print(f"New join code (shown only now; the previous code no longer works): {code}")
+        if remove:
+            print(f"Door '{remove}' was removed from the site; it can no longer read the site's data.")
+        print(f"New join code (shown only now; the previous code and site key no longer work): {code}")
     return 0
+
+
+def cmd_remove_door(args) -> int:
+    return cmd_code(args, remove=args.name)
 
 
 def cmd_log(args) -> int:
@@ -177,8 +200,11 @@ def cmd_log(args) -> int:
     if args.json:
         print(json.dumps({"events": events}))
         return 0
-    for e in events:   # local time with its offset, as `log list` and the CSV
-        print(f"{e['local_time']}\t{e['door']}\t{e['decision']}\t{e['name'] or 'stranger'}\t{e['reason']}")
+    from faceguard.gallery.ids import printable
+
+    for e in events:   # local time with its offset; escaped: a tab or newline forges no row
+        print("\t".join(printable(str(v)) for v in (e["local_time"], e["door"], e["decision"],
+                                                   e["name"] or "stranger", e["reason"])))
     print(f"{len(events)} events")
     return 0
 
@@ -200,7 +226,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     command(ssub, "status", cmd_status, parents=[JSON_STDOUT],
             help="is the site reachable; last sync, pending events, gallery version")
     command(ssub, "code", cmd_code, parents=[JSON_STDOUT],
-            help="replace the join code (e.g. once every door has joined)")
+            help="replace the join code and the site key (e.g. once every door has joined)")
+    p = command(ssub, "remove-door", cmd_remove_door, parents=[JSON_STDOUT],
+                help="remove a door from the site (a lost or retired PC): a new key and code")
+    p.add_argument("name", help="the door's name, as it joined")
     command(ssub, "sync", cmd_sync, parents=[JSON_STDOUT], help="catch up with the site now")
     p = command(ssub, "log", cmd_log, parents=[JSON_STDOUT], help="every door's access log, from the site")
     p.add_argument("--limit", type=int, default=100, help="newest N events (0: all; default 100)")

@@ -25,6 +25,7 @@ import numpy as np
 
 from faceguard.errors import FaceGuardError, GalleryError, NoFaceError
 from faceguard.gallery.enrol import DuplicatePersonError, enrol
+from faceguard.inputs import check_regular_file
 from faceguard.vision.main_face import main_face, main_faces
 from faceguard.vision.quality import assess, photo_message
 
@@ -123,7 +124,11 @@ def items_from(source: Path) -> list[Item]:
     return [Item(p, name_from_file(p), p.stem) for p in photos]
 
 
+MAX_CSV_BYTES = 16 << 20     # ~100 000 people; a 300 MB file is refused before it is read
+
+
 def _items_from_csv(path: Path) -> list[Item]:
+    check_regular_file(path, MAX_CSV_BYTES, "a CSV list of photos", GalleryError)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.DictReader(fh))

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from faceguard import paths
 from faceguard.atomic import write_text_atomic
 from faceguard.errors import GalleryError
+from faceguard.gallery.rowmac import derive
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Cipher:
         if len(key) != _KEY_BYTES:
             raise GalleryError(f"The gallery key must be {_KEY_BYTES} bytes, not {len(key)}.")
         self._aead = AESGCM(key)
+        self.mac_key = derive(key, b"rows")   # the row MACs' key (rowmac.py), never stored
 
     def encrypt(self, data: bytes, purpose: bytes) -> bytes:
         nonce = os.urandom(_NONCE_SIZE)

@@ -2,7 +2,7 @@
 
 On disk (the data folder, ``paths.data_dir()`` unless told otherwise)::
 
-    gallery.db          SQLite (WAL): people, events, meta
+    gallery.db          SQLite (WAL, shrunk back to 1 MB at checkpoints): people, events, meta, tombstones
     photos/<hex>.enc    one encrypted JPEG per person (the enrolment photo, ≤ 1024 px)
     snapshots/<hex>.enc encrypted face snapshots of the access log
 
@@ -12,18 +12,14 @@ transaction together with its version bump, so an interrupted upgrade resumes wh
 A database from a newer FaceGuard (a version this code does not know) is refused untouched:
 an older program must never write into a format it does not understand.
 
-Crash safety. Every change runs in one SQLite write transaction (``BEGIN IMMEDIATE``), and
-files follow one order: a new file is written to a temp name, fsynced and renamed BEFORE the
-row that names it commits; a file that a change makes obsolete is deleted only AFTER the
-commit. A crash therefore leaves either the old or the new rows, each naming a complete file,
-plus at most some files that no row names. The start-up sweep moves those to ``quarantine/``
-(a database can look healthy and still miss rows, so a file is never deleted on the sweep's
-word alone); it runs inside a write transaction too, so it never touches the file of another
-process's change in flight (that process holds the write lock until it commits). A database
+Crash safety. Every change runs in one write transaction (``BEGIN IMMEDIATE``); a new file is
+written, fsynced and renamed BEFORE the row naming it commits, an obsolete one deleted only
+AFTER. A crash leaves the old or the new rows, each naming a complete file, plus perhaps files
+no row names: the start-up sweep (itself in a write transaction, so never racing another
+process's change) moves those to ``quarantine/``, never deleting on its word alone. A database
 that should exist but is empty, or whose write-ahead log is damaged, is refused (health.py).
 
-Times are stored as seconds since the epoch (float, UTC); ``iso`` is how they leave the gallery.
-"""
+Times are seconds since the epoch (float, UTC); ``iso`` is how they leave the gallery."""
 
 from __future__ import annotations
 
@@ -43,7 +39,7 @@ import numpy as np
 
 from faceguard import atomic, paths
 from faceguard.errors import GalleryError
-from faceguard.gallery import crypto, health, keys, rekey
+from faceguard.gallery import crypto, health, integrity, keys, rekey
 from faceguard.gallery.credentials import add_credential_v5
 from faceguard.gallery.factor_schema import second_factor_v5
 from faceguard.gallery.messages import looks_corrupt as _looks_corrupt
@@ -128,6 +124,7 @@ MIGRATIONS: list[Migration] = [
     (4, _add_person_keys_v4),
     (5, second_factor_v5),     # PIN, auth mode, learned templates
     (6, add_credential_v5),    # OSDP credential number
+    (7, integrity.add_row_macs_v5),   # row MACs, change numbers, tombstones (issue 22)
 ]
 
 
@@ -291,6 +288,7 @@ class Database:
             db = cls(con, root, keys.unlock(con, root, key_file, has_files), key_file)
             db.sweep()
             rekey.upgrade(db)      # a gallery from before per-person keys (schema step 2)
+            integrity.seal_legacy(con, db.cipher.mac_key, db.photos_dir)   # before row MACs
         except BaseException:
             con.close()
             raise
@@ -442,6 +440,7 @@ def _prepare(con: sqlite3.Connection, db_path: Path, migrations: Sequence[Migrat
         con.execute("PRAGMA synchronous=FULL")
         # Erased rows are overwritten with zeros, not left in free pages.
         con.execute("PRAGMA secure_delete=ON")
+        con.execute("PRAGMA journal_size_limit=1048576")   # a checkpointed WAL shrinks back to 1 MB
         _migrate(con, db_path, migrations)
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError) and not _looks_corrupt(exc):

@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from faceguard.errors import GalleryError, NoFaceError
-from faceguard.gallery.person import Person, same_id
+from faceguard.gallery.ids import same_id
+from faceguard.gallery.person import Person
 from faceguard.gallery.recognise import bring_up_to_date, gallery_matcher
 from faceguard.gallery.store import Gallery
 from faceguard.vision.quality import assess, photo_message

@@ -28,6 +28,7 @@ from faceguard.atomic import atomic_open
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto
 from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg, iso, os_error_message
+from faceguard.gallery.ids import csv_safe, printable
 from faceguard.gallery.keys import GALLERY_KEY
 from faceguard.inputs import check_output_file
 
@@ -227,7 +228,9 @@ def display_row(e: Event) -> tuple[str, ...]:
     else:
         numbers = f"{e.distance:.3f} / {e.threshold:.3f}" if e.threshold is not None else f"{e.distance:.3f}"
     when = datetime.fromtimestamp(e.time).strftime("%Y-%m-%d %H:%M:%S")
-    return (when, who, e.decision, numbers, e.reason, e.door_result or "–")
+    # Escaped: an id or claim holding a tab or newline must not forge a column or a row.
+    return (when, printable(who), printable(e.decision), numbers, printable(e.reason),
+            printable(e.door_result) or "–")
 
 
 def write_csv(events: list[Event], path: Path) -> int:
@@ -241,10 +244,11 @@ def write_csv(events: list[Event], path: Path) -> int:
             writer = csv.writer(fh)
             writer.writerow(CSV_COLUMNS)
             for e in rows:
-                writer.writerow([local_iso(e.time), e.decision, e.employee_id or "", e.name or "",
-                                 "" if e.distance is None else f"{e.distance:.4f}",
+                # Text cells neutralised: "=HYPERLINK(…)" in a name must stay text in a spreadsheet.
+                writer.writerow([local_iso(e.time), csv_safe(e.decision), csv_safe(e.employee_id),
+                                 csv_safe(e.name), "" if e.distance is None else f"{e.distance:.4f}",
                                  "" if e.threshold is None else f"{e.threshold:.4f}",
-                                 e.reason, e.door_result, "yes" if e.has_snapshot else "no"])
+                                 csv_safe(e.reason), csv_safe(e.door_result), "yes" if e.has_snapshot else "no"])
     except OSError as exc:
         raise GalleryError(os_error_message(exc, path.parent).replace("gallery folder", "folder")) from exc
     return len(rows)

@@ -64,20 +64,6 @@ def check_embedding(embedding: np.ndarray) -> np.ndarray:
     return e
 
 
-def clean_text(value: str, what: str) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise GalleryError(f"The {what} is empty; enter one.")
-    if len(value) > 200 or any(ord(c) < 32 for c in value):
-        raise GalleryError(f"The {what} must be one line of at most 200 characters.")
-    return value
-
-
-def same_id(a: str, b: str) -> bool:
-    """Employee ids are one id whatever their case ("E001" is "e001"); the typed form is kept."""
-    return a.casefold() == b.casefold()
-
-
 # Active now: switched on and not past an end date (the door and the duplicate rule's sizing).
 ACTIVE_SQL = "active=1 AND (valid_until IS NULL OR valid_until > ?)"
 

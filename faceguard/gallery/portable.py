@@ -29,7 +29,8 @@ from faceguard.atomic import atomic_open
 from faceguard.errors import FaceGuardError, GalleryError
 from faceguard.gallery import pins, templates
 from faceguard.gallery.db import iso, parse_iso
-from faceguard.gallery.person import clean_text, single_embedding
+from faceguard.gallery.ids import clean_id, clean_text, normalise_id, same_id
+from faceguard.gallery.person import single_embedding
 from faceguard.gallery.recognise import gallery_matcher, zone_thresholds
 from faceguard.gallery.store import Gallery
 from faceguard.inputs import check_output_file, check_regular_file
@@ -159,14 +160,17 @@ def import_zip(gallery: Gallery, path: Path, pipeline, *, update: bool = False,
     zf, doc = open_export(path)
     report = ImportReport()
     seen: set[str] = set()
+    _refuse_repeated_photos(doc["people"], path)
     with zf:
         for n, entry in enumerate(doc["people"], 1):
-            label = str(entry.get("employee_id") or f"entry {n}")[:200] if isinstance(entry, dict) else f"entry {n}"
-            if label in seen:
+            raw = entry.get("employee_id") if isinstance(entry, dict) else None
+            label = raw[:200] if isinstance(raw, str) and raw.strip() else f"entry {n}"
+            key = normalise_id(label)
+            if key in seen:
                 report.failed[f"{label} (entry {n})"] = ("appears more than once in gallery.json; only "
                                                          "its first entry was imported")
                 continue
-            seen.add(label)
+            seen.add(key)
             try:
                 _import_one(gallery, zf, entry, pipeline, report, update, threshold)
             except (FaceGuardError, KeyError, TypeError, ValueError, AttributeError, zipfile.BadZipFile,
@@ -177,18 +181,51 @@ def import_zip(gallery: Gallery, path: Path, pipeline, *, update: bool = False,
     return report
 
 
+def _refuse_repeated_photos(people: list, path: Path) -> None:
+    """One photo under two entries is one face under two ids: the whole zip is refused."""
+    members = [e.get("photo") for e in people if isinstance(e, dict)]
+    named = [m for m in members if isinstance(m, str)]
+    if len(set(named)) != len(named):
+        raise GalleryError(f"{path}: several entries of gallery.json name the same photo; it is not "
+                           "a FaceGuard gallery export (one photo is one person).")
+
+
+def _text(entry: dict, key: str) -> str:
+    """A text field of the manifest; null, numbers, lists and booleans are refused (they would
+    become ids like "None")."""
+    value = entry.get(key)
+    if not isinstance(value, str):
+        raise GalleryError(f"the field '{key}' must be text, not {type(value).__name__}")
+    return value
+
+
 def _time(entry: dict, key: str) -> float | None:
     value = entry.get(key)
-    return parse_iso(str(value)) if value else None
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise GalleryError(f"the field '{key}' must be a date as text, not {type(value).__name__}")
+    try:
+        return parse_iso(value) if value else None
+    except ValueError:
+        raise GalleryError(f"the field '{key}' is not a date ('{value[:40]}')") from None
+
+
+def _active(entry: dict) -> bool:
+    value = entry.get("active", True)
+    if not isinstance(value, bool):   # "false" is a non-empty string, which Python calls true
+        raise GalleryError(f"the field 'active' must be true or false, not {json.dumps(value)[:40]}")
+    return value
 
 
 def _import_one(gallery: Gallery, zf: zipfile.ZipFile, entry: dict, pipeline, report: ImportReport,
                 update: bool, threshold: float | None) -> None:
     if not isinstance(entry, dict):
         raise GalleryError("the entry is not a person record")
-    employee_id = clean_text(str(entry["employee_id"]), "employee id")
-    name = clean_text(str(entry["name"]), "name")
+    employee_id = clean_id(_text(entry, "employee_id"))
+    name = clean_text(_text(entry, "name"), "name")
     created = _time(entry, "created")
+    active, valid_until = _active(entry), _time(entry, "valid_until")
     existing = gallery.person(employee_id)
     if existing is not None and not update:
         report.conflicts[employee_id] = (f"already enrolled here as {existing.name}; kept as it is "
@@ -201,12 +238,12 @@ def _import_one(gallery: Gallery, zf: zipfile.ZipFile, entry: dict, pipeline, re
     consent_at = _time(entry, "consent_at")
     if consent_at is None:
         raise GalleryError(f"The entry of {employee_id} records no consent; it was not imported.")
-    info = zf.getinfo(str(entry["photo"]))
+    info = zf.getinfo(_text(entry, "photo"))
     rgb = decode_image(_read(zf, info, MAX_PHOTO_BYTES), f"the photo of {employee_id} in the zip",
                        max_pixels=MAX_PHOTO_PIXELS)
     embedding = single_embedding(pipeline, rgb)
     near = gallery_matcher(gallery, pipeline, threshold, include_inactive=True).nearest(embedding)
-    if near.accepted and near.id != employee_id:
+    if near.accepted and not same_id(str(near.id), employee_id):
         raise GalleryError(f"the face looks like {near.name} (employee id {near.id}), who is already "
                            f"enrolled ({near.explain()}); not imported (enrol them one by one with "
                            "the duplicate override if they are different people)")
@@ -221,7 +258,9 @@ def _import_one(gallery: Gallery, zf: zipfile.ZipFile, entry: dict, pipeline, re
         report.updated.append(employee_id)
     pins.import_fields(gallery, employee_id, entry)   # PIN hash, auth mode
     templates.import_fields(gallery, employee_id, entry, pipeline.model_id, zone_thresholds(pipeline, 1)[1])
-    if not entry.get("active", True):
+    if not active:
         gallery.set_active(employee_id, False)
-    elif existing is not None and not existing.active:
+    elif existing is not None and not existing.enabled:
         gallery.set_active(employee_id, True)
+    if valid_until is not None or (existing is not None and existing.valid_until is not None):
+        gallery.set_valid_until(employee_id, valid_until)

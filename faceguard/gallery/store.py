@@ -27,16 +27,11 @@ import numpy as np
 
 from faceguard import paths
 from faceguard.errors import GalleryError
-from faceguard.gallery import crypto
+from faceguard.gallery import crypto, integrity, rowmac
+from faceguard.gallery.checkup import GalleryChecks
 from faceguard.gallery.db import Database, decode_jpeg, encode_jpeg
-from faceguard.gallery.person import (
-    ACTIVE_SQL,
-    Person,
-    check_embedding,
-    clean_text,
-    same_id,
-    single_embedding,
-)
+from faceguard.gallery.ids import clean_id, clean_text, erase_words, same_id
+from faceguard.gallery.person import ACTIVE_SQL, Person, check_embedding, single_embedding
 from faceguard.logfile import attached_log_files, log_files, mask_words
 
 log = logging.getLogger(__name__)
@@ -44,7 +39,7 @@ log = logging.getLogger(__name__)
 PHOTO_MAX_SIDE = 1024
 
 
-class Gallery:
+class Gallery(GalleryChecks):
     """The people of one office. Open with ``Gallery.open()``; thread-safe (the database's lock).
     ``EventLog(gallery)`` is the access log in the same database."""
 
@@ -89,7 +84,7 @@ class Gallery:
         ``check()`` runs inside the write transaction, before the insert (enrolment's duplicate
         search): two enrolments of one face at once then see each other, one after the other."""
         name = clean_text(name, "name")
-        employee_id = clean_text(employee_id, "employee id")
+        employee_id = clean_id(employee_id)
         model_id = clean_text(model_id, "model id")
         jpeg = encode_jpeg(photo_rgb, PHOTO_MAX_SIDE)
         vec = check_embedding(embedding).tobytes()
@@ -108,9 +103,10 @@ class Gallery:
                 (name, employee_id, created or now, consent_at or now, f"pending-{uuid.uuid4().hex}",
                  b"", model_id)).lastrowid
             wrapped, cipher = keys.new(person_id, employee_id)
-            fname = change.write_file(self.photos_dir, keys.seal(cipher, jpeg, crypto.PHOTO, person_id))
-            con.execute("UPDATE people SET photo_file=?, embedding=?, data_key=? WHERE id=?",
-                        (fname, keys.seal(cipher, vec, crypto.EMBEDDING, person_id), wrapped, person_id))
+            fname, digest = self._write_photo(change, keys.seal(cipher, jpeg, crypto.PHOTO, person_id))
+            con.execute("UPDATE people SET photo_file=?, photo_digest=?, embedding=?, data_key=? WHERE id=?",
+                        (fname, digest, keys.seal(cipher, vec, crypto.EMBEDDING, person_id), wrapped, person_id))
+            self._seal(con, person_id)
         log.info("Enrolled %s (%s)", name, employee_id)
         return self.person(employee_id)
 
@@ -132,10 +128,11 @@ class Gallery:
                 cipher = None      # a damaged data key: the new photo comes with a new one
             if cipher is None:
                 wrapped, cipher = keys.new(person_id, employee_id)
-            fname = change.write_file(self.photos_dir, keys.seal(cipher, jpeg, crypto.PHOTO, person_id))
+            fname, digest = self._write_photo(change, keys.seal(cipher, jpeg, crypto.PHOTO, person_id))
             change.con.execute(
-                "UPDATE people SET photo_file=?, embedding=?, model_id=?, data_key=? WHERE id=?",
-                (fname, keys.seal(cipher, vec, crypto.EMBEDDING, person_id), model_id, wrapped, person_id))
+                "UPDATE people SET photo_file=?, photo_digest=?, embedding=?, model_id=?, data_key=? WHERE id=?",
+                (fname, digest, keys.seal(cipher, vec, crypto.EMBEDDING, person_id), model_id, wrapped, person_id))
+            self._seal(change.con, person_id)
             change.obsolete.append(self.photos_dir / old)
             # learned templates were anchored to the old photo (templates.py): they go with it
             change.con.execute("DELETE FROM templates WHERE person_id=?", (person_id,))
@@ -147,6 +144,7 @@ class Gallery:
         with self.db.change() as change:
             employee_id, _ = self._resolve(change.con, employee_id)
             change.con.execute("UPDATE people SET name=? WHERE employee_id=?", (name, employee_id))
+            self._seal(change.con, employee_id)
         return self.person(employee_id)
 
     def set_active(self, employee_id: str, active: bool) -> Person:
@@ -154,6 +152,7 @@ class Gallery:
         with self.db.change() as change:
             employee_id, _ = self._resolve(change.con, employee_id)
             change.con.execute("UPDATE people SET active=? WHERE employee_id=?", (int(bool(active)), employee_id))
+            self._seal(change.con, employee_id)
         log.info("%s %s", "Activated" if active else "Deactivated", employee_id)
         return self.person(employee_id)
 
@@ -163,11 +162,12 @@ class Gallery:
             employee_id, _ = self._resolve(change.con, employee_id)
             change.con.execute("UPDATE people SET valid_until=? WHERE employee_id=?",
                                (None if until is None else float(until), employee_id))
+            self._seal(change.con, employee_id)
         return self.person(employee_id)
 
     def change_id(self, employee_id: str, new_id: str) -> Person:
         """Give a person another employee id; their access-log rows follow them."""
-        new_id = clean_text(new_id, "employee id")
+        new_id = clean_id(new_id)
         with self.db.change() as change:
             con = change.con
             employee_id, _ = self._resolve(con, employee_id)
@@ -179,6 +179,9 @@ class Gallery:
                                              (employee_id,)).fetchone()
             con.execute("UPDATE people SET employee_id=?, data_key=? WHERE id=?",
                         (new_id, self.db.keys.rewrap(person_id, employee_id, new_id, wrapped), person_id))
+            self._seal(con, person_id)
+            if not same_id(new_id, employee_id):
+                integrity.bury(con, self.cipher.mac_key, employee_id)   # the old id is gone
             con.execute("UPDATE events SET employee_id=? WHERE employee_id=?", (new_id, employee_id))
         log.info("Changed employee id %s to %s", employee_id, new_id)
         return self.person(new_id)
@@ -210,7 +213,13 @@ class Gallery:
                         "name=NULL WHERE employee_id=?", (alias, employee_id))
             con.execute("DELETE FROM templates WHERE person_id IN (SELECT id FROM people WHERE employee_id=?)",
                         (employee_id,))   # learned templates (pins.py schema; templates.py)
+            for word in {employee_id, *names}:   # "Lin recognised", "nearest Lin": the name goes too
+                for event_id, reason in con.execute("SELECT id, reason FROM events WHERE instr(reason, ?) > 0",
+                                                    (word,)).fetchall():
+                    con.execute("UPDATE events SET reason=? WHERE id=?",
+                                (erase_words(reason, [employee_id, *names]), event_id))
             con.execute("DELETE FROM people WHERE employee_id=?", (employee_id,))
+            integrity.bury(con, self.cipher.mac_key, employee_id)
             change.obsolete.append(self.photos_dir / photo)
             change.obsolete.extend(self.snapshots_dir / s for s in snaps)
         # secure_delete zeroed the freed cells; the checkpoint moves that into the database
@@ -222,10 +231,21 @@ class Gallery:
                  "masked in the log files)", len(snaps), alias, masked)
         return alias
 
+    def _seal(self, con: sqlite3.Connection, person: int | str) -> None:
+        """The row's new change number and MAC (integrity.py), inside the caller's write."""
+        if isinstance(person, str):
+            person = con.execute("SELECT id FROM people WHERE employee_id=?", (person,)).fetchone()[0]
+        integrity.seal(con, self.cipher.mac_key, person)
+
+    def _write_photo(self, change, blob: bytes) -> tuple[str, str]:
+        """(file name, digest) of a sealed photo written for the row about to name it."""
+        return change.write_file(self.photos_dir, blob), rowmac.digest(blob)
+
     @staticmethod
     def _resolve(con: sqlite3.Connection, employee_id: str) -> tuple[str, str]:
         """(the id as stored, its photo file) for an id typed in any letter case."""
-        employee_id = (employee_id or "").strip()
+        employee_id = (employee_id or "").strip() if isinstance(employee_id, str) else ""
+        employee_id = employee_id.encode("utf-8", "replace").decode("utf-8")   # lone surrogates
         row = con.execute("SELECT employee_id, photo_file FROM people WHERE employee_id=?",
                           (employee_id,)).fetchone()
         if row is None:
@@ -305,12 +325,18 @@ class Gallery:
         the person, unless ``damaged`` is given: then that person is left out and their problem
         put there ({employee id: problem}), so one bad row does not shut the door for everyone."""
         where, args = (f"AND {ACTIVE_SQL}", (time.time(),)) if active_only else ("", ())
+        key = self.cipher.mac_key
         with self.db.reading() as con:
-            rows = con.execute(f"SELECT employee_id, embedding, id, data_key FROM people WHERE "
+            rows = con.execute(f"SELECT {integrity.COLUMNS} FROM people WHERE "
                                f"model_id=? {where} ORDER BY id", (model_id, *args)).fetchall()
+            buried = integrity.tombstones(con, key)
         ids, vecs = [], []
-        for r in rows:
+        for row in rows:
+            r = (row[1], row[7], row[0], row[9])
             try:
+                # Only a row whose MAC verifies may be matched (docs/decision-rule.md).
+                if (why := integrity.problem(key, row, buried)) is not None:
+                    raise GalleryError(f"The person with employee id '{row[1]}': {why}.")
                 vecs.append(np.frombuffer(self._embedding(*r), np.float32))
             except GalleryError as exc:
                 if damaged is None:
@@ -357,6 +383,7 @@ class Gallery:
                     emb = self.db.keys.seal(cipher, embedding.tobytes(), crypto.EMBEDDING, person_id)
                     change.con.execute("UPDATE people SET embedding=?, model_id=? WHERE id=?",
                                        (emb, model_id, person_id))
+                    self._seal(change.con, person_id)
             except GalleryError as exc:
                 failed[employee_id] = str(exc)
                 log.warning("Re-embedding %s failed: %s", employee_id, exc)
@@ -365,77 +392,3 @@ class Gallery:
         if todo:
             log.info("Re-embedded %d people with %s (%d failed)", len(todo) - len(failed), model_id, len(failed))
         return failed
-
-    # -- checks --------------------------------------------------------------------------------
-    def check(self, model_id: str | None = None) -> list[str]:
-        """Problems found, as sentences (empty = healthy): database integrity, every person has a
-        readable photo and an embedding (of ``model_id`` when given) under their own data key,
-        every snapshot decrypts, every file belongs to someone."""
-        problems: list[str] = []
-        with self.db.reading() as con:
-            result = [r[0] for r in con.execute("PRAGMA integrity_check")]
-            rows = con.execute("SELECT employee_id, name, photo_file, embedding, model_id, id, data_key "
-                               "FROM people").fetchall()
-            named = self.db.named_files(con)
-            snapshots = self._snapshot_ciphers(con)
-        if result != ["ok"]:
-            problems.append(f"The database is damaged: {'; '.join(result[:5])}")
-        for row in rows:
-            problems += self._check_person(*row, model_id)
-        for event_id, snap, cipher in snapshots:
-            try:
-                if isinstance(cipher, GalleryError):
-                    raise cipher
-                decode_jpeg(self.db.read_sealed(self.snapshots_dir / snap, cipher, crypto.SNAPSHOT,
-                                                event_id, "snapshot"), "snapshot")
-            except GalleryError as exc:
-                if (self.snapshots_dir / snap).exists():   # a missing one is reported below
-                    problems.append(f"Access-log event {event_id}: {exc}")
-        for folder, names in named.items():
-            present = {p.name for p in folder.iterdir()}
-            for extra in sorted(present - names):
-                problems.append(f"The file {folder / extra} belongs to no one.")
-            if folder == self.snapshots_dir:   # a person without a photo is reported above
-                for missing in sorted(names - present):
-                    problems.append(f"The access-log snapshot {folder / missing} is missing.")
-        return problems
-
-    def _snapshot_ciphers(self, con: sqlite3.Connection) -> list[tuple]:
-        """(event id, snapshot file, its cipher or the GalleryError getting it) per snapshot."""
-        out = []
-        for event_id, snap, ref in con.execute("SELECT id, snapshot_file, snapshot_key FROM events "
-                                               "WHERE snapshot_file IS NOT NULL").fetchall():
-            try:
-                out.append((event_id, snap, self.db.keys.snapshot_cipher(con, ref)))
-            except GalleryError as exc:
-                out.append((event_id, snap, exc))
-        return out
-
-    def _check_person(self, employee_id: str, name: str, photo_file: str, emb_blob: bytes, mid: str,
-                      person_id: int, wrapped: bytes | None, model_id: str | None) -> list[str]:
-        who = f"{name} ({employee_id})"
-        problems = []
-        if wrapped is None:
-            problems.append(f"{who}: still encrypted the old way (no data key of their own), so "
-                            "erasing them would not erase every copy; replace their photo.")
-        keys = self.db.keys
-        try:
-            cipher = keys.person(person_id, employee_id, wrapped)
-        except GalleryError as exc:
-            return [*problems, f"{who}: {exc}"]
-        try:
-            decode_jpeg(self.db.read_sealed(self.photos_dir / photo_file, cipher, crypto.PHOTO,
-                                            person_id, "photo"), "photo")
-        except GalleryError as exc:
-            problems.append(f"{who}: {exc}")
-        try:
-            vec = np.frombuffer(keys.unseal(cipher, emb_blob, crypto.EMBEDDING, person_id, "embedding"),
-                                np.float32)
-            if not np.isfinite(vec).all() or abs(float(np.linalg.norm(vec)) - 1) > 1e-3:
-                problems.append(f"{who}: the stored embedding is not a unit vector.")
-        except GalleryError as exc:
-            problems.append(f"{who}: {exc}")
-        if model_id and mid != model_id:
-            problems.append(f"{who}: the embedding was made by model '{mid}', not the current "
-                            f"'{model_id}'; re-embed the gallery.")
-        return problems

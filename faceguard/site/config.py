@@ -139,6 +139,10 @@ class ReplicaState:
     pushed: int = 0                # the last local event id the site acknowledged
     last_sync: float | None = None
     photo_seq: dict[str, int] = field(default_factory=dict)
+    # The highest change number applied per normalised id: an older copy of a row is refused.
+    seen: dict[str, int] = field(default_factory=dict)
+    # {employee id: why} of site rows this door refused (rows.py); shown by `site status`.
+    quarantined: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
     def path(data_dir: Path) -> Path:
@@ -152,7 +156,9 @@ class ReplicaState:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
             state = cls(str(doc["site_id"]), int(doc["seq"]), int(doc["pushed"]), doc.get("last_sync"),
-                        {str(k): int(v) for k, v in doc.get("photo_seq", {}).items()})
+                        {str(k): int(v) for k, v in doc.get("photo_seq", {}).items()},
+                        {str(k): int(v) for k, v in doc.get("seen", {}).items()},
+                        {str(k): str(v) for k, v in doc.get("quarantined", {}).items()})
         except FileNotFoundError:
             return cls(site_id)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

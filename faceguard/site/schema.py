@@ -77,12 +77,27 @@ def _create_v1(cur) -> None:
         cur.execute(statement)
 
 
+def _integrity_v2(cur) -> None:
+    """Row MACs (gallery/rowmac.py) with the site key the database does not hold, over every
+    access-deciding field and the digests of the face blobs; end dates travel with the row."""
+    cur.execute("ALTER TABLE people ADD COLUMN valid_until DOUBLE PRECISION")
+    cur.execute("ALTER TABLE people ADD COLUMN digests TEXT NOT NULL DEFAULT ''")
+    cur.execute("ALTER TABLE people ADD COLUMN mac BYTEA")
+    # Key rotation (rotate.py): each door's public key (MAC'd with the site key), the current
+    # site key wrapped for it, and whether it was removed from the site.
+    cur.execute("ALTER TABLE doors ADD COLUMN public_key BYTEA")
+    cur.execute("ALTER TABLE doors ADD COLUMN key_mac BYTEA")
+    cur.execute("ALTER TABLE doors ADD COLUMN wrapped_key BYTEA")
+    cur.execute("ALTER TABLE doors ADD COLUMN removed BOOLEAN NOT NULL DEFAULT FALSE")
+
+
 Migration = tuple[int, Callable]
 
 # Append a step for every schema change, never edit a released one: a site of any older
 # version must keep upgrading step by step.
 MIGRATIONS: list[Migration] = [
     (1, _create_v1),
+    (2, _integrity_v2),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

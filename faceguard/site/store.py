@@ -1,11 +1,9 @@
 """``SiteStore``: one connection to the site's PostgreSQL database.
 
-It stores and returns blobs as they are (the caller encrypts with the site key, see keys.py),
-so this module never handles a face in clear. Every gallery write is one transaction that
-takes the gallery advisory lock, draws the next change number, and NOTIFYs the doors (delivered
-on commit). psycopg errors leave as SiteUnreachableError (the server cannot be reached; a door
-keeps deciding) or SiteError (anything else), with a message a person can act on.
-"""
+Blobs go in and out as they are (the caller encrypts with the site key, keys.py): no face in
+clear here. Every gallery write is one transaction that takes the gallery advisory lock, draws
+the next change number, seals the row's MAC (rows.py) and NOTIFYs the doors on commit. psycopg
+errors leave as SiteUnreachableError (a door keeps deciding) or SiteError, in words."""
 
 from __future__ import annotations
 
@@ -17,7 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from faceguard.site import SiteError, SiteUnreachableError, keys, schema
+from faceguard.gallery import rowmac
+from faceguard.gallery.ids import normalise_id
+from faceguard.site import SiteError, SiteUnreachableError, erase, keys, rotate, rows, schema
 
 try:
     import psycopg
@@ -28,6 +28,11 @@ except ModuleNotFoundError:  # the [site] extra is not installed
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5
+# No statement waits for ever: a lock held by someone else (an administrator's psql, a long
+# report) makes a statement fail after these, and the door goes on (issue 22 item 8).
+STATEMENT_TIMEOUT_MS = 15_000
+LOCK_TIMEOUT_MS = 3_000
+PUSH_LOCK_TIMEOUT_MS = 500     # the access log gives way at once: revocation never waits behind it
 # A server that vanishes mid-query (cable pulled) is noticed within ~10 s instead of minutes.
 _TCP: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
         "tcp_user_timeout": 10_000}
@@ -53,13 +58,16 @@ class SitePerson:
     deleted: bool
     photo_seq: int
     seq: int
+    valid_until: float | None = None
+    digests: str = ""
+    mac: bytes | None = None
 
 
 class NotAtSiteError(SiteError):
     """The employee id is not enrolled at the site (never, or removed)."""
 
 
-_PERSON = "employee_id, name, created, consent_at, active, deleted, photo_seq, seq"
+_PERSON = "employee_id, name, created, consent_at, active, deleted, photo_seq, seq, valid_until, digests, mac"
 
 
 class SiteStore:
@@ -67,6 +75,20 @@ class SiteStore:
         self.conn = conn
         self.url = url
         self.where = describe(url)
+        self.row_key: bytes | None = None     # the row MACs' key (rows.py), from the site key
+
+    def use_key(self, site_key: bytes) -> None:
+        """Hold the site key's MAC key: gallery writes need it, and a site from before row MACs
+        (no flag, no MAC anywhere) is sealed once, trusted as it is when a door first meets it."""
+        self.row_key = rowmac.derive(site_key, b"rows")
+        with self._tx() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (schema.GALLERY_LOCK,))
+            cur.execute("SELECT EXISTS (SELECT 1 FROM people WHERE mac IS NOT NULL)")
+            if not cur.fetchone()[0] and self._meta(cur, "row_macs") is None:
+                cur.execute("SELECT employee_id FROM people WHERE mac IS NULL")
+                for (eid,) in cur.fetchall():
+                    rows.seal(cur, self.row_key, eid)
+                cur.execute("INSERT INTO site_meta VALUES ('row_macs', '1') ON CONFLICT DO NOTHING")
 
     @classmethod
     def connect(cls, url: str, timeout: float = CONNECT_TIMEOUT_S, upgrade: bool = True) -> SiteStore:
@@ -76,7 +98,9 @@ class SiteStore:
                             "pip install 'faceguard[site]' (it adds psycopg).")
         try:
             conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)),
-                                   application_name="faceguard", **_TCP)
+                                   application_name="faceguard", **_TCP,
+                                   options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
+                                           f"-c lock_timeout={LOCK_TIMEOUT_MS}")
         except psycopg.OperationalError as exc:
             raise SiteUnreachableError(
                 f"The site database {describe(url)} cannot be reached ({_first_line(exc)}). Check "
@@ -112,6 +136,10 @@ class SiteStore:
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
+            # Reachable, but a table is held by someone else (lock or statement timeout).
+            raise SiteError(f"The site database {self.where} is busy: a table is locked by another "
+                            f"session ({_first_line(exc)}); it is tried again.") from exc
         except psycopg.OperationalError as exc:
             raise SiteUnreachableError(
                 f"The connection to the site database {self.where} was lost ({_first_line(exc)}).") from exc
@@ -142,6 +170,7 @@ class SiteStore:
                                ("created", str(time.time()))):
                 cur.execute("INSERT INTO site_meta VALUES (%s, %s)", (key, value))
         log.info("Created a FaceGuard site in %s", self.where)
+        self.use_key(site_key)
         return code, site_key
 
     def site_id(self) -> str:
@@ -159,15 +188,22 @@ class SiteStore:
             salt, wrapped = self._meta(cur, "code_salt"), self._meta(cur, "wrapped_key")
         return keys.unwrap(salt or "", wrapped or "", code)
 
-    def new_code(self, site_key: bytes) -> str:
-        """Lock the site key under a new join code (the old code stops working); returns it."""
-        code = keys.new_code()
-        salt, wrapped = keys.wrap(site_key, code)
+    def rotate_key(self, old_key: bytes, remove: str | None = None) -> tuple[str, bytes]:
+        """A new site key and join code (rotate.py); ``remove``: that door first leaves."""
         with self._tx() as cur:
-            for key, value in (("code_salt", salt), ("wrapped_key", wrapped)):
-                cur.execute("UPDATE site_meta SET value=%s WHERE key=%s", (value, key))
-        log.info("A new join code was made for the site in %s", self.where)
-        return code
+            code, key = rotate.rotate(cur, old_key, remove)
+        self.row_key = rowmac.derive(key, b"rows")
+        log.info("The site key of %s was rotated%s", self.where, f" (door '{remove}' removed)" if remove else "")
+        return code, key
+
+    def register_door_key(self, site_key: bytes, door: str) -> None:
+        with self._tx() as cur:
+            rotate.register_key(cur, site_key, door)
+
+    def current_key(self, site_key: bytes, door: str) -> bytes:
+        """``site_key`` if it is still the site's, else the current one this door may unwrap."""
+        with self._tx() as cur:
+            return site_key if rotate.is_current(cur, site_key) else rotate.refresh(cur, door)
 
     def register_door(self, name: str) -> None:
         with self._tx() as cur:
@@ -227,6 +263,9 @@ class SiteStore:
     @contextmanager
     def _gallery_change(self) -> Iterator[tuple]:
         """(cursor, change number) inside one transaction that NOTIFYs the doors on commit."""
+        if self.row_key is None:
+            raise SiteError("A gallery change at the site needs the site key (this door's "
+                            "site.key); join the site with its code first.")
         with self._tx() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (schema.GALLERY_LOCK,))
             cur.execute("SELECT nextval('change_seq')")
@@ -234,21 +273,37 @@ class SiteStore:
             yield cur, seq
             cur.execute("SELECT pg_notify(%s, %s)", (schema.CHANNEL, str(seq)))
 
-    def _existing(self, cur, employee_id: str) -> tuple[str, bool]:
-        cur.execute("SELECT name, deleted FROM people WHERE employee_id=%s FOR UPDATE", (employee_id,))
-        row = cur.fetchone()
-        if row is None or row[1]:
+    @staticmethod
+    def _live(cur, employee_id: str) -> str | None:
+        """The id as the site stores it of the live person whose id is ``employee_id`` in any
+        case or width (ids.normalise_id), or None."""
+        norm = normalise_id(employee_id)
+        cur.execute("SELECT employee_id FROM people WHERE NOT deleted")
+        found = [r[0] for r in cur.fetchall() if normalise_id(r[0]) == norm]
+        return employee_id if employee_id in found else found[0] if found else None
+
+    def _existing(self, cur, employee_id: str) -> str:
+        """The stored id of an enrolled person (locked for this change); NotAtSiteError if none."""
+        stored = self._live(cur, employee_id)
+        if stored is None:
             raise NotAtSiteError(f"No person with employee id '{employee_id}' is enrolled at the site.")
-        return row
+        cur.execute("SELECT 1 FROM people WHERE employee_id=%s FOR UPDATE", (stored,))
+        return stored
+
+    def _seal(self, cur, employee_id: str) -> None:
+        assert self.row_key is not None          # _gallery_change made sure
+        rows.seal(cur, self.row_key, employee_id)
 
     def add_person(self, door: str, name: str, employee_id: str, photo: bytes, embedding: bytes,
                    model_id: str, consent_at: float, created: float | None = None) -> int:
         """Enrol at the site; SiteError when the id is taken. Returns the change number."""
         with self._gallery_change() as (cur, seq):
-            cur.execute("SELECT name, deleted FROM people WHERE employee_id=%s FOR UPDATE", (employee_id,))
-            row = cur.fetchone()
-            if row and not row[1]:
-                raise SiteError(f"Employee id '{employee_id}' is already enrolled at the site ({row[0]}).")
+            taken = self._live(cur, employee_id)
+            if taken is not None:
+                cur.execute("SELECT name FROM people WHERE employee_id=%s", (taken,))
+                same = "" if taken == employee_id else f" as '{taken}' (ids ignore case and width)"
+                raise SiteError(f"Employee id '{employee_id}' is already enrolled at the site{same} "
+                                f"({cur.fetchone()[0]}).")
             # A removed person's tombstone is revived: the id is free again.
             cur.execute(
                 "INSERT INTO people (employee_id, name, created, consent_at, active, deleted, photo, "
@@ -259,44 +314,75 @@ class SiteStore:
                 (employee_id, name, created or time.time(), consent_at, photo, seq, seq, door))
             cur.execute("DELETE FROM embeddings WHERE employee_id=%s", (employee_id,))
             cur.execute("INSERT INTO embeddings VALUES (%s,%s,%s)", (employee_id, model_id, embedding))
+            self._seal(cur, employee_id)
         return seq
 
     def replace_photo(self, door: str, employee_id: str, photo: bytes, embedding: bytes, model_id: str) -> int:
         with self._gallery_change() as (cur, seq):
-            self._existing(cur, employee_id)
+            employee_id = self._existing(cur, employee_id)
             cur.execute("UPDATE people SET photo=%s, photo_seq=%s, seq=%s, changed_by=%s WHERE employee_id=%s",
                         (photo, seq, seq, door, employee_id))
             # Vectors of other models were made from the old photo: drop them.
             cur.execute("DELETE FROM embeddings WHERE employee_id=%s", (employee_id,))
             cur.execute("INSERT INTO embeddings VALUES (%s,%s,%s)", (employee_id, model_id, embedding))
+            self._seal(cur, employee_id)
         return seq
 
     def rename(self, door: str, employee_id: str, name: str) -> int:
         with self._gallery_change() as (cur, seq):
-            self._existing(cur, employee_id)
+            employee_id = self._existing(cur, employee_id)
             cur.execute("UPDATE people SET name=%s, seq=%s, changed_by=%s WHERE employee_id=%s",
                         (name, seq, door, employee_id))
+            self._seal(cur, employee_id)
         return seq
 
     def set_active(self, door: str, employee_id: str, active: bool) -> int:
         with self._gallery_change() as (cur, seq):
-            self._existing(cur, employee_id)
+            employee_id = self._existing(cur, employee_id)
             cur.execute("UPDATE people SET active=%s, seq=%s, changed_by=%s WHERE employee_id=%s",
                         (bool(active), seq, door, employee_id))
+            self._seal(cur, employee_id)
+        return seq
+
+    def set_valid_until(self, door: str, employee_id: str, until: float | None) -> int:
+        """Let the person in only before ``until`` (epoch seconds; None: no end) at every door."""
+        with self._gallery_change() as (cur, seq):
+            employee_id = self._existing(cur, employee_id)
+            cur.execute("UPDATE people SET valid_until=%s, seq=%s, changed_by=%s WHERE employee_id=%s",
+                        (None if until is None else float(until), seq, door, employee_id))
+            self._seal(cur, employee_id)
         return seq
 
     def remove(self, door: str, employee_id: str) -> int:
         """Erase a person at the site: photo, embeddings and their snapshots in every door's log.
         The tombstone (id only) tells each door to erase its copy."""
         with self._gallery_change() as (cur, seq):
-            self._existing(cur, employee_id)
-            cur.execute("UPDATE people SET deleted=TRUE, photo=NULL, name='', active=FALSE, seq=%s, "
-                        "changed_by=%s WHERE employee_id=%s", (seq, door, employee_id))
+            employee_id = self._existing(cur, employee_id)
+            cur.execute("SELECT name FROM people WHERE employee_id=%s", (employee_id,))
+            name = cur.fetchone()[0]
+            cur.execute("UPDATE people SET deleted=TRUE, photo=NULL, name='', active=FALSE, valid_until=NULL, "
+                        "seq=%s, changed_by=%s WHERE employee_id=%s", (seq, door, employee_id))
             cur.execute("DELETE FROM embeddings WHERE employee_id=%s", (employee_id,))
-            cur.execute("UPDATE events SET snapshot=NULL WHERE employee_id=%s", (employee_id,))
+            self._seal(cur, employee_id)
+        # The log is scrubbed after the gallery change commits, in its own transaction: a lock
+        # on the events table never holds up a removal (a scrub that gives way is done again
+        # with the next push of any door).
+        try:
+            self.scrub_erased({employee_id: name})
+        except SiteError as exc:
+            log.warning("The site log keeps %s's rows for now (%s); the next push scrubs them", employee_id, exc)
         return seq
 
     # -- the access log --------------------------------------------------------------------------
+    def scrub_erased(self, names: dict[str, str] | None = None) -> int:
+        """Erase from every door's log the people removed at the site: their snapshots, ids and
+        names (the rows stay under a pseudonym: the door opened at these times) and their names
+        in any reason ("nearest Lin"). ``names``: {id: name} of a removal just made. Returns
+        how many people were scrubbed. Gives way (SiteError) to a lock on the events table."""
+        with self._tx() as cur:
+            cur.execute(f"SET LOCAL lock_timeout = {int(PUSH_LOCK_TIMEOUT_MS)}")
+            return erase.scrub(cur, names or {})
+
     def push_events(self, door: str, rows: list[tuple]) -> int:
         """Insert (local id, time, employee id, name, distance, threshold, decision, reason,
         door result, encrypted snapshot | None) rows of ``door``; a row already there (a push
@@ -305,6 +391,9 @@ class SiteStore:
             return 0
         now = time.time()
         with self._tx() as cur:
+            # The log gives way to anyone holding its table: the push is tried again later, and
+            # the gallery's changes (another connection, another table) never wait behind it.
+            cur.execute(f"SET LOCAL lock_timeout = {int(PUSH_LOCK_TIMEOUT_MS)}")
             cur.execute("SELECT 1 FROM doors WHERE name=%s", (door,))
             if cur.fetchone() is None:
                 raise SiteError(f"The site does not know the door '{door}'; join it again.")
@@ -316,6 +405,10 @@ class SiteStore:
                 "p.employee_id=%s AND p.deleted) THEN NULL ELSE %s::bytea END, %s "
                 "ON CONFLICT (door, local_id, time) DO UPDATE SET door_result=EXCLUDED.door_result",
                 [(door, *r[:9], r[2], r[9], now) for r in rows])
+        try:
+            self.scrub_erased()       # rows of people removed meanwhile, or a scrub that gave way
+        except SiteError as exc:
+            log.info("Scrubbing the site log of erased people waits for the next push (%s)", exc)
         return len(rows)
 
     def update_door_results(self, door: str, rows: list[tuple[int, float, str]]) -> None:

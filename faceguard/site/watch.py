@@ -73,10 +73,15 @@ class SiteWatcher:
         if self.reachable is None:
             return f"site: door '{door}', connecting…"
         if self.reachable:
-            return f"site: door '{door}' in step (gallery version {self.replica.state().seq})"
+            state = self.replica.state()
+            refused = (f"; {len(state.quarantined)} site row(s) NOT applied here (damaged or edited "
+                       "without the key: see 'faceguard site status')") if state.quarantined else ""
+            return f"site: door '{door}' in step (gallery version {state.seq}){refused}"
         pending = self.replica.pending()
-        return (f"site unreachable: deciding from the local copy, {pending} event(s) waiting; "
-                "gallery changes are refused until it is back")
+        heard = self.replica.state().last_sync
+        since = time.strftime("%H:%M:%S", time.localtime(heard)) if heard else "never"
+        return (f"site unreachable since {since}: deciding from the local copy, {pending} event(s) "
+                "waiting; gallery changes are refused until it is back")
 
     def sync_now(self, timeout: float = 5) -> None:
         try:

@@ -21,6 +21,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
     QTimer,
+    Signal,
 )
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (
@@ -141,8 +142,16 @@ class PeopleModel(QAbstractTableModel):
 
 
 class GalleryDialog(QDialog):
+    # Emitted after every change made here. The running door's check shares this connection,
+    # so it cannot notice the write itself (SQLite's data_version counts other connections):
+    # the window's controller reloads at once, as it does for the command line's writes.
+    changed = Signal()
+
     def __init__(self, gallery, pipeline=None, settings=None, parent=None):
         super().__init__(parent)
+        reload_now = getattr(getattr(parent, "controller", None), "gallery_changed", None)
+        if callable(reload_now):
+            self.changed.connect(reload_now)
         self.setWindowTitle("Gallery")
         self.gallery = gallery
         self.pipeline = pipeline
@@ -263,6 +272,7 @@ class GalleryDialog(QDialog):
         return False
 
     def _refresh(self, keep: str | None = None) -> None:
+        self.changed.emit()          # first: the door stops letting a deactivated person in
         self.model.reload()
         if keep:
             self.select(keep)

@@ -123,7 +123,9 @@ def _tiff(data: bytes) -> Header | None:
     samples = f.get(_TIFF_SAMPLES, 4)
     orientation = f.get(_TIFF_ORIENTATION, 1)
     return _checked(Header(f[_TIFF_WIDTH], f[_TIFF_HEIGHT], min(max(samples, 1), 4) if samples <= 4 else 4,
-                           2 if f.get(_TIFF_BITS, 16) > 8 else 1, orientation if 1 <= orientation <= 8 else 1))
+                           # bytes per sample as stored: a 32-bit float sample is 4, not 2
+                           max(1, min(8, (f.get(_TIFF_BITS, 16) + 7) // 8)),
+                           orientation if 1 <= orientation <= 8 else 1))
 
 
 def _tiff_fields(tiff: bytes) -> dict[int, int]:
