@@ -9,8 +9,7 @@ On disk (the data folder, ``paths.data_dir()`` unless told otherwise)::
 Schema. ``MIGRATIONS`` is the ordered list of (version, step) pairs; ``PRAGMA user_version``
 records the last step applied. Opening applies the missing steps, each in its own write
 transaction together with its version bump, so an interrupted upgrade resumes where it stopped.
-A database from a newer FaceGuard (a version this code does not know) is refused untouched:
-an older program must never write into a format it does not understand.
+A database from a newer FaceGuard is refused untouched (never write a format not understood).
 
 Crash safety. Every change runs in one write transaction (``BEGIN IMMEDIATE``); a new file is
 written, fsynced and renamed BEFORE the row naming it commits, an obsolete one deleted only
