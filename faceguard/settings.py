@@ -36,6 +36,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "photo_check_min_motion": (0.0, 2.0, ""),
     "photo_check_timeout_s": (1.0, 60.0, "seconds"),
     "log_retention_days": (1, 3650, "days"),
+    "min_face_px": (20, 400, "pixels"),
+    "full_detect_every": (1, 30, "frames"),
 }
 _OPEN_ENDS = {"threshold", "photo_check_min_motion"}
 
@@ -137,6 +139,11 @@ class Settings:
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set
     log_retention_days: int = 30
     keep_snapshots: bool = True
+    # Speed (vision/guided.py): no face smaller than this (pixels of the camera picture) is
+    # searched for, and the whole picture is searched every this many frames (between, only
+    # where faces are followed, and wherever the picture changed).
+    min_face_px: int = 40
+    full_detect_every: int = 5
 
     def validate(self) -> Settings:
         def bad(key: str, why: str) -> SettingsError:
@@ -156,6 +163,8 @@ class Settings:
                     "photo_check_timeout_s", "log_retention_days"):
             check_range(key, getattr(self, key))
         check_confirm_frames(self.confirm_frames, self.window_frames)
+        check_range("min_face_px", self.min_face_px)
+        check_range("full_detect_every", self.full_detect_every)
         if not str(self.camera).strip():
             raise bad("camera", "must name a device index, a URL or a video file.")
         self.door.validate()
