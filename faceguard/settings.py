@@ -139,10 +139,12 @@ class Settings:
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set
     log_retention_days: int = 30
     keep_snapshots: bool = True
-    # Speed (vision/guided.py): no face smaller than this (pixels of the camera picture) is
-    # searched for, and the whole picture is searched every this many frames (between, only
-    # where faces are followed, and wherever the picture changed).
-    min_face_px: int = 40
+    # Speed (vision/guided.py): no face smaller than this (pixels of the camera picture, or of
+    # its 1280-px reduction) is searched for at the door: 60 px is where the photo check stops
+    # measuring (access/liveness.MIN_EYE_DISTANCE_PX), a person farther than the door. The
+    # whole picture is searched every full_detect_every frames (between, only where faces are
+    # followed, and wherever the picture changed).
+    min_face_px: int = 60
     full_detect_every: int = 5
 
     def validate(self) -> Settings:

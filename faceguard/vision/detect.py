@@ -212,12 +212,22 @@ class MtcnnDetector:
     def _run(self, session, outputs: list[str], batch: np.ndarray) -> list[np.ndarray]:
         return session.run(outputs, {self._inputs[id(session)]: batch})
 
+    def _scales(self, h: int, w: int, min_face_size: float) -> list[float]:
+        """The pyramid for faces from ``min_face_size`` up. When that is larger than the
+        detector's own, its pyramid without the levels only smaller faces need (the first one
+        kept sees faces down to ``scale_factor`` x ``min_face_size``): the same levels, so a
+        face above both sizes is found the same way either way."""
+        if min_face_size <= self.min_face_size:
+            return pyramid_scales(h, w, min_face_size, self.scale_factor)
+        top = _PNET_CELL / (min_face_size * self.scale_factor)
+        return [s for s in pyramid_scales(h, w, self.min_face_size, self.scale_factor) if s <= top]
+
     def _stage1(self, rgb: np.ndarray, min_face_size: float) -> np.ndarray:
         """P-Net over the image pyramid -> squared candidate boxes [K, 5] (box, score)."""
         h, w = rgb.shape[:2]
         all_boxes, all_scores = [], []
         level = rgb
-        for scale in pyramid_scales(h, w, min_face_size, self.scale_factor):
+        for scale in self._scales(h, w, min_face_size):
             size = (int(math.ceil(w * scale)), int(math.ceil(h * scale)))
             # Area-resample each level from the previous, already smaller one when it is at
             # least as large: far cheaper than going back to the full frame every time.
