@@ -71,6 +71,7 @@ def main() -> int:
 
     class PipelineOnly:
         gallery_empty = False
+        damaged: dict[str, str] = {}     # the window names people whose face data is damaged
         # the door's stream detection (settings' interval and smallest face), unless --previous
         guide = None if args.previous else pipeline.guided(settings.full_detect_every, settings.min_face_px)
 
