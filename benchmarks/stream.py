@@ -37,10 +37,17 @@ def _play(process: Callable[[np.ndarray], list], frames: list[np.ndarray]) -> tu
     return times, found
 
 
-def door_process(pipeline: FacePipeline, settings: Settings) -> tuple[Callable[[np.ndarray], list], Counter]:
-    """The door's per-frame work for a fresh stream, and the guide's count of frame kinds."""
+def door_process(pipeline: FacePipeline, settings: Settings,
+                 kinds: list[str]) -> tuple[Callable[[np.ndarray], list], Counter]:
+    """The door's per-frame work for a fresh stream (appending each frame's kind, full |
+    guided | none, to ``kinds``), and the guide's count of frame kinds."""
     guide = pipeline.guided(settings.full_detect_every, settings.min_face_px)
-    return (lambda rgb: pipeline.process(rgb, guide=guide)), guide.counts
+
+    def process(rgb: np.ndarray) -> list:
+        results = pipeline.process(rgb, guide=guide)
+        kinds.append(guide.last_kind)
+        return results
+    return process, guide.counts
 
 
 def _on(box: np.ndarray, results: list) -> bool:
@@ -85,7 +92,8 @@ def compare(previous: FacePipeline, door: FacePipeline, settings: Settings,
                 times, full_found = _play(previous.process, frames)
                 prev_times.append(times)
             else:
-                process, counts = door_process(door, settings)
+                frame_kinds: list[str] = []
+                process, counts = door_process(door, settings, frame_kinds)
                 times, door_found = _play(process, frames)
                 door_times.append(times)
                 kinds = counts
@@ -95,6 +103,7 @@ def compare(previous: FacePipeline, door: FacePipeline, settings: Settings,
         return statistics.median(statistics.median(run[i] for i in idx) for run in runs)
 
     every = list(range(len(frames)))
+    by_kind = {k: [i for i in one_face if frame_kinds[i] == k] for k in ("full", "guided")}
     delays = late_first_detections(full_found, door_found, settings.min_face_px)
     return {
         "frames": len(frames), "frames_with_one_face": len(one_face), "rounds": rounds,
@@ -105,6 +114,10 @@ def compare(previous: FacePipeline, door: FacePipeline, settings: Settings,
         "previous_frame_ms_median_all": median_of(prev_times, every),
         "door_frame_ms_median_all": median_of(door_times, every),
         "door_frame_kinds": dict(kinds),
+        # per kind of frame (every round plays the same kinds: nothing in guiding depends on time)
+        **{f"door_frame_ms_one_face_{k}": median_of(door_times, idx) for k, idx in by_kind.items() if idx},
+        **{f"previous_frame_ms_one_face_on_door_{k}_frames": median_of(prev_times, idx)
+           for k, idx in by_kind.items() if idx},
         "faces_appearing": len(delays),
         "late_first_detection_frames_max": max(delays, default=0),
         "late_first_detection_frames_mean": statistics.mean(delays) if delays else 0.0,
