@@ -33,7 +33,8 @@ from faceguard.instance import claim_data_folder
 from faceguard.outputs.hub import Outputs
 from faceguard.settings import Settings
 from faceguard.site.stale import stale_reason
-from faceguard.vision.pipeline import FacePipeline
+from faceguard.vision.guided import GuidedDetector
+from faceguard.vision.pipeline import FacePipeline, FaceResult
 from faceguard.vision.texture import scorer_for
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class DoorCheck:
         except FaceGuardError as exc:
             log.error("credential not read: %s", exc)
             return None
+        self.guide: GuidedDetector | None = None   # made by the first frame (_detect)
 
     def _enforce_retention(self) -> None:
         now = time.monotonic()
@@ -253,7 +255,7 @@ class DoorCheck:
     def process(self, frame: Frame) -> FrameReport:
         self._follow_gallery()
         started = time.perf_counter()
-        results = self.pipeline.process(frame.rgb)
+        results = self._detect_and_embed(frame.rgb)
         # One face found twice by the detector is one face: one track, one decision.
         keep = distinct_faces([r.box for r in results], [r.score for r in results])
         results = [results[i] for i in keep]
@@ -305,6 +307,21 @@ class DoorCheck:
         if why is None:
             return decision
         return dataclasses.replace(decision, kind=DENIED, person_id=None, name=None, reason=why)
+
+    def _detect_and_embed(self, rgb: np.ndarray) -> list[FaceResult]:
+        """Frames of this door's camera are one stream: detection follows its faces. (Stand-ins
+        that replay recorded results, in tests, are asked for whole frames.)"""
+        if not isinstance(self.pipeline, FacePipeline):
+            return self.pipeline.process(rgb)
+        if self.guide is None:
+            self.guide = self.pipeline.guided(self.settings.full_detect_every,
+                                              self.settings.min_face_px)
+        return self.pipeline.process(rgb, guide=self.guide, tracks=self._followed())
+
+    def _followed(self) -> list[np.ndarray]:
+        """Where the faces the Decider follows should be in this frame (those seen last frame:
+        a track already missed has left, or the full search finds it again)."""
+        return [t.predicted() for t in self.decider.tracker.tracks.values() if t.missed == 0]
 
     def _act(self, decision: Decision, rgb: np.ndarray) -> None:
         """Log the decision now (a slow or hanging door must not lose it), then open the door;

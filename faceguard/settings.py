@@ -39,6 +39,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "photo_check_timeout_s": (1.0, 60.0, "seconds"),
     "log_retention_days": (1, 3650, "days"),
     "site_max_stale_s": (0, 30 * 86400, "seconds"),
+    "min_face_px": (20, 400, "pixels"),
+    "full_detect_every": (1, 30, "frames"),
 }
 _OPEN_ENDS = {"threshold", "photo_check_min_motion"}
 
@@ -244,6 +246,13 @@ class Settings:
     # A door of a site that has not heard from it for longer than this decides no more from its
     # copy (DENIED, saying why); 0 = no cap (issue 22 item 9).
     site_max_stale_s: float = 0.0
+    # Speed (vision/guided.py): no face smaller than this (pixels of the camera picture, or of
+    # its 1280-px reduction) is searched for at the door: 60 px is where the photo check stops
+    # measuring (access/liveness.MIN_EYE_DISTANCE_PX), a person farther than the door. The
+    # whole picture is searched every full_detect_every frames (between, only where faces are
+    # followed, and wherever the picture changed).
+    min_face_px: int = 60
+    full_detect_every: int = 5
 
     def validate(self) -> Settings:
         def bad(key: str, why: str) -> SettingsError:
@@ -263,6 +272,8 @@ class Settings:
                     "photo_check_timeout_s", "log_retention_days", "site_max_stale_s"):
             check_range(key, getattr(self, key))
         check_confirm_frames(self.confirm_frames, self.window_frames)
+        check_range("min_face_px", self.min_face_px)
+        check_range("full_detect_every", self.full_detect_every)
         if not str(self.camera).strip():
             raise bad("camera", "must name a device index, a URL or a video file.")
         self.door.validate()

@@ -88,7 +88,7 @@ def test_readme_commands_need_no_activated_virtualenv_and_no_cuda_torch():
 
     tomllib = pytest.importorskip("tomllib")
     run_command, test_command = sorted(_readme_commands(), key=lambda c: "pytest" in c)
-    assert run_command == "python3 -m pip install . && python3 -m faceguard"
+    assert run_command == "python3 -m pip install '.[cpu]' && python3 -m faceguard"
     steps = [step.strip() for step in test_command.split("&&")]
     assert all(step.startswith("python3 -m ") for step in steps), steps
     first = steps[0].split()

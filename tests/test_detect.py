@@ -243,3 +243,14 @@ def test_rejects_non_rgb(detector):
         detector.detect(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError):
         detector.detect(np.zeros((10, 10, 3), np.float32))
+
+
+def test_a_larger_smallest_face_drops_only_the_finest_pyramid_levels(detector):
+    """The door's smallest face (settings.min_face_px) searches the detector's own pyramid less
+    the levels that can only find smaller faces: the same levels, not a shifted grid."""
+    own = detector._scales(480, 640, detector.min_face_size)
+    door = detector._scales(480, 640, 60)
+    assert door == own[len(own) - len(door):] and len(door) < len(own)
+    assert door == [s for s in own if 12 / s >= 60 * detector.scale_factor]
+    assert 12 / door[0] <= 60 and 12 / door[0] >= 60 * detector.scale_factor
+    assert detector._scales(480, 640, 100) == [s for s in own if 12 / s >= 100 * 0.709]

@@ -212,12 +212,22 @@ class MtcnnDetector:
     def _run(self, session, outputs: list[str], batch: np.ndarray) -> list[np.ndarray]:
         return session.run(outputs, {self._inputs[id(session)]: batch})
 
-    def _stage1(self, rgb: np.ndarray) -> np.ndarray:
+    def _scales(self, h: int, w: int, min_face_size: float) -> list[float]:
+        """The pyramid for faces from ``min_face_size`` up. When that is larger than the
+        detector's own, its pyramid without the levels only smaller faces need (the first one
+        kept sees faces down to ``scale_factor`` x ``min_face_size``): the same levels, so a
+        face above both sizes is found the same way either way."""
+        if min_face_size <= self.min_face_size:
+            return pyramid_scales(h, w, min_face_size, self.scale_factor)
+        top = _PNET_CELL / (min_face_size * self.scale_factor)
+        return [s for s in pyramid_scales(h, w, self.min_face_size, self.scale_factor) if s <= top]
+
+    def _stage1(self, rgb: np.ndarray, min_face_size: float) -> np.ndarray:
         """P-Net over the image pyramid -> squared candidate boxes [K, 5] (box, score)."""
         h, w = rgb.shape[:2]
         all_boxes, all_scores = [], []
         level = rgb
-        for scale in pyramid_scales(h, w, self.min_face_size, self.scale_factor):
+        for scale in self._scales(h, w, min_face_size):
             size = (int(math.ceil(w * scale)), int(math.ceil(h * scale)))
             # Area-resample each level from the previous, already smaller one when it is at
             # least as large: far cheaper than going back to the full frame every time.
@@ -250,39 +260,58 @@ class MtcnnDetector:
         refined = square(regress(boxes[keep], reg[keep]))
         return np.concatenate([refined, scores[keep, None]], axis=1)
 
-    def _stage3(self, rgb: np.ndarray, cand: np.ndarray) -> list[Face]:
-        """O-Net on all survivors in one batch -> final faces with landmarks."""
-        boxes = snap_to_pixels(cand[:, :4])
+    def _onet(self, rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """O-Net on square ``boxes`` [K, 4] in one batch -> regressed boxes [K, 4], landmarks
+        [K, 5, 2] and face scores [K] (one per box, nothing dropped)."""
+        boxes = snap_to_pixels(boxes)
         reg, marks, prob = self._run(
             self.onet, ["reg", "landmarks", "prob"], _normalise(crop_batch(rgb, boxes, 48))
         )
-        scores = prob[:, 1]
-        ok = scores > self.thresholds[2]
-        boxes, scores, reg, marks = boxes[ok], scores[ok], reg[ok], marks[ok]
         # Landmarks are fractions of the crop that O-Net saw, so map them before regressing.
         side = (boxes[:, 2:3] - boxes[:, 0:1])[:, :, None]  # [K, 1, 1]; crops are square
         points = np.stack([marks[:, 0:5], marks[:, 5:10]], axis=2) * side + boxes[:, None, 0:2]
-        final = regress(boxes, reg)
-        keep = nms(final, scores, _NMS_ONET, mode="min")
-        return [
-            Face(
-                box=final[k].astype(np.float32),
-                landmarks=points[k].astype(np.float32),
-                score=float(scores[k]),
-            )
-            for k in keep  # nms returns best score first
-        ]
+        return regress(boxes, reg), points, prob[:, 1]
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
-        """Faces in a uint8 H x W x 3 RGB image, sorted by score, best first."""
+    def _stage3(self, rgb: np.ndarray, cand: np.ndarray) -> list[Face]:
+        """O-Net on all survivors in one batch -> final faces with landmarks."""
+        final, points, scores = self._onet(rgb, cand[:, :4])
+        ok = scores > self.thresholds[2]
+        return _faces(final[ok], points[ok], scores[ok])
+
+    def refine(self, rgb: np.ndarray, boxes: np.ndarray, passes: int = 2) -> list[Face | None]:
+        """O-Net alone on where faces are expected (e.g. a track's predicted box): each box is
+        squared and handed to O-Net, whose regressed box is squared and handed back ``passes``
+        times, so a face that moved a fraction of its size is centred again. One result per
+        box: the face there, or None when O-Net no longer sees one."""
+        rgb = np.ascontiguousarray(rgb)
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        if not len(boxes):
+            return []
+        for _ in range(passes):
+            final, points, scores = self._onet(rgb, square(boxes))
+            boxes = final
+        return [Face(final[k].astype(np.float32), points[k].astype(np.float32), float(scores[k]))
+                if scores[k] > self.thresholds[2] else None for k in range(len(final))]
+
+    def detect(self, rgb: np.ndarray, min_face_size: float | None = None) -> list[Face]:
+        """Faces in a uint8 H x W x 3 RGB image, sorted by score, best first; none smaller than
+        ``min_face_size`` px is searched for (None: the detector's own ``min_face_size``)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an H x W x 3 RGB image, got shape {rgb.shape}")
         if rgb.dtype != np.uint8:
             raise ValueError(f"expected a uint8 image, got {rgb.dtype}")
         rgb = np.ascontiguousarray(rgb)
-        cand = self._stage1(rgb)
+        cand = self._stage1(rgb, min_face_size or self.min_face_size)
         if len(cand):
             cand = self._stage2(rgb, cand)
         if not len(cand):
             return []
         return self._stage3(rgb, cand)
+
+
+def _faces(boxes: np.ndarray, points: np.ndarray, scores: np.ndarray) -> list[Face]:
+    """One Face per box left after O-Net's NMS, best score first. ``mode="min"``: a small box
+    lying inside a bigger face box goes even though their IoU is low."""
+    keep = nms(boxes, scores, _NMS_ONET, mode="min")
+    return [Face(box=boxes[k].astype(np.float32), landmarks=points[k].astype(np.float32),
+                 score=float(scores[k])) for k in keep]

@@ -6,6 +6,7 @@ the embedder adds the unit embedding. All chips of one image are embedded in one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 from faceguard.vision.align import align_face
 from faceguard.vision.detect import Face, MtcnnDetector
 from faceguard.vision.embed import Embedder
+from faceguard.vision.guided import FULL_EVERY, GuidedDetector
 from faceguard.vision.image import shrink_to
 from faceguard.vision.models import Manifest, load_manifest, verify_file
 from faceguard.vision.runtime import create_session
@@ -113,21 +115,35 @@ class FacePipeline:
         return self.embedder.spec.input_size
 
     # -- the flow --------------------------------------------------------------------------
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def guided(self, full_every: int = FULL_EVERY, min_face_size: float | None = None) -> GuidedDetector:
+        """Detection state for one camera stream (see vision/guided.py); pass it to
+        ``process(..., guide=)`` frame after frame. ``min_face_size``: px of the frame."""
+        return GuidedDetector(self.detector, full_every=full_every, min_face_size=min_face_size)
+
+    def detect(self, rgb: np.ndarray, guide: GuidedDetector | None = None,
+               tracks: Sequence[np.ndarray] = ()) -> list[Face]:
+        """Faces in the image; with a ``guide``, as the next frame of its stream, looking
+        first where ``tracks`` (boxes in this image's pixels) expect faces."""
         small = shrink_to(rgb, DETECT_MAX_SIDE)
-        faces = self.detector.detect(small)
+        f = rgb.shape[1] / small.shape[1]
+        if guide is None:
+            faces = self.detector.detect(small)
+        else:
+            faces = guide.detect(small, [np.asarray(b, np.float32) / f for b in tracks])
         if small is rgb:
             return faces
-        f = rgb.shape[1] / small.shape[1]
         return [Face(face.box * f, face.landmarks * f, face.score) for face in faces]
 
     def align(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         spec = self.embedder.spec
         return align_face(rgb, face.landmarks, spec.landmark_template, spec.input_size)
 
-    def process(self, rgb: np.ndarray, max_faces: int | None = None) -> list[FaceResult]:
-        """Detect, align and embed every face (largest-score first, at most max_faces)."""
-        faces = self.detect(rgb)[:max_faces]
+    def process(self, rgb: np.ndarray, max_faces: int | None = None, *,
+                guide: GuidedDetector | None = None,
+                tracks: Sequence[np.ndarray] = ()) -> list[FaceResult]:
+        """Detect, align and embed every face (largest-score first, at most max_faces); a
+        ``guide`` and ``tracks`` as in ``detect``."""
+        faces = self.detect(rgb, guide, tracks)[:max_faces]
         if not faces:
             return []
         chips = np.stack([self.align(rgb, f) for f in faces])

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING
 
 from faceguard.errors import ModelError, RuntimeProviderError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,21 @@ _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
 
 
+def _onnxruntime():
+    """The onnxruntime module; it comes with the [cpu] or the [gpu] extra, not with FaceGuard
+    itself (the two packages shadow each other, so only one may be installed)."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise RuntimeProviderError(
+            "No ONNX runtime is installed: install FaceGuard with "
+            "`python3 -m pip install '.[cpu]'` (or '.[gpu]' for an NVIDIA GPU)."
+        ) from exc
+    return onnxruntime
+
+
 def available_providers() -> list[str]:
-    return list(ort.get_available_providers())
+    return list(_onnxruntime().get_available_providers())
 
 
 def _providers_for(choice: str) -> list[str]:
@@ -53,6 +68,7 @@ def default_threads() -> int:
 
 def create_session(path: Path, provider: str = "auto", threads: int | None = None) -> ort.InferenceSession:
     """Open one ONNX file; raises ModelError naming the file when it cannot be loaded."""
+    ort = _onnxruntime()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or default_threads()
     opts.inter_op_num_threads = 1

@@ -1,0 +1,167 @@
+"""Track-guided detection for a camera stream: the whole MTCNN cascade only now and then.
+
+A door's faces are large, few, and move little from one frame to the next, yet the full
+detector (the P-Net pyramid over the whole picture) is most of a frame's cost. So, per stream:
+
+* every ``full_every``-th frame, and on the first, the whole picture is searched;
+* also whenever the picture changed, since the last full search, anywhere away from the faces
+  being followed (someone stepping in, a camera cut): a cheap test on a small grey thumbnail;
+* on the frames between, O-Net alone looks where each followed face is expected (the caller's
+  track predictions and the faces of the previous frame): ``MtcnnDetector.refine``;
+* where O-Net no longer sees a followed face (turned, moved fast, a poor starting box), the
+  whole cascade searches the region around it; a face not found there either has left.
+
+A new face is thus found on the frame it changes the picture, and at the latest on the next
+full search: within ``full_every`` frames.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from faceguard.vision.detect import Face, MtcnnDetector, nms
+
+# The whole picture is searched at least every this many frames (at 30 fps: 1/6 s).
+FULL_EVERY = 5
+# The change test's thumbnail is the grey picture shrunk by this factor: each of its pixels
+# averages 8 x 8 camera pixels, which evens out sensor and compression noise.
+THUMB_SHRINK = 8
+# A thumbnail pixel that moved by more than this many grey levels since the last full search,
+# away from every followed face, is a change worth a full search. (A camera's noise on 8 x 8
+# averages is a few levels; a face or a hand stepping into a region shifts it by tens.)
+CHANGE_LEVEL = 20
+# ... and it takes this many such pixels (one is often a compression blip).
+CHANGE_PIXELS = 2
+# Guided faces that overlap this much (intersection over the smaller box) are one face found
+# from two hints (a track's prediction and the previous frame's box).
+_SAME_FACE = 0.5
+
+
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
+    """Small grey int16 picture for the change test."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    h, w = grey.shape
+    size = (max(1, w // THUMB_SHRINK), max(1, h // THUMB_SHRINK))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
+def followed_region(shape: tuple[int, int], boxes: Sequence[np.ndarray]) -> np.ndarray:
+    """Thumbnail mask [h, w] of where followed people are: each face box widened by its width
+    on both sides, from half its height above it down to the bottom of the picture (the
+    person's shoulders and hands move with them and are no reason for a full search)."""
+    mask = np.zeros(shape, bool)
+    for box in boxes:
+        x1, y1, x2, y2 = (float(v) / THUMB_SHRINK for v in box)
+        w, h = x2 - x1, y2 - y1
+        xa, xb = int(max(0, np.floor(x1 - w))), int(max(0, np.ceil(x2 + w)))
+        ya = int(max(0, np.floor(y1 - h / 2)))
+        mask[ya:, xa:xb] = True
+    return mask
+
+
+class GuidedDetector:
+    """Detection for ONE stream of frames (it remembers the last ones); not thread-safe."""
+
+    def __init__(self, detector: MtcnnDetector, *, full_every: int = FULL_EVERY,
+                 min_face_size: float | None = None, change_level: float = CHANGE_LEVEL):
+        if full_every < 1:
+            raise ValueError("full_every must be at least 1")
+        self.detector = detector
+        self.full_every = int(full_every)
+        self.min_face_size = min_face_size      # None: the detector's own
+        self.change_level = float(change_level)
+        self._since_full: int | None = None     # frames since the last full search
+        self._reference: np.ndarray | None = None   # thumbnail at the last full search
+        self._reference_boxes: list[np.ndarray] = []
+        self._last: list[np.ndarray] = []       # boxes found in the previous frame
+        self.last_kind = ""                     # "full" | "guided" | "none": how this frame ran
+        self.counts: Counter[str] = Counter()   # frames of each kind, for benchmarks
+
+    def reset(self) -> None:
+        """Forget the stream (a new camera, a jump in the video): the next frame is searched."""
+        self._since_full, self._reference, self._reference_boxes, self._last = None, None, [], []
+
+    def detect(self, rgb: np.ndarray, tracks: Sequence[np.ndarray] = ()) -> list[Face]:
+        """Faces in this frame of the stream; ``tracks``: boxes [x1, y1, x2, y2] where the
+        caller expects faces in it (its tracks' predictions), in this image's pixels."""
+        thumb = thumbnail(rgb)
+        hints = [np.asarray(b, np.float32).reshape(4) for b in tracks] + self._last
+        faces: list[Face] | None = None
+        if not self._full_due(thumb, hints):
+            faces = self._guided(rgb, hints)
+        if faces is None:
+            faces = self.detector.detect(rgb, self.min_face_size)
+            self._since_full, self._reference = 0, thumb
+            self._reference_boxes = [f.box for f in faces]
+            self.last_kind = "full"
+        else:
+            assert self._since_full is not None
+            self._since_full += 1
+            self.last_kind = "guided" if hints else "none"
+        self.counts[self.last_kind] += 1
+        self._last = [f.box for f in faces]
+        return faces
+
+    def _full_due(self, thumb: np.ndarray, hints: list[np.ndarray]) -> bool:
+        ref = self._reference
+        if self._since_full is None or ref is None or ref.shape != thumb.shape:
+            return True
+        if self._since_full + 1 >= self.full_every:
+            return True
+        changed = np.abs(thumb - ref) > self.change_level
+        changed &= ~followed_region(thumb.shape, hints + self._reference_boxes)
+        return int(changed.sum()) >= CHANGE_PIXELS
+
+    def _guided(self, rgb: np.ndarray, hints: list[np.ndarray]) -> list[Face]:
+        """O-Net where the hints are; a hint where it sees no face (turned, moved fast, a
+        poor starting box) gets the whole cascade on the region around it."""
+        if not hints:
+            return []     # nothing followed and nothing changed: nobody is there
+        hints = _distinct(hints)
+        found = self.detector.refine(rgb, np.stack(hints))
+        faces = [f for f in found if f is not None]
+        for hint, face in zip(hints, found, strict=True):
+            if face is None:
+                faces += self._search_around(rgb, hint)
+        if not faces:
+            return []
+        boxes = np.stack([f.box for f in faces])
+        scores = np.array([f.score for f in faces], np.float32)
+        return [faces[k] for k in nms(boxes, scores, _SAME_FACE, mode="min")]
+
+    def _search_around(self, rgb: np.ndarray, box: np.ndarray) -> list[Face]:
+        """The whole cascade on the square of twice the box's size around its centre, for
+        faces from half the box's size up."""
+        h, w = rgb.shape[:2]
+        side = float(max(box[2] - box[0], box[3] - box[1]))
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x1, y1 = int(max(0, cx - side)), int(max(0, cy - side))
+        x2, y2 = int(min(w, cx + side)), int(min(h, cy + side))
+        smallest = max(side / 2, self.min_face_size or self.detector.min_face_size)
+        if x2 - x1 < smallest or y2 - y1 < smallest:
+            return []
+        found = self.detector.detect(rgb[y1:y2, x1:x2], smallest)
+        shift = np.array([x1, y1], np.float32)
+        return [Face(f.box + np.tile(shift, 2), f.landmarks + shift, f.score) for f in found]
+
+
+def _distinct(boxes: list[np.ndarray]) -> list[np.ndarray]:
+    """The boxes less any that overlaps an earlier one by more than ``_SAME_FACE`` (IoU): a
+    track's prediction and the previous frame's box of the same face are one hint."""
+    kept: list[np.ndarray] = []
+    for b in boxes:
+        if all(_iou(b, k) <= _SAME_FACE for k in kept):
+            kept.append(b)
+    return kept
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
