@@ -95,3 +95,37 @@ class Responder:
         yaw = {"LEFT": angle, "RIGHT": -angle}.get(direction, 0.0)
         pitch = angle * 0.8 if direction == "UP" else 0.0
         return sway[0] + yaw, sway[1] + pitch
+
+
+class Follower:
+    """A person at the door who follows the moving dot with their nose: with a human lag
+    (0.2-0.6 s), their own amplitude (degrees per marker unit), a little noise, and optionally
+    their natural fidgeting (``fidget(t) -> (yaw, pitch)`` in degrees, e.g. the shared clip's
+    real head movement). Sees each new path (``see``) the moment the door shows it."""
+
+    def __init__(self, rng: np.random.Generator, lag_s: tuple[float, float] = (0.2, 0.6),
+                 deg_per_unit: tuple[float, float] = (8.0, 15.0), noise_deg: float = 0.4,
+                 fidget=None):
+        self.rng = rng
+        self.lag = float(rng.uniform(*lag_s))
+        self.gain = float(rng.uniform(*deg_per_unit))
+        self.noise = noise_deg
+        self.fidget = fidget
+        self.paths: list = []                  # challenge.TargetPath, in the order shown
+
+    def see(self, path) -> None:
+        if path is not None and (not self.paths or self.paths[-1].shown_at != path.shown_at):
+            self.paths.append(path)
+
+    def pose(self, t: float) -> tuple[float, float]:
+        """(yaw, pitch) in degrees: yaw > 0 is the person's left, pitch > 0 chin up. The dot's
+        x grows to the person's right and its y downwards, so both turn the other way."""
+        yaw, pitch = self.rng.normal(0.0, self.noise, 2)
+        if self.fidget is not None:
+            fy, fp = self.fidget(t)
+            yaw, pitch = yaw + fy, pitch + fp
+        seen = [p for p in self.paths if p.shown_at <= t - self.lag]
+        if seen:
+            x, y = seen[-1].position(t - self.lag)
+            yaw, pitch = yaw - self.gain * x, pitch - self.gain * y
+        return float(yaw), float(pitch)

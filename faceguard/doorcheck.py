@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceguard.access.challenge import TargetPath
 from faceguard.access.decide import Decider
 from faceguard.access.door import AsyncDoor, DoorOutput, DoorResult, make_door
 from faceguard.access.records import DENIED, GRANTED, Decision, TrackState, TrackStatus, as_box
@@ -25,6 +26,7 @@ from faceguard.gallery.events import EventLog
 from faceguard.gallery.match import Matcher, MatchResult
 from faceguard.gallery.recognise import gallery_matcher
 from faceguard.gallery.store import Gallery
+from faceguard.gallery.suspension import GallerySuspensions
 from faceguard.instance import claim_data_folder
 from faceguard.settings import Settings
 from faceguard.vision.pipeline import FacePipeline
@@ -48,7 +50,8 @@ class FaceReport:
     state: TrackState           # Decider's track state: looking | recognising | granted | ...
     status: str                 # e.g. "recognising Ana 2/3"
     explanation: str            # e.g. "Ana: distance 0.08 ≤ threshold 0.11"
-    direction: str | None = None    # the photo check's challenge asked of this face: LEFT | RIGHT | UP
+    direction: str | None = None    # the photo check's challenge: the dot's move now (challenge.DIRECTIONS)
+    target: TargetPath | None = None    # ... and the dot's whole path (frame times), for the marker
 
 
 @dataclass
@@ -81,6 +84,7 @@ class DoorCheck:
         self.settings = settings.validate()
         claim_data_folder(gallery.root)   # one door check per data folder
         self.decider = Decider.from_settings(settings, seed=seed)  # its threshold follows the gallery
+        self.decider.photo.attempts.store = GallerySuspensions(gallery)   # a restart keeps a suspension
         self.events = EventLog(gallery) if log_events else None
         self.door = AsyncDoor(door or make_door(settings.door))
         self._pending: list[tuple[Decision, int | None]] = []   # door still opening: (decision, event id)
@@ -118,6 +122,7 @@ class DoorCheck:
         version = self.gallery.db.data_version()
         self.matcher = self._build_matcher()
         self._gallery_version = version   # only once built: a failed reload is tried again
+        self.decider.photo.attempts.refresh()   # face entry may have been resumed
 
     def _follow_gallery(self) -> None:
         """Another process changed the gallery (an enrolment, a removal from the command line):
@@ -177,16 +182,17 @@ class DoorCheck:
         faces = []
         for r, m, st in zip(results, matches, statuses, strict=True):
             if st is None:
-                st_state, st_text, direction = TrackState.NO_GALLERY, "nobody is enrolled yet", None
+                st_state, st_text, direction, target = TrackState.NO_GALLERY, "nobody is enrolled yet", None, None
             else:
-                st_state, st_text, direction = st.state, st.text, st.direction
+                st_state, st_text, direction, target = st.state, st.text, st.direction, st.target
             # The name painted is this frame's answer only, never a track's earlier one.
             faces.append(FaceReport(
                 box=as_box(r.box), landmarks=r.landmarks,
                 name=m.name if m.accepted else None,
                 employee_id=str(m.id) if m.accepted else None,
                 distance=float(m.distance), threshold=self.threshold,
-                state=st_state, status=st_text, explanation=m.explain(), direction=direction))
+                state=st_state, status=st_text, explanation=m.explain(), direction=direction,
+                target=target))
         for d in decisions:
             self._act(d, frame.rgb)
         self._enforce_retention()

@@ -36,6 +36,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "photo_check_min_motion": (0.0, 2.0, ""),
     "photo_check_timeout_s": (1.0, 60.0, "seconds"),
     "log_retention_days": (1, 3650, "days"),
+    "photo_retry_wait_s": (0, 3600, "seconds"),
+    "face_suspend_s": (60, 86400, "seconds"),
 }
 _OPEN_ENDS = {"threshold", "photo_check_min_motion"}
 
@@ -137,6 +139,10 @@ class Settings:
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set
     log_retention_days: int = 30
     keep_snapshots: bool = True
+    # Failed photo checks count per person (faceguard/access/attempts.py): the 2nd within 5
+    # minutes means this wait; the 3rd suspends face entry for this long ("attack suspected").
+    photo_retry_wait_s: float = 30.0
+    face_suspend_s: float = 900.0
 
     def validate(self) -> Settings:
         def bad(key: str, why: str) -> SettingsError:
@@ -153,7 +159,7 @@ class Settings:
         if self.threshold is not None:
             check_range("threshold", float(self.threshold))
         for key in ("window_frames", "stranger_frames", "cooldown_s", "photo_check_min_motion",
-                    "photo_check_timeout_s", "log_retention_days"):
+                    "photo_check_timeout_s", "log_retention_days", "photo_retry_wait_s", "face_suspend_s"):
             check_range(key, getattr(self, key))
         check_confirm_frames(self.confirm_frames, self.window_frames)
         if not str(self.camera).strip():

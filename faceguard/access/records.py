@@ -11,6 +11,7 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +74,15 @@ class Decision:
     # The challenges of this visit (challenge.Challenge.to_dict each: direction, outcome,
     # movement, times); None when the challenge is off.
     challenges: tuple[dict, ...] | None = None
+    # The person's failed photo checks (attempts.Standing.to_dict: state ok | wait | suspended,
+    # failures, seconds left) on a DENIED by the photo check; the texture signal's verdict and
+    # numbers when it ran. None when not part of this decision.
+    attempts: dict | None = None
+    texture: dict | None = None
+
+    @property
+    def attack_suspected(self) -> bool:
+        return self.reason.startswith("attack suspected")
 
     def evidence(self) -> dict:
         """The photo check's numbers, for the access log ({} when it did not run)."""
@@ -81,6 +91,10 @@ class Decision:
             out.update(motion=self.motion, min_motion=self.min_motion)
         if self.challenges is not None:
             out["challenges"] = list(self.challenges)
+        if self.attempts is not None:
+            out["attempts"] = self.attempts
+        if self.texture is not None:
+            out["texture"] = self.texture
         return out
 
     def to_dict(self) -> dict:
@@ -107,4 +121,5 @@ class TrackStatus:
     person_id: Hashable | None = None
     name: str | None = None
     distance: float = math.inf          # this frame's nearest distance
-    direction: str | None = None        # TURN_HEAD with a challenge: LEFT | RIGHT | UP
+    direction: str | None = None        # TURN_HEAD with a challenge: the dot's move (challenge.DIRECTIONS)
+    target: Any = None                  # ... and its path (challenge.TargetPath), for the marker

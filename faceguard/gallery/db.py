@@ -114,6 +114,12 @@ def _add_person_keys_v4(con: sqlite3.Connection) -> None:
     con.execute("ALTER TABLE events ADD COLUMN snapshot_key INTEGER")
 
 
+def _face_suspended_until_v5(con: sqlite3.Connection) -> None:
+    """Face entry suspended after repeated failed photo checks (access/attempts.py), until this
+    wall-clock time: NULL = not suspended. In the person's row, so erasing them erases it."""
+    con.execute("ALTER TABLE people ADD COLUMN face_suspended_until REAL")
+
+
 Migration = tuple[int, Callable[[sqlite3.Connection], None]]
 
 # Append a step for every schema change, never edit a released one: a gallery of any older
@@ -124,6 +130,7 @@ MIGRATIONS: list[Migration] = [
     (2, _events_evidence_v2),
     (3, _people_valid_until_v3),
     (4, _add_person_keys_v4),
+    (5, _face_suspended_until_v5),
 ]
 
 

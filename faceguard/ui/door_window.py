@@ -327,6 +327,7 @@ class DoorWindow(AdminActions, QMainWindow):
         self.fps_label.setText(f"Camera: {live.camera_fps:.0f} fps · checked: {live.checked_fps:.1f} fps")
         self.infer_label.setText(f"Inference: {report.infer_ms:.0f} ms")
         self._paint(self.rule.faces(report.faces, time.monotonic()))
+        self.banner.tick(report.frame.t)
         for decision, result in report.door_results:
             if not result.ok:
                 self.statusBar().showMessage(f"The door output failed for {who_of(decision)}: "
