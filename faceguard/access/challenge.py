@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,7 +146,7 @@ class Agreement:
         return self.rate < MIN_RATE or self.max_gap_s > MAX_GAP_S
 
 
-def _velocity(pos_at, grid: np.ndarray) -> np.ndarray:
+def _velocity(pos_at: Callable[[np.ndarray], np.ndarray], grid: np.ndarray) -> np.ndarray:
     half = BASELINE_S / 2
     return (pos_at(grid + half) - pos_at(grid - half)) / BASELINE_S
 
