@@ -115,3 +115,53 @@ def test_the_gallery_dialog_resumes_a_suspended_person(qtbot, lin_enrolled):
         assert d.resume_selected()
         assert suspended_until(gallery, lin_enrolled) is None and not d.resume_btn.isVisible()
         resume(gallery, lin_enrolled)        # resuming twice is harmless
+
+
+class Texture:
+    """The interface the texture signal (issue 20, item 4; another branch) gives a FaceTrack:
+    a fixed verdict here, to show how the gate uses it."""
+
+    def __init__(self, verdict: str):
+        self._verdict = verdict
+
+    def verdict(self) -> str:
+        return self._verdict
+
+    def evidence(self) -> dict:
+        return {"mean_score": 0.9 if self._verdict == "screen" else 0.1, "frames": 5}
+
+
+def following_visit(verdict: str, matcher: Matcher, fps: float = 10.0):
+    """A face that follows every path the door shows, with a texture verdict on its track."""
+    from test_follow_target import landmarks
+
+    decider = Decider.from_settings(Settings(), threshold=matcher.threshold, seed=3)
+    paths: list = []
+    t, out = 0.0, []
+    while not out and t < 30.0:
+        seen = [p for p in paths if p.shown_at <= t - 0.3]
+        x, y = 0.3 * seen[-1].position(t - 0.3) if seen else (0.0, 0.0)
+        out = decider.update(t, [((100, 100, 260, 260), matcher.nearest(EMB))], [landmarks(x, y)], [EMB])
+        for track in decider._tracks.values():
+            track.texture = Texture(verdict)
+        for s in decider.statuses:
+            if s.target is not None and (not paths or paths[-1] is not s.target):
+                paths.append(s.target)
+        t += 1 / fps
+    return out
+
+
+def test_a_live_texture_verdict_lets_a_follower_in_with_its_evidence(matcher):
+    (d,) = following_visit("live", matcher)
+    assert d.kind == "GRANTED" and d.texture == {"verdict": "live", "mean_score": 0.1, "frames": 5}
+    assert [c["outcome"] for c in d.challenges] == ["passed"]
+
+
+def test_a_screen_verdict_asks_again_and_counts_but_never_denies_alone(matcher):
+    (d,) = following_visit("screen", matcher)
+    # each followed path doubted by the texture asked a new one and counted against the person;
+    # the 3rd suspends face entry (a second factor, not a plain DENIED by the texture)
+    assert [c["outcome"] for c in d.challenges] == ["screen", "screen", "screen"]
+    assert d.kind == DENIED and d.attack_suspected and "texture signal said screen" in d.reason
+    assert d.attempts["state"] == "suspended" and "second factor" in d.reason
+    assert d.texture["verdict"] == "screen"

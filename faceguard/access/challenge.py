@@ -255,10 +255,14 @@ class ChallengeRun:
         if not self.started:
             self._open(t)
 
-    def reask(self, t: float, why: str) -> None:
-        """A passed path that another signal doubts (the texture says "screen"): a new path."""
+    def doubt(self, why: str) -> None:
+        """A passed path that another signal doubts (the texture says "screen")."""
         if self.done and self.done[-1].outcome == "passed":
             self.done[-1].outcome = why
+
+    def reask(self, t: float, why: str) -> None:
+        """... and a new path for it."""
+        self.doubt(why)
         if self.current is None:
             self._open(t)
 

@@ -93,12 +93,14 @@ class PhotoGate:
             run.start(t)
             run.judge(t)
         if self.passed(track):
-            doubt = self._screen(track)
+            doubt = None if run is None else self._screen(track)   # (no path to ask again: evidence only)
             if doubt is None:
                 return None
             standing = self.attempts.failed(w.person, t)
             log.warning("%s: the texture signal says screen; a new path is asked (%s)", w.label, doubt)
             if standing.state == "suspended":
+                if run is not None:
+                    run.doubt("screen")
                 return self._denied(t, tid, track, w, self._attack(w, standing, "the texture signal "
                                     "said screen"), standing)
             if run is not None:
