@@ -7,7 +7,7 @@
   strengths, and the same print bent and rotated (30 fps).
 * (b) genuine: the synthetic 3-D head (head3d.py) follows the moving dot with a human lag
   (0.2-0.6 s), its own amplitude and noise, PLUS the shared clip's real head movement as
-  fidget (from a random moment of the clip; full and half strength). BPCER over the seeds; the
+  fidget (from a random moment of the clip; at full, half and quarter strength). BPCER over the seeds; the
   added time = GRANTED minus the moment the face alone would have been let in (the first frame
   the door asked for the photo check). Real people must confirm these numbers.
 * (c) direction-matching replay: the attacker owns clips of the employee (the same 3-D head,
@@ -229,6 +229,40 @@ def retrying_attacks(table, matcher, fidget_at, length, runs: int, fps: float, m
             "visits_per_run_median": statistics.median(tries)}
 
 
+def cli_runs(seeds: int) -> dict:
+    """(a) through the real command: the clip re-encoded at 30/10/5 fps (every 1st/3rd/6th
+    frame, timestamps kept) and `faceguard door --camera CLIP --headless --seed N` on a fresh
+    data folder with the enrolled man; the JSON lines it prints are counted."""
+    import os
+    import subprocess
+
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "XDG_DATA_HOME": f"{tmp}/data", "XDG_CONFIG_HOME": f"{tmp}/config"}
+        cli = [sys.executable, "-m", "faceguard.cli"]
+        subprocess.run([*cli, "enroll", str(VIDEO / "lin-manuel-miranda.png"), "--name", "Lin-Manuel Miranda",
+                        "--id", "E001", "--consent"], env=env, check=True, capture_output=True)
+        cap = cv2.VideoCapture(str(VIDEO / "short_hamilton_clip.mp4"))
+        frames = []
+        while (got := cap.read())[0]:
+            frames.append(got[1])
+        for fps in RATES:
+            path = f"{tmp}/clip{fps}.avi"
+            writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), fps, frames[0].shape[1::-1])
+            for f in frames[:: int(FPS // fps)]:
+                writer.write(f)
+            writer.release()
+            granted = 0
+            for seed in range(seeds):
+                run = subprocess.run([*cli, "door", "--camera", path, "--headless", "--seed", str(seed)],
+                                     env=env, capture_output=True, text=True, check=True)
+                lines = [json.loads(x) for x in run.stdout.splitlines() if x.startswith("{")]
+                granted += any(d["decision"] == "GRANTED" for d in lines)
+            out[f"{fps} fps"] = {"granted_runs": granted, "runs": seeds}
+            print(f"(a) `faceguard door --camera CLIP@{fps}fps --headless --seed N`: granted {granted}/{seeds}")
+    return out
+
+
 def pose_table(pipeline: FacePipeline, photo: np.ndarray, landmarks: np.ndarray) -> PoseTable:
     if TABLE.exists():
         return PoseTable.load(TABLE)
@@ -243,6 +277,7 @@ def main() -> int:
     ap.add_argument("--genuine", type=int, default=50, help="runs per frame rate for (b), (c)")
     ap.add_argument("--retry", type=int, default=20, help="5-minute runs of the retrying attacker")
     ap.add_argument("--prints", type=int, default=3, help="seeds per print species (0: skip)")
+    ap.add_argument("--cli", type=int, default=0, help="seeds per frame rate through the real command")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "challenge.json")
     args = ap.parse_args()
     pipeline = FacePipeline.load("cpu")
@@ -272,6 +307,9 @@ def main() -> int:
         print(f"(a) the clip replayed at {fps:>2} fps: granted {granted}/{args.seeds}; "
               f"denied by {report['clip_replay'][f'{fps} fps']['denied_by']}")
 
+    if args.cli:
+        report["clip_replay_cli"] = cli_runs(args.cli)
+
     if args.prints:
         report["prints"] = {}
         for name, pframes in print_attacks(photo).items():
@@ -284,7 +322,7 @@ def main() -> int:
     fidget_at, length = clip_fidget(clip, matcher)
     report["genuine"], report["replay_attacker"] = {}, {}
     for fps in RATES:
-        for scale in (1.0, 0.5):
+        for scale in (1.0, 0.5, 0.25):
             r = genuine(table, matcher, fidget_at, length, args.genuine, fps, scale)
             report["genuine"][f"{fps} fps, clip fidget ×{scale}"] = r
             print(f"(b) genuine at {fps:>2} fps, fidget ×{scale}: BPCER {r['bpcer']:.1%}, added time "

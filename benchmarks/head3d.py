@@ -68,7 +68,7 @@ class Follower:
     real head movement). Sees each new path (``see``) the moment the door shows it."""
 
     def __init__(self, rng: np.random.Generator, lag_s: tuple[float, float] = (0.2, 0.6),
-                 deg_per_unit: tuple[float, float] = (10.0, 20.0), noise_deg: float = 0.4,
+                 deg_per_unit: tuple[float, float] = (12.0, 20.0), noise_deg: float = 0.4,
                  fidget=None):
         self.rng = rng
         self.lag = float(rng.uniform(*lag_s))

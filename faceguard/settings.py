@@ -130,11 +130,11 @@ class Settings:
     stranger_frames: int = 5          # K frames of a stranger before DENIED
     cooldown_s: float = 10.0          # one visit = one event per person
     # A recognised face must also prove it is a live head: move like one (not a flat picture)
-    # and follow one random head movement the door asks for (not a replayed video).
+    # and follow a dot moving on a random path (not a replayed video).
     photo_check: bool = True
     photo_check_min_motion: float = DEFAULT_MIN_MOTION   # see faceguard/access/liveness.py
     photo_check_timeout_s: float = 8.0    # recognised but not moved for this long: DENIED
-    challenge: bool = True            # with the photo check: one random head movement per visit
+    challenge: bool = True            # with the photo check: follow a dot on a random path per visit
     door: DoorSettings = field(default_factory=DoorSettings)
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set
     log_retention_days: int = 30

@@ -15,6 +15,7 @@ import pytest
 
 from faceguard.access.challenge import (
     DIRECTIONS,
+    HOLD,
     MAX_REACH,
     PITCH_GAIN,
     VECTORS,
@@ -67,20 +68,24 @@ def follower(seed: int, lag: float = 0.35, gain: float = 0.2, noise: float = 0.0
     return motion
 
 
-def test_paths_are_random_right_angled_reproducible_and_within_reach():
+def test_paths_are_random_right_angled_with_stops_reproducible_and_within_reach():
     seen = set()
     for seed in range(200):
         path = draw_path(random.Random(seed), 5.0)
         assert path == draw_path(random.Random(seed), 5.0)            # a seed reproduces it
-        assert 2 <= len(path.directions) <= 3 and set(path.directions) <= set(DIRECTIONS)
-        for a, b in zip(path.directions, path.directions[1:], strict=False):
+        moves = path.directions[::2]
+        assert 2 <= len(moves) <= 3 and set(moves) <= set(DIRECTIONS)
+        assert set(path.directions[1::2]) == {HOLD}                    # a stop between moves
+        for a, b in zip(moves, moves[1:], strict=False):
             assert abs(float(np.dot(VECTORS[a], VECTORS[b]))) < 1e-9     # a right angle each turn
         assert np.max(np.linalg.norm(np.array(path.points), axis=1)) <= MAX_REACH + 1e-9
-        assert 1.0 <= path.length_s <= 2.1 and path.shown_at == 5.0
+        assert 1.1 <= path.length_s <= 2.9 and path.shown_at == 5.0
         assert np.allclose(path.position(5.0), path.points[0])
         assert np.allclose(path.position(path.ends_at), path.points[-1])
-        seen.add(path.directions)
-    assert len(seen) > 40        # 8 first moves × 2 × (1 or 2) turns
+        stop = path.shown_at + path.durations[0] + path.durations[1] / 2
+        assert path.move_at(stop) == HOLD and path.move_at(path.ends_at) is None
+        seen.add(moves)
+    assert len(seen) == 32       # 8 first moves × 2 turns, then stop or turn back (within reach)
 
 
 def test_head_point_follows_the_persons_view_of_the_screen():
@@ -107,11 +112,12 @@ def test_the_same_visit_gets_the_same_answer_at_5_10_and_30_fps(seed):
 @pytest.mark.parametrize("fps", FPS_LIST)
 def test_still_fidgeting_and_late_faces_do_not_pass_at_any_rate(fps):
     for seed in range(10):
-        for motion in (follower(seed, gain=0.0), follower(seed, gain=0.0, fidget=0.1),
-                       follower(seed, lag=1.6)):
+        for motion in (follower(seed, gain=0.0), follower(seed, gain=0.0, fidget=0.1)):
             run = visit(fps, seed, motion)
             assert run.failed and not run.passed, run.summary()
-            assert [c.outcome for c in run.done] == ["not followed", "not followed"]
+            assert [c.outcome for c in run.done] == ["not followed"] * 3
+        late = visit(fps, seed, follower(seed, lag=1.6))       # longer than any human lag
+        assert late.done[0].outcome == "not followed", late.summary()
 
 
 def test_a_fidget_costs_a_second_path_not_the_visit():
@@ -163,3 +169,14 @@ def test_agreement_is_none_until_the_smallest_lag_can_be_judged():
     times = np.arange(0.0, path.ends_at + 1.0, 0.1)
     r = agreement(path, times, np.zeros((len(times), 2)))
     assert r is not None and r.complete and not r.passed and r.score == 0.0
+
+
+@pytest.mark.parametrize("period_s", [1.2, 2.0, 3.3])
+def test_a_head_that_circles_or_sways_without_stopping_does_not_pass(period_s):
+    """A recording of a head circling turns every way in turn; the path's stops catch it."""
+    for seed in range(20):
+        for sense in (1, -1):
+            def motion(t, run, ph=0.37 * seed, w=sense * 2 * np.pi / period_s):
+                return 0.15 * np.array([np.cos(w * t + ph), np.sin(w * t + ph)])
+            run = visit(10, seed, motion)
+            assert not run.passed, run.summary()

@@ -20,7 +20,7 @@ profiles, and every move must also be made the right way (the head's displacemen
 lagged move within 55° of the target's) and far enough (``MIN_STEP``). A lag that meets all
 three passes the path. The path is decided once the window has passed (move time + the
 largest lag), or earlier as soon as a lag passes; fidgets only make the path fail, and the
-visit then gets a second path (``ChallengeRun``). Too few pose samples per second in the
+visit then gets a second (and a third) path (``ChallengeRun``). Too few pose samples per second in the
 window (a slow PC) is its own outcome, ``too slow``: never a pass.
 """
 
@@ -40,10 +40,15 @@ from faceguard.access.liveness import MIN_EYE_DISTANCE_PX, nose_position
 DIRECTIONS = ("RIGHT", "DOWN-RIGHT", "DOWN", "DOWN-LEFT", "LEFT", "UP-LEFT", "UP", "UP-RIGHT")
 VECTORS = {name: np.array([math.cos(k * math.pi / 4), math.sin(k * math.pi / 4)])
            for k, name in enumerate(DIRECTIONS)}
+HOLD = "HOLD"               # the dot stops between moves
+VECTORS[HOLD] = np.zeros(2)
 PITCH_GAIN = 1.6            # the nose moves about 0.2 for 10° of yaw, 0.12 for 10° of pitch
 MOVES = (2, 3)
-MOVE_S = (0.5, 0.7)
-MAX_REACH = 2.3             # the path stays within this distance of the centre (marker units)
+MOVE_S = (0.45, 0.65)
+HOLD_S = (0.25, 0.45)       # a stop of random length between moves: a head that never stops
+                            # (a clip circling or swaying) cannot match it
+MAX_HOLD_DRIFT = 0.45       # during a stop the head moves at most this part of its mean move
+MAX_REACH = 1.5             # the path stays within this distance of the centre (marker units)
 LAG_S = (0.15, 0.7)         # a human's lag behind a moving target
 GRID_S = 0.05               # the fixed time grid the samples are interpolated onto
 BASELINE_S = 0.2            # velocities over this span: the same at 5 and at 30 frames/s
@@ -93,7 +98,7 @@ class TargetPath:
         return out[0] if np.ndim(t) == 0 else out
 
     def move_at(self, t: float) -> str | None:
-        """The direction of the move under way (or next) at ``t``; None once the path is over."""
+        """The direction of the move under way at ``t`` (HOLD during a stop); None once over."""
         if t >= self.ends_at:
             return None
         k = int(np.clip(np.searchsorted(self._starts(), t, side="right") - 1, 0, len(self.durations) - 1))
@@ -106,8 +111,9 @@ class TargetPath:
 
 
 def draw_path(rng: random.Random, t0: float, origin: tuple[float, float] = (0.0, 0.0)) -> TargetPath:
-    """A random path shown from ``t0``: 2-3 moves at right angles, within ``MAX_REACH`` of the
-    centre. A second path starts where the first ended, so the dot never jumps."""
+    """A random path shown from ``t0``: 2-3 moves at right angles with a stop of random length
+    between them, within ``MAX_REACH`` of the centre. A second path starts where the first
+    ended, so the dot never jumps."""
     while True:
         k = rng.randrange(len(DIRECTIONS))
         names = [DIRECTIONS[k]]
@@ -117,8 +123,16 @@ def draw_path(rng: random.Random, t0: float, origin: tuple[float, float] = (0.0,
         pts = np.cumsum([np.array(origin, np.float64)] + [VECTORS[n] for n in names], axis=0)
         if np.max(np.linalg.norm(pts, axis=1)) <= MAX_REACH:
             break
-    durations = tuple(rng.uniform(*MOVE_S) for _ in names)
-    return TargetPath(t0, tuple(names), tuple((float(x), float(y)) for x, y in pts), durations)
+    segments, points, durations = [], [pts[0]], []
+    for k, name in enumerate(names):
+        if k:
+            segments.append(HOLD)
+            points.append(pts[k])
+            durations.append(rng.uniform(*HOLD_S))
+        segments.append(name)
+        points.append(pts[k + 1])
+        durations.append(rng.uniform(*MOVE_S))
+    return TargetPath(t0, tuple(segments), tuple((float(x), float(y)) for x, y in points), tuple(durations))
 
 
 def head_point(landmarks: np.ndarray) -> np.ndarray:
@@ -179,7 +193,11 @@ def agreement(path: TargetPath, times: np.ndarray, points: np.ndarray) -> Agreem
         ends = head_at(starts + lag)
         steps = [float(np.dot(ends[i + 1] - ends[i], m)) for i, m in enumerate(moves)]
         lengths = [float(np.linalg.norm(ends[i + 1] - ends[i])) for i in range(len(moves))]
-        ok = tuple(s >= MIN_STEP and s >= MIN_COS * n for s, n in zip(steps, lengths, strict=True))
+        moved = [s for s, name in zip(steps, path.directions, strict=True) if name != HOLD]
+        drift = MAX_HOLD_DRIFT * max(float(np.mean(moved)), MIN_STEP)
+        ok = tuple(n <= drift if name == HOLD else (s >= MIN_STEP and s >= MIN_COS * n)
+                   for s, n, name in zip(steps, lengths, path.directions, strict=True))
+
         passed = score >= MIN_SCORE and all(ok)
         key = (passed, score)
         if best is None or key > best[0]:
@@ -223,7 +241,7 @@ class ChallengeRun:
     path that was not followed a new one is shown, and ``max_failures`` of them end it."""
 
     rng: random.Random
-    max_failures: int = 2
+    max_failures: int = 3
     done: list[PathTry] = field(default_factory=list)
     current: PathTry | None = None
     _times: deque = field(default_factory=deque)

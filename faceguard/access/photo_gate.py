@@ -38,7 +38,7 @@ TOO_SLOW = "this PC is too slow for the photo check right now"
 
 class PhotoGate:
     def __init__(self, enabled: bool, min_motion: float, timeout_s: float, board: StatusBoard, *,
-                 challenge: bool = False, seed: int | None = None, challenge_failures: int = 2,
+                 challenge: bool = False, seed: int | None = None, challenge_failures: int = 3,
                  attempts: Attempts | None = None):
         self.enabled = enabled
         self.min_motion = min_motion
