@@ -114,9 +114,11 @@ class PhotoGate:
             return self._failed(t, tid, track, w, f"{w.label} recognised, but the head did not follow "
                                                   f"the moving dot ({run.summary()}); a video?")
         if t - w.since >= self.timeout_s:      # (the default leaves time for two whole paths)
+            why = (self.no_head_movement(track, self.timeout_s) if track.photo.best < self.min_motion
+                   else f"within {self.timeout_s:.0f} s the head did not follow the moving dot "
+                        f"({run.summary() if run is not None else ''}); a video?")
             return self._failed(t, tid, track, w, f"{w.label} recognised (median distance "
-                                                  f"{w.distance:.2f} ≤ threshold {w.threshold:.2f}), "
-                                                  f"but {self.no_head_movement(track, self.timeout_s)}")
+                                                  f"{w.distance:.2f} ≤ threshold {w.threshold:.2f}), but {why}")
         path = run.current.path if run is not None and run.current is not None else None
         asked = None if path is None else path.move_at(t)
         text = (f"{w.label}: follow the moving dot with your nose" if path is not None
