@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import pose_landmarks as landmarks
 
 from faceguard.access.attempts import Attempts
 from faceguard.access.decide import DENIED, Decider
@@ -133,8 +134,6 @@ class Texture:
 
 def following_visit(verdict: str, matcher: Matcher, fps: float = 10.0):
     """A face that follows every path the door shows, with a texture verdict on its track."""
-    from test_follow_target import landmarks
-
     decider = Decider.from_settings(Settings(), threshold=matcher.threshold, seed=3)
     paths: list = []
     t, out = 0.0, []

@@ -12,12 +12,12 @@ import random
 
 import numpy as np
 import pytest
+from conftest import pose_landmarks as landmarks
 
 from faceguard.access.challenge import (
     DIRECTIONS,
     HOLD,
     MAX_REACH,
-    PITCH_GAIN,
     VECTORS,
     ChallengeRun,
     agreement,
@@ -26,13 +26,6 @@ from faceguard.access.challenge import (
 )
 
 FPS_LIST = (5, 10, 30)
-
-
-def landmarks(x: float, y: float) -> np.ndarray:
-    """Five points whose head pose (challenge.head_point) is (x, y); eyes 60 px apart."""
-    u, v = -x, y / PITCH_GAIN
-    em = np.array([[100, 100], [160, 100], [100, 160], [160, 160]], np.float64)
-    return np.array([em[0], em[1], [130 + 30 * u, 130 + 30 * v], em[2], em[3]])
 
 
 def visit(fps: float, seed: int, motion, *, limit_s: float = 12.0) -> ChallengeRun:
