@@ -61,37 +61,90 @@ class Head:
         return cv2.inpaint(frame, holes, 2, cv2.INPAINT_TELEA)
 
 
-class Responder:
-    """A person at the door: looks at the camera (with a little natural sway), and when the
-    door asks for a direction, turns that way after a reaction time, holds, and turns back."""
+class Follower:
+    """A person at the door who follows the moving dot with their nose: with a human lag
+    (0.2-0.6 s), their own amplitude (degrees per marker unit), a little noise, and optionally
+    their natural fidgeting (``fidget(t) -> (yaw, pitch)`` in degrees, e.g. the shared clip's
+    real head movement). Sees each new path (``see``) the moment the door shows it."""
 
-    def __init__(self, rng: np.random.Generator, reaction_s: tuple[float, float] = (0.3, 0.8),
-                 turn_deg: float = 20.0, speed_deg_s: float = 90.0):
+    def __init__(self, rng: np.random.Generator, lag_s: tuple[float, float] = (0.2, 0.6),
+                 deg_per_unit: tuple[float, float] = (12.0, 20.0), noise_deg: float = 0.4,
+                 fidget=None):
         self.rng = rng
-        self.reaction_s = reaction_s
-        self.turn_deg = turn_deg
-        self.speed = speed_deg_s
-        self.asked: tuple[str, float, float] | None = None    # direction, seen at, reaction
+        self.lag = float(rng.uniform(*lag_s))
+        self.gain = float(rng.uniform(*deg_per_unit))
+        self.noise = noise_deg
+        self.fidget = fidget
+        self.paths: list = []                  # challenge.TargetPath, in the order shown
 
-    def ask(self, direction: str | None, t: float) -> None:
-        if direction is None:
-            return
-        if self.asked is None or self.asked[0] != direction or t - self.asked[1] > 2.5:
-            if self.asked is None or self.asked[0] != direction:
-                self.asked = (direction, t, float(self.rng.uniform(*self.reaction_s)))
+    def see(self, path) -> None:
+        if path is not None and (not self.paths or self.paths[-1].shown_at != path.shown_at):
+            self.paths.append(path)
 
     def pose(self, t: float) -> tuple[float, float]:
-        sway = 1.0 * np.sin(2.1 * t), 0.7 * np.sin(1.3 * t + 0.5)
-        if self.asked is None:
-            return sway
-        direction, seen, reaction = self.asked
-        moving = t - seen - reaction
-        if moving <= 0:
-            return sway
-        hold = self.turn_deg / self.speed + 0.6
-        angle = self.turn_deg * min(1.0, moving * self.speed / self.turn_deg)
-        if moving > hold:                                   # turn back to the camera
-            angle = max(0.0, self.turn_deg - (moving - hold) * self.speed)
-        yaw = {"LEFT": angle, "RIGHT": -angle}.get(direction, 0.0)
-        pitch = angle * 0.8 if direction == "UP" else 0.0
-        return sway[0] + yaw, sway[1] + pitch
+        """(yaw, pitch) in degrees: yaw > 0 is the person's left, pitch > 0 chin up. The dot's
+        x grows to the person's right and its y downwards, so both turn the other way."""
+        yaw, pitch = self.rng.normal(0.0, self.noise, 2)
+        if self.fidget is not None:
+            fy, fp = self.fidget(t)
+            yaw, pitch = yaw + fy, pitch + fp
+        seen = [p for p in self.paths if p.shown_at <= t - self.lag]
+        if seen:
+            x, y = seen[-1].position(t - self.lag)
+            yaw, pitch = yaw - self.gain * x, pitch - self.gain * y
+        return float(yaw), float(pitch)
+
+
+class PoseTable:
+    """The 3-D head rendered on a grid of poses and run through the real pipeline once per
+    grid point (``build``); ``face(yaw, pitch)`` then gives the pipeline's box and landmarks
+    interpolated bilinearly between the grid points (they change smoothly with the pose) and
+    the nearest point's embedding. Rendering costs about 0.5 s a frame on a busy CPU, so
+    closed-loop benchmarks over many seeds read the table instead of rendering every frame."""
+
+    def __init__(self, yaws: np.ndarray, pitches: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray,
+                 embeddings: np.ndarray):
+        self.yaws, self.pitches = yaws, pitches
+        self.boxes, self.landmarks, self.embeddings = boxes, landmarks, embeddings
+
+    @classmethod
+    def build(cls, head: Head, pipeline, yaw_max: float = 30.0, pitch_max: float = 20.0,
+              step: float = 2.0) -> PoseTable:
+        yaws = np.arange(-yaw_max, yaw_max + 1e-9, step)
+        pitches = np.arange(-pitch_max, pitch_max + 1e-9, step)
+        boxes = np.full((len(yaws), len(pitches), 4), np.nan)
+        lms = np.full((len(yaws), len(pitches), 5, 2), np.nan)
+        embs = np.zeros((len(yaws), len(pitches), 512), np.float32)
+        for i, y in enumerate(yaws):
+            for j, p in enumerate(pitches):
+                faces = pipeline.process(head.render(float(y), float(p)))
+                if faces:
+                    f = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+                    boxes[i, j], lms[i, j] = f.box, f.landmarks
+                    embs[i, j, :len(f.embedding)] = f.embedding
+        return cls(yaws, pitches, boxes, lms, embs[..., :len(f.embedding)])
+
+    def save(self, path) -> None:
+        np.savez_compressed(path, yaws=self.yaws, pitches=self.pitches, boxes=self.boxes,
+                            landmarks=self.landmarks, embeddings=self.embeddings)
+
+    @classmethod
+    def load(cls, path) -> PoseTable:
+        z = np.load(path)
+        return cls(z["yaws"], z["pitches"], z["boxes"], z["landmarks"], z["embeddings"])
+
+    def face(self, yaw: float, pitch: float):
+        """(box, landmarks, embedding) of the head at this pose, or None where the detector
+        found no face at a neighbouring grid point."""
+        fy = float(np.clip((yaw - self.yaws[0]) / (self.yaws[1] - self.yaws[0]), 0, len(self.yaws) - 1.001))
+        fp = float(np.clip((pitch - self.pitches[0]) / (self.pitches[1] - self.pitches[0]), 0,
+                           len(self.pitches) - 1.001))
+        i, j = int(fy), int(fp)
+        a, b = fy - i, fp - j
+        w = np.array([[(1 - a) * (1 - b), (1 - a) * b], [a * (1 - b), a * b]])
+        cells = (slice(i, i + 2), slice(j, j + 2))
+        if np.isnan(self.boxes[cells]).any():
+            return None
+        box = np.einsum("ij,ijk->k", w, self.boxes[cells])
+        lm = np.einsum("ij,ijkl->kl", w, self.landmarks[cells])
+        return box, lm, self.embeddings[int(round(fy)), int(round(fp))]

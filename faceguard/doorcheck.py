@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from faceguard.access.challenge import TargetPath
 from faceguard.access.decide import Decider
 from faceguard.access.door import AsyncDoor, DoorOutput, DoorResult, make_door
 from faceguard.access.records import DENIED, GRANTED, PIN, Decision, TrackState, TrackStatus, as_box
@@ -29,6 +30,7 @@ from faceguard.gallery.ids import printable
 from faceguard.gallery.match import Matcher, MatchResult
 from faceguard.gallery.recognise import gallery_matcher, visit_zones, zone_thresholds
 from faceguard.gallery.store import Gallery
+from faceguard.gallery.suspension import GallerySuspensions
 from faceguard.instance import claim_data_folder
 from faceguard.outputs.hub import Outputs
 from faceguard.settings import Settings
@@ -57,7 +59,8 @@ class FaceReport:
     state: TrackState           # Decider's track state: looking | recognising | granted | ...
     status: str                 # e.g. "recognising Ana 2/3"
     explanation: str            # e.g. "Ana: distance 0.08 ≤ threshold 0.11"
-    direction: str | None = None    # the photo check's challenge asked of this face: LEFT | RIGHT | UP
+    direction: str | None = None    # the photo check's challenge: the dot's move now (challenge.DIRECTIONS)
+    target: TargetPath | None = None    # ... and the dot's whole path (frame times), for the marker
 
 
 @dataclass
@@ -100,6 +103,7 @@ class DoorCheck:
         self.settings = settings.validate()
         claim_data_folder(gallery.root)   # one door check per data folder
         self.decider = Decider.from_settings(settings, seed=seed)  # its threshold follows the gallery
+        self.decider.photo.attempts.store = GallerySuspensions(gallery)   # a restart keeps a suspension
         self.events = EventLog(gallery) if log_events else None
         self.door = AsyncDoor(door or make_door(settings.door))
         self._pending: list[tuple[Decision, int | None]] = []   # door still opening: (decision, event id)
@@ -209,6 +213,7 @@ class DoorCheck:
         version = self.gallery.db.data_version()
         self.matcher = self._build_matcher()
         self._gallery_version = version   # only once built: a failed reload is tried again
+        self.decider.photo.attempts.refresh()   # face entry may have been resumed
 
     def _follow_gallery(self) -> None:
         """Another process changed the gallery (an enrolment, a removal from the command line):
@@ -277,11 +282,11 @@ class DoorCheck:
         faces = []
         for r, m, st in zip(results, matches, statuses, strict=True):
             if st is None and not self.face_unlock:
-                st_state, st_text, direction = TrackState.NO_GALLERY, FACE_UNLOCK_OFF, None
+                st_state, st_text, direction, target = TrackState.NO_GALLERY, FACE_UNLOCK_OFF, None, None
             elif st is None:
-                st_state, st_text, direction = TrackState.NO_GALLERY, "nobody is enrolled yet", None
+                st_state, st_text, direction, target = TrackState.NO_GALLERY, "nobody is enrolled yet", None, None
             else:
-                st_state, st_text, direction = st.state, st.text, st.direction
+                st_state, st_text, direction, target = st.state, st.text, st.direction, st.target
             # The name painted is this frame's answer only, never a track's earlier one, and
             # never a name the face may need a PIN for, unless this face was let in (issue 21).
             let_in = st_state in (TrackState.GRANTED, TrackState.COOLDOWN)
@@ -292,7 +297,8 @@ class DoorCheck:
                 name=m.name if m.accepted and not hide else None,
                 employee_id=str(m.id) if m.accepted and not hide else None,
                 distance=float(m.distance), threshold=self.threshold, state=st_state, status=st_text,
-                explanation=unnamed_explanation(m) if hide else m.explain(), direction=direction))
+                explanation=unnamed_explanation(m) if hide else m.explain(), direction=direction,
+                target=target))
         self._last_rgb = frame.rgb
         decisions = [self._stale_veto(d) for d in decisions]
         for d in decisions:

@@ -41,6 +41,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "site_max_stale_s": (0, 30 * 86400, "seconds"),
     "min_face_px": (20, 400, "pixels"),
     "full_detect_every": (1, 30, "frames"),
+    "photo_retry_wait_s": (0, 3600, "seconds"),
+    "face_suspend_s": (60, 86400, "seconds"),
 }
 _OPEN_ENDS = {"threshold", "photo_check_min_motion"}
 
@@ -223,11 +225,11 @@ class Settings:
     stranger_frames: int = 5          # K frames of a stranger before DENIED
     cooldown_s: float = 10.0          # one visit = one event per person
     # A recognised face must also prove it is a live head: move like one (not a flat picture)
-    # and follow one random head movement the door asks for (not a replayed video).
+    # and follow a dot moving on a random path (not a replayed video).
     photo_check: bool = True
     photo_check_min_motion: float = DEFAULT_MIN_MOTION   # see faceguard/access/liveness.py
     photo_check_timeout_s: float = 8.0    # recognised but not moved for this long: DENIED
-    challenge: bool = True            # with the photo check: one random head movement per visit
+    challenge: bool = True            # with the photo check: follow a dot on a random path per visit
     door: DoorSettings = field(default_factory=DoorSettings)
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set
     log_retention_days: int = 30
@@ -253,6 +255,10 @@ class Settings:
     # followed, and wherever the picture changed).
     min_face_px: int = 60
     full_detect_every: int = 5
+    # Failed photo checks count per person (faceguard/access/attempts.py): the 2nd within 5
+    # minutes means this wait; the 3rd suspends face entry for this long ("attack suspected").
+    photo_retry_wait_s: float = 30.0
+    face_suspend_s: float = 900.0
 
     def validate(self) -> Settings:
         def bad(key: str, why: str) -> SettingsError:
@@ -269,7 +275,8 @@ class Settings:
         if self.threshold is not None:
             check_range("threshold", float(self.threshold))
         for key in ("window_frames", "stranger_frames", "cooldown_s", "photo_check_min_motion",
-                    "photo_check_timeout_s", "log_retention_days", "site_max_stale_s"):
+                    "photo_check_timeout_s", "log_retention_days", "site_max_stale_s",
+                    "photo_retry_wait_s", "face_suspend_s"):
             check_range(key, getattr(self, key))
         check_confirm_frames(self.confirm_frames, self.window_frames)
         check_range("min_face_px", self.min_face_px)

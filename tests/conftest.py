@@ -561,3 +561,11 @@ class Site:
     def close(self) -> None:
         for g in self.galleries.values():
             g.close()
+def pose_landmarks(x: float, y: float) -> np.ndarray:
+    """Five detector points whose head pose (access/challenge.head_point) is (x, y): x to the
+    person's right, y down, pose units; eyes 60 px apart (issue 20's generated tracks)."""
+    from faceguard.access.challenge import PITCH_GAIN
+
+    u, v = -x, y / PITCH_GAIN
+    em = np.array([[100, 100], [160, 100], [100, 160], [160, 160]], np.float64)
+    return np.array([em[0], em[1], [130 + 30 * u, 130 + 30 * v], em[2], em[3]])

@@ -1,19 +1,18 @@
-"""Issue 13: the challenge–response a replayed video cannot follow, on by default.
+"""Issues 13 and 20: the follow-the-target challenge a replayed video cannot follow, on by default.
 
-Unit rules on made-up landmarks; the attacks on real material: the shared clip replayed as the
-camera (20 seeds), the waved print; the genuine side with the synthetic 3-D head that follows
-the door's instruction (benchmarks/head3d.py); the window's arrow and DENIED reason."""
+(The rules on generated landmark tracks: test_follow_target.py.) The attacks on real material:
+the shared clip replayed as the camera at 5, 10 and 30 processed frames per second (20 seeds
+each), the waved print; the genuine side with the synthetic 3-D head that follows the door's
+moving dot (benchmarks/head3d.py); the window's marker and DENIED reason."""
 
 from __future__ import annotations
 
-import random
 import sys
 
 import numpy as np
 import pytest
 from conftest import REPO
 
-from faceguard.access.challenge import TURN, ChallengeRun
 from faceguard.access.decide import DENIED, GRANTED, Decider
 from faceguard.camera import FrameSource
 from faceguard.doorcheck import DoorCheck
@@ -23,67 +22,22 @@ from faceguard.settings import Settings
 from faceguard.vision.image import load_image
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from head3d import Head, Responder  # noqa: E402
+from head3d import Follower, Head  # noqa: E402
 
 FPS = 30.0
 
 
-def landmarks(u: float, v: float = 0.0) -> np.ndarray:
-    """Five points whose nose sits at (u, v) in the eyes-and-mouth square (eyes 60 px apart)."""
-    eyes_mouth = np.array([[100, 100], [160, 100], [100, 160], [160, 160]], np.float64)
-    nose = [130 + 30 * u, 130 + 30 * v]
-    return np.array([eyes_mouth[0], eyes_mouth[1], nose, eyes_mouth[2], eyes_mouth[3]])
-
-
-def run_pose(direction: str, poses) -> ChallengeRun:
-    """A run whose one challenge asks ``direction``; poses: (t, u, v) frames, started at t=0."""
-    run = ChallengeRun(random.Random(0), directions=(direction,))
-    run.observe(-0.1, landmarks(0.0))
-    run.start(0.0)
-    for t, u, v in poses:
-        run.observe(t, landmarks(u, v))
-    return run
-
-
-@pytest.mark.parametrize(("direction", "poses", "outcome"), [
-    ("LEFT", [(0.1 * i, 0.0 if i < 5 else 0.4, 0) for i in range(12)], "passed"),
-    ("RIGHT", [(0.1 * i, 0.0 if i < 5 else -0.4, 0) for i in range(12)], "passed"),
-    ("LEFT", [(0.1 * i, 0.0 if i < 5 else -0.4, 0) for i in range(12)], "wrong way"),
-    ("LEFT", [(0.05 * i, 0.4, 0) for i in range(6)], "too early"),        # moving before anyone could react
-    ("LEFT", [(0.1 * i, 0.05, 0) for i in range(40)], "too late"),
-    # a small nod while turning is normal; a large one is not what was asked
-    ("LEFT", [(0.1 * i, 0.0 if i < 5 else 0.4, 0.0 if i < 5 else 0.1) for i in range(12)], "passed"),
-    ("LEFT", [(0.1 * i, 0.0, 0.0 if i < 5 else 0.3) for i in range(12)], "wrong way"),
-])
-def test_one_challenge_is_judged_by_direction_and_timing(direction, poses, outcome):
-    run = run_pose(direction, poses)
-    assert run.done and run.done[0].outcome == outcome
-    assert (run.passed, run.done[0].direction) == (outcome == "passed", direction)
-    if outcome == "passed":
-        assert run.done[0].moved >= TURN[0]
-
-
-def test_a_first_failure_asks_again_and_the_second_denies():
-    run = ChallengeRun(random.Random(1), directions=("LEFT",), max_failures=2)
-    run.observe(-0.1, landmarks(0.0))
-    run.start(0.0)
-    for i in range(10):                                  # the wrong way: one failure, asked again
-        run.observe(0.3 + 0.1 * i, landmarks(-0.4))
-    assert [c.outcome for c in run.done] == ["wrong way"] and run.current is not None
-    assert not run.failed
-    for i in range(40):                                  # never the asked way: the second failure
-        run.observe(1.5 + 0.1 * i, landmarks(-0.4))
-    assert run.failed and len(run.done) == 2
-
-
-def _decide(results, seed: int, matcher, photo_check=True, challenge=True):
+def _decide(results, seed: int, matcher, photo_check=True, challenge=True, step: int = 1):
+    """Replay cached clip frames (every ``step``-th: 30 fps / step processed) through a Decider."""
     decider = Decider.from_settings(Settings(photo_check=photo_check, challenge=challenge),
                                     threshold=matcher.threshold, seed=seed)
-    out = []
-    for frame in results:
+    out, paths = [], set()
+    for frame in results[::step]:
         faces = frame.results
         obs = [(f.box, matcher.nearest(f.embedding)) for f in faces]
         out += decider.update(frame.t, obs, [f.landmarks for f in faces], [f.embedding for f in faces])
+        paths |= {s.target for s in decider.statuses if s.target is not None}
+    _decide.paths = paths       # the paths the door showed in this run
     return out
 
 
@@ -96,13 +50,22 @@ def lin_matcher(shared_data, pipeline):
                    names=["Lin-Manuel Miranda"]), enrolled
 
 
-def test_the_shared_clip_replayed_as_an_attack_is_denied_in_most_visits(clip_results, lin_matcher):
+@pytest.mark.parametrize("fps", [30, 10, 5])
+def test_the_shared_clip_replayed_as_an_attack_is_denied_at_any_frame_rate(clip_results, lin_matcher, fps):
     """The clip is a real video of the enrolled man: without the check it opens the door; with
-    the default check it must stay shut in at least 3 of 4 seeded runs (issue 13)."""
+    the default check it may open in at most 1 of 20 seeded runs, at 30, 10 or 5 processed
+    frames per second (issue 20: 14/20 and 13/20 at 5 and 10 fps with the old LEFT/RIGHT)."""
     matcher, _ = lin_matcher
-    assert any(d.kind == GRANTED for d in _decide(clip_results, 0, matcher, photo_check=False))
-    granted = [any(d.kind == GRANTED for d in _decide(clip_results, seed, matcher)) for seed in range(20)]
-    assert sum(granted) <= 5, f"the replayed clip opened the door in {sum(granted)} of 20 runs"
+    step = 30 // fps
+    assert any(d.kind == GRANTED for d in _decide(clip_results, 0, matcher, photo_check=False, step=step))
+    granted = 0
+    for seed in range(20):
+        decisions = _decide(clip_results, seed, matcher, step=step)
+        granted += any(d.kind == GRANTED for d in decisions)
+        assert len(_decide.paths) >= 2          # the door showed paths, and the clip failed the first
+        judged = [c for d in decisions for c in (d.challenges or ())]
+        assert all(c["outcome"] != "too slow" and c["samples_per_s"] >= 4 for c in judged if "score" in c)
+    assert granted <= 1, f"the replayed clip opened the door in {granted} of 20 runs at {fps} fps"
 
 
 def test_the_waved_print_is_denied_with_the_challenge_on(pipeline, lin_enrolled, print_attack_video):
@@ -118,41 +81,65 @@ def test_the_waved_print_is_denied_with_the_challenge_on(pipeline, lin_enrolled,
         assert rows[0].evidence["min_motion"] == 0.3 and rows[0].evidence["motion"] < 0.3
 
 
-def test_a_person_who_follows_the_instruction_is_let_in_quickly(pipeline, lin_matcher, shared_data):
-    """The synthetic 3-D head (real people must confirm this) turns the asked way after a
-    human reaction time: let in, within 1.5 s of the time it is recognised, every seed tried."""
+@pytest.mark.parametrize("fps", [30, 5])
+def test_a_person_who_follows_the_dot_is_let_in(pipeline, lin_matcher, shared_data, fps):
+    """The synthetic 3-D head (real people must confirm this) follows the moving dot with a
+    human lag: let in, within 4 s of the time it is recognised, at 30 and at 5 frames/s."""
     matcher, enrolled = lin_matcher
     head = Head(load_image(shared_data / "video" / "lin-manuel-miranda.png")[..., :3], enrolled.landmarks)
-    for seed in range(3):
-        person = Responder(np.random.default_rng(seed))
+    for seed in range(2):
+        # (a clear follower: the parallax bar smooths over 5 frames, which at 5 fps is a whole
+        # second and shaves a small follower's motion below 0.3; see the report of issue 20)
+        person = Follower(np.random.default_rng(seed), deg_per_unit=(16.0, 20.0))
         decider = Decider.from_settings(Settings(), threshold=matcher.threshold, seed=seed)
         asked_at, decision, t = None, None, 0.0
-        while decision is None and t < 8.0:
+        while decision is None and t < 10.0:
             faces = pipeline.process(head.render(*person.pose(t)))
             obs = [(f.box, matcher.nearest(f.embedding)) for f in faces]
             got = decider.update(t, obs, [f.landmarks for f in faces], [f.embedding for f in faces])
-            decision = got[0] if got else None
+            # (the renderer's edges now and then make a tiny extra "face": a stranger of its own)
+            decision = next((d for d in got if d.person_id == "E001"), None)
             for s in decider.statuses:
-                if s.direction and asked_at is None:
+                if s.target is not None and asked_at is None:
                     asked_at = t
-                person.ask(s.direction, t)
-            t += 1 / FPS
+                person.see(s.target)
+            t += 1 / fps
         assert decision is not None and decision.kind == GRANTED, (seed, decision)
-        assert decision.time - asked_at <= 1.5
-        (c,) = decision.challenges
-        assert c["outcome"] == "passed" and c["answered_after_s"] >= 0.3      # a human's reaction
-        assert "asked " in decision.reason and "passed" in decision.reason
+        assert decision.time - asked_at <= 4.0
+        c = decision.challenges[-1]
+        assert c["outcome"] == "passed" and c["score"] >= 0.7 and 0.15 <= c["lag_s"] <= 0.7
+        assert c["path"]["directions"] and c["samples_per_s"] >= 4
+        assert "path " in decision.reason and "passed" in decision.reason
 
 
-def test_the_window_shows_the_arrow_then_the_denied_reason(qtbot, pipeline, lin_enrolled,
-                                                            print_attack_video):
-    """With the default settings, a waved print of an enrolled man: the window asks for a
-    head turn with a big arrow, and ends on DENIED saying why (the asked direction, the motion)."""
+def test_the_window_shows_the_moving_dot_then_the_denied_reason(qtbot, pipeline, lin_enrolled,
+                                                                print_attack_video):
+    """With the default settings, a waved print of an enrolled man: the window shows the moving
+    dot (amber pixels where the path puts it, and it moves), and ends on DENIED saying why (the
+    path, the score, the motion)."""
     from conftest import screenshot
+    from PySide6.QtGui import QImage
 
     from faceguard.ui.door_window import DoorWindow
-    from faceguard.ui.presentation import ARROWS
+    from faceguard.ui.presentation import FOLLOW_TEXT
     from faceguard.ui.sounds import SoundPlayer
+    from faceguard.ui.target_marker import DOT
+
+    def dot_pixels(marker) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+        """The grabbed colour at the dot's expected position, and at the marker's centre."""
+        t = marker.now()
+        marker.now = lambda: t                       # hold the dot still while grabbing
+        try:
+            pixmap = marker.grab()
+            img = pixmap.toImage().convertToFormat(QImage.Format.Format_RGB888)
+            rgb = np.frombuffer(img.constBits(), np.uint8, img.sizeInBytes()).reshape(
+                img.height(), img.bytesPerLine())[:, : img.width() * 3].reshape(img.height(), img.width(), 3)
+            ratio = pixmap.devicePixelRatio()
+            spots = [marker.dot_position(t), marker.to_pixels(0.0, 0.0)]
+            colour = [rgb[int(p.y() * ratio) + 2, int(p.x() * ratio) + 2] for p in spots]
+        finally:
+            del marker.now
+        return tuple(tuple(int(v) for v in c) for c in colour)
 
     with Gallery.open() as gallery:
         settings = Settings(camera=str(print_attack_video), loop_video=True, photo_check_timeout_s=3.0)
@@ -162,17 +149,23 @@ def test_the_window_shows_the_arrow_then_the_denied_reason(qtbot, pipeline, lin_
         w.resize(1100, 760)
         w.show()
         w.start()
-        qtbot.waitUntil(lambda: w.banner.arrow.isVisible(), timeout=30000)
-        assert w.banner.arrow.text() in ARROWS.values()
-        assert w.banner.title.text().startswith("Turn your head to your ")
+        marker = w.banner.marker
+        qtbot.waitUntil(lambda: marker.isVisible() and marker.path is not None
+                        and marker.now() > marker.path.shown_at + 0.3, timeout=30000)
+        assert w.banner.title.text() == FOLLOW_TEXT
         assert "Lin-Manuel Miranda" not in w.banner.detail.text()   # not let in: no name
+        dot, centre = dot_pixels(marker)
+        assert dot == (DOT.red(), DOT.green(), DOT.blue()) and centre != dot
+        start = marker.dot_position(marker.path.shown_at)
+        now = marker.dot_position()
+        assert (now - start).manhattanLength() > 10          # it has moved off the centre
         screenshot(w, "door_window_challenge")
         qtbot.waitUntil(lambda: any(r.startswith("DENIED") for r in w.event_rows()), timeout=30000)
         w.stop()
         (row,) = [r for r in w.event_rows() if r.startswith("DENIED")]
-        assert row.startswith("DENIED  not let in") and "asked " in row and "Lin-Manuel" not in row
-        assert w.banner.title.text() == "Not recognised" and not w.banner.arrow.isVisible()
+        assert row.startswith("DENIED  not let in") and "Lin-Manuel" not in row
+        assert w.banner.title.text() == "Not recognised" and not marker.isVisible()
         screenshot(w, "door_window_challenge_denied")
         (event,) = EventLog(gallery).events(limit=None)
-        assert event.decision == "DENIED" and event.evidence["challenges"]
-        assert {c["direction"] for c in event.evidence["challenges"]} <= {"LEFT", "RIGHT"}
+        assert event.decision == "DENIED" and event.evidence["motion"] < 0.3
+        assert event.evidence["attempts"]["state"] == "ok" and event.evidence["challenges"]

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from faceguard.access.attempts import Attempts
 from faceguard.access.identify import IdentifyRule
 from faceguard.access.photo_gate import PhotoGate
 from faceguard.access.records import (
@@ -74,6 +75,7 @@ class Decider:
         photo_check_timeout_s: float = 8.0,
         challenge: bool = False,
         seed: int | None = None,
+        attempts: Attempts | None = None,
         same_face_distance: float = SAME_FACE_DISTANCE,
         split_frames: int = SPLIT_FRAMES,
         tracker: IouTracker | None = None,
@@ -100,7 +102,7 @@ class Decider:
         self.tracker = tracker or IouTracker()
         self.board = StatusBoard()
         self.photo = PhotoGate(photo_check, min_motion, photo_check_timeout_s, self.board,
-                               challenge=challenge, seed=seed)
+                               challenge=challenge, seed=seed, attempts=attempts)
         self.identify = IdentifyRule(confirm_frames, stranger_frames, cooldown_s, self.photo, self.board)
         self.verify = VerifyRule(confirm_frames, window_frames, stranger_frames, claim_timeout_s,
                                  self.photo, self.board)
@@ -119,7 +121,9 @@ class Decider:
             stranger_frames=settings.stranger_frames, cooldown_s=settings.cooldown_s,
             mode=settings.mode, photo_check=settings.photo_check,
             min_motion=settings.photo_check_min_motion,
-            photo_check_timeout_s=settings.photo_check_timeout_s, challenge=settings.challenge, **kw)
+            photo_check_timeout_s=settings.photo_check_timeout_s, challenge=settings.challenge,
+            **{"attempts": Attempts(wait_s=settings.photo_retry_wait_s, suspend_s=settings.face_suspend_s),
+               **kw})
 
     @property
     def statuses(self) -> list[TrackStatus]:

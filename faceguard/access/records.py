@@ -11,6 +11,7 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import numpy as np
 
@@ -92,6 +93,13 @@ class Decision:
         """Whether the printed decision must not name the matched person: a PIN request, and
         a denial after a PIN or in the grey zone (a stranger must not learn whom they resemble)."""
         return self.kind == PIN or (self.kind == DENIED and (self.factor is not None or self.zone == "grey"))
+    # The person's failed photo checks (attempts.Standing.to_dict: state ok | wait | suspended,
+    # failures, seconds left) on a DENIED by the photo check; None when not part of this decision.
+    attempts: dict | None = None
+
+    @property
+    def attack_suspected(self) -> bool:
+        return self.reason.startswith("attack suspected")
 
     def evidence(self) -> dict:
         """The photo check's and the zone's numbers, for the access log ({} when neither ran)."""
@@ -106,6 +114,8 @@ class Decision:
             out.update(zone=self.zone, zone_score=self.zone_score, strict=self.strict, normal=self.normal)
         if self.factor is not None:
             out["factor"] = self.factor
+        if self.attempts is not None:
+            out["attempts"] = self.attempts
         return out
 
     def to_dict(self) -> dict:
@@ -143,4 +153,5 @@ class TrackStatus:
     person_id: Hashable | None = None
     name: str | None = None
     distance: float = math.inf          # this frame's nearest distance
-    direction: str | None = None        # TURN_HEAD with a challenge: LEFT | RIGHT | UP
+    direction: str | None = None        # TURN_HEAD with a challenge: the dot's move (challenge.DIRECTIONS)
+    target: Any = None                  # ... and its path (challenge.TargetPath), for the marker

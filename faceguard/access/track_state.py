@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -84,8 +84,7 @@ class StatusBoard:
         self.statuses = []
 
     def show(self, status: TrackStatus, box: tuple, distance: float = math.inf) -> None:
-        self.statuses.append(TrackStatus(status.track_id, box, status.state, status.text,
-                                         status.person_id, status.name, distance, status.direction))
+        self.statuses.append(replace(status, box=box, distance=distance))
 
     def say(self, tid: int, box: tuple, state: TrackState, text: str, distance: float,
             person_id: Hashable | None = None, name: str | None = None) -> None:

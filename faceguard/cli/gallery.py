@@ -241,6 +241,18 @@ def cmd_gallery_valid_until(args) -> int:
     return 0
 
 
+def cmd_gallery_resume(args) -> int:
+    """Lift a suspension of face entry (after repeated failed photo checks)."""
+    from faceguard.gallery.suspension import resume, suspended_until
+
+    with _open() as gallery:
+        person = gallery.person(args.employee_id)   # any letter case
+        was = person is not None and suspended_until(gallery, person.employee_id) is not None
+        employee_id = resume(gallery, args.employee_id)
+    print(f"{employee_id}: face entry resumed" if was else f"{employee_id}: face entry was not suspended")
+    return 0
+
+
 def cmd_gallery_change_id(args) -> int:
     with _open() as gallery:
         person = gallery.change_id(args.employee_id, args.new_id)
@@ -412,6 +424,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("employee_id")
     p.add_argument("date")
     p.add_argument("--force", action="store_true", help="accept a date in the past (refused at once)")
+    p = command(gsub, "resume", cmd_gallery_resume,
+                help="let a person in by face again after repeated failed photo checks suspended it")
+    p.add_argument("employee_id")
     p = command(gsub, "change-id", cmd_gallery_change_id, help="give a person another employee id")
     p.add_argument("employee_id")
     p.add_argument("new_id")

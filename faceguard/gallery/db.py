@@ -40,7 +40,7 @@ from faceguard import atomic, paths
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto, health, integrity, keys, rekey
 from faceguard.gallery.credentials import add_credential_v5
-from faceguard.gallery.factor_schema import second_factor_v5
+from faceguard.gallery.factor_schema import face_suspension_v8, second_factor_v5
 from faceguard.gallery.messages import looks_corrupt as _looks_corrupt
 from faceguard.gallery.messages import os_error_message, sqlite_message
 
@@ -113,9 +113,8 @@ def _add_person_keys_v4(con: sqlite3.Connection) -> None:
 
 Migration = tuple[int, Callable[[sqlite3.Connection], None]]
 
-# Append a step for every schema change, never edit a released one: a gallery of any older
-# version must keep upgrading step by step. A step uses ``con.execute`` only (executescript
-# would commit half-way and break the one-transaction-per-step rule).
+# Append a step per schema change, never edit a released one (older galleries upgrade step by
+# step); ``con.execute`` only (executescript would commit half-way through a step).
 MIGRATIONS: list[Migration] = [
     (1, _create_v1),
     (2, _events_evidence_v2),
@@ -124,6 +123,7 @@ MIGRATIONS: list[Migration] = [
     (5, second_factor_v5),     # PIN, auth mode, learned templates
     (6, add_credential_v5),    # OSDP credential number
     (7, integrity.add_row_macs_v5),   # row MACs, change numbers, tombstones (issue 22)
+    (8, face_suspension_v8),   # photo-check retries per person (issue 20)
 ]
 
 

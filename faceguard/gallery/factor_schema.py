@@ -21,3 +21,9 @@ def second_factor_v5(con: sqlite3.Connection) -> None:
         embedding BLOB NOT NULL,           -- sealed float32 bytes
         snapshot  BLOB)                    -- sealed JPEG of the visit's face, or NULL""")
     con.execute("CREATE INDEX templates_person ON templates (person_id)")
+
+
+def face_suspension_v8(con: sqlite3.Connection) -> None:
+    """Face entry suspended after repeated failed photo checks (access/attempts.py), until this
+    wall-clock time: NULL = not suspended. In the person's row, so erasing them erases it."""
+    con.execute("ALTER TABLE people ADD COLUMN face_suspended_until REAL")

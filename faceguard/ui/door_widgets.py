@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceguard.ui.presentation import BannerView, idle_banner
+from faceguard.ui.target_marker import TargetMarker
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class DecisionBanner(QFrame):
         big.setBold(True)
         self.arrow.setFont(big)
         self.arrow.setVisible(False)
+        self.marker = TargetMarker()                 # the follow-the-target challenge's dot
+        self.marker.setVisible(False)
         self.title = QLabel()
         self.title.setObjectName("bannerTitle")
         self.detail = QLabel()
@@ -56,6 +59,7 @@ class DecisionBanner(QFrame):
         row.setContentsMargins(18, 12, 18, 12)
         row.addWidget(self.photo)
         row.addWidget(self.arrow)
+        row.addWidget(self.marker)
         row.addLayout(text, 1)
         self.setMinimumHeight(150)
         self.state = ""
@@ -70,6 +74,8 @@ class DecisionBanner(QFrame):
         self.detail.setText(view.detail)
         self.arrow.setText(view.arrow or "")
         self.arrow.setVisible(view.arrow is not None)
+        if view.target is None:
+            self.marker.show_path(None, 0.0)
         if photo is not None and not photo.isNull():
             pix = QPixmap.fromImage(photo).scaled(
                 self.photo.size(), Qt.AspectRatioMode.KeepAspectRatio,
@@ -83,6 +89,13 @@ class DecisionBanner(QFrame):
             w.setProperty("state", view.state)
             w.style().unpolish(w)
             w.style().polish(w)
+
+
+    def tick(self, frame_t: float) -> None:
+        """A frame was painted (door time ``frame_t``): the marker's dot runs from there."""
+        target = None if self.view is None else self.view.target
+        if target is not None:
+            self.marker.show_path(target, frame_t)
 
 
 class _CameraSearch(QThread):

@@ -359,6 +359,7 @@ class DoorWindow(KioskMode, AdminActions, QMainWindow):
             self.outputs_label.setText(line)
             self.outputs_label.setVisible(bool(line))
         self._paint(self.rule.faces(report.faces, time.monotonic()))
+        self.banner.tick(report.frame.t)
         for decision, result in report.door_results:
             if not result.ok:
                 self.statusBar().showMessage(f"The door output failed for {who_of(decision)}: "

@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 from faceguard.errors import FaceGuardError
 from faceguard.gallery import portable
 from faceguard.gallery.person import last_day
+from faceguard.gallery.suspension import resume, suspended_until
 from faceguard.ui.video import rgb_to_qimage
 from faceguard.vision.image import load_image
 
@@ -196,6 +197,9 @@ class GalleryDialog(QDialog):
         self.remove_btn = QPushButton("Remove…")
         self.remove_btn.setObjectName("danger")
         self.factor_btn = QPushButton("PIN and access…")   # issue 21: PIN, auth mode, templates
+        self.resume_btn = QPushButton("Resume face entry")
+        self.resume_btn.setToolTip("Face entry was suspended after repeated failed photo checks "
+                                   "(a video or photo held up?): let this person in by face again.")
         self.export_btn = QPushButton("Export…")
         self.import_btn = QPushButton("Import…")
         close = QPushButton("Close")
@@ -206,6 +210,7 @@ class GalleryDialog(QDialog):
         actions = QHBoxLayout()
         for b in self._person_buttons():
             actions.addWidget(b)
+        actions.addWidget(self.resume_btn)
         actions.addStretch(1)
         for b in (self.export_btn, self.import_btn, close):
             actions.addWidget(b)
@@ -223,6 +228,7 @@ class GalleryDialog(QDialog):
         self.replace_btn.clicked.connect(lambda: self.replace_selected())
         self.remove_btn.clicked.connect(lambda: self.remove_selected())
         self.factor_btn.clicked.connect(lambda: self.second_factor_selected())
+        self.resume_btn.clicked.connect(lambda: self.resume_selected())
         self.export_btn.clicked.connect(lambda: self.export_to())
         self.import_btn.clicked.connect(lambda: self.import_from())
         close.clicked.connect(self.accept)
@@ -257,6 +263,8 @@ class GalleryDialog(QDialog):
         for b in self._person_buttons():
             b.setEnabled(p is not None)
         self.active_btn.setText("Activate" if p is not None and not p.enabled else "Deactivate")
+        # Shown only for a person whose face entry is suspended now (gallery/suspension.py).
+        self.resume_btn.setVisible(p is not None and suspended_until(self.gallery, p.employee_id) is not None)
         self.export_btn.setEnabled(total > 0)
 
     def selected(self):
@@ -298,6 +306,19 @@ class GalleryDialog(QDialog):
         return path or None
 
     # -- actions ----------------------------------------------------------------------------
+    def resume_selected(self) -> bool:
+        """Lift the selected person's suspension of face entry (the manager's decision)."""
+        p = self.selected()
+        if p is None:
+            return False
+        try:
+            resume(self.gallery, p.employee_id)
+        except FaceGuardError as exc:
+            self._fail(exc)
+            return False
+        self._refresh(p.employee_id)
+        return True
+
     def rename_selected(self, name: str | None = None) -> bool:
         p = self.selected()
         if p is None:

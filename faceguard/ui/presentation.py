@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PySide6.QtGui import QColor
@@ -194,6 +195,7 @@ class BannerView:
     person_id: Hashable | None = None      # whose decision, or who is asked to turn
     decision: Decision | None = None
     arrow: str | None = None               # a big arrow beside the text (the challenge)
+    target: Any = None                     # the moving dot's path (challenge.TargetPath)
 
 
 def idle_banner(enrolled: int | None = None) -> BannerView:
@@ -213,12 +215,22 @@ def decision_banner(decision: Decision) -> BannerView:
 
 
 # The person faces the screen, so the screen's left is their left: ← means "turn LEFT".
-ARROWS = {"LEFT": "←", "RIGHT": "→", "UP": "↑"}
+ARROWS = {"LEFT": "←", "RIGHT": "→", "UP": "↑", "DOWN": "↓", "UP-LEFT": "↖", "UP-RIGHT": "↗",
+          "DOWN-LEFT": "↙", "DOWN-RIGHT": "↘"}
 CHALLENGE_WORDS = {"LEFT": "to your LEFT", "RIGHT": "to your RIGHT", "UP": "UP"}
+FOLLOW_TEXT = FOLLOW_TARGET_TEXT     # issue 24's words for the person at the door
 
 
 def turn_head_banner(face: FaceReport) -> BannerView:
     """What the person must do now, in words (no name: the face is not let in yet)."""
+    if "please wait" in face.status:      # the 2nd failed photo check within minutes: a wait
+        wait = re.search(r"please wait \d+ s", face.status)
+        detail = (wait.group(0).capitalize() if wait else "Please wait a moment") + ", then try again."
+        return BannerView("problem", "Please wait", detail, "turn_head", person_id=face.employee_id)
+    if face.target is not None:
+        return BannerView("problem", FOLLOW_TEXT, "Point your nose at the moving dot and follow it "
+                          "until it stops.", "turn_head", sound="prompt",
+                          person_id=face.employee_id, target=face.target)
     if face.direction in CHALLENGE_WORDS:
         return BannerView("problem", f"Turn your head {CHALLENGE_WORDS[face.direction]}",
                           "Then look back at the camera.", "turn_head", sound="prompt",

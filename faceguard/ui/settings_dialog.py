@@ -129,7 +129,7 @@ class SettingsDialog(SettingsHints, QDialog):
 
         self.photo_check = QCheckBox("A recognised face must move before the door opens")
         self.photo_check.setChecked(s.photo_check)
-        self.challenge = QCheckBox("Ask for one random head movement per visit")
+        self.challenge = QCheckBox("Ask the face to follow a moving dot (a random path per visit)")
         self.challenge.setChecked(s.challenge)
         self.photo_timeout = _range_spin("photo_check_timeout_s", s.photo_check_timeout_s, 1, 1.0, " s")
         # What switching the checks off allows, in plain words (both are on by default).
@@ -211,8 +211,8 @@ class SettingsDialog(SettingsHints, QDialog):
         photo = self._form([
             ("photo_check_min_motion", "", self.photo_check, "Stops a printed photo or a still "
              "picture held up to the camera: a flat picture cannot move like a head."),
-            (None, "", self.challenge, "Left or right, chosen at random for each visit: a video "
-             "of an employee replayed on a phone cannot follow it."),
+            (None, "", self.challenge, "A new random path for each visit: a video of an "
+             "employee replayed on a phone cannot follow it."),
             (None, "", self.photo_warning, ""),
             ("photo_check_timeout_s", "Give up after", self.photo_timeout, "How long a recognised "
              "face has to move before it is refused."),
