@@ -98,6 +98,26 @@ def test_lifting_an_end_date_by_hand_does_not_let_them_in(gallery, pipeline, peo
     assert granted == {"E002"} and "E001" in damaged
 
 
+@pytest.mark.parametrize("column, value", [("auth_mode", "face"), ("face_suspended_until", None),
+                                            ("credential", "12:3457"), ("pin", None)])
+def test_second_factor_suspension_and_credential_edited_by_hand_are_refused(gallery, pipeline, people,
+                                                                         column, value):
+    """Lowering a server-room person to face only, lifting a photo-check suspension, giving
+    someone another's card number, or dropping a PIN: each decides access, so each is under the
+    row MAC and a hand edit leaves the person out (issues 20, 21, 23 meet issue 22)."""
+    from faceguard.gallery import pins, suspension
+    from faceguard.gallery.credentials import set_credential
+
+    pins.set_pin(gallery, "E001", "918273")
+    pins.set_auth_mode(gallery, "E001", "face+pin")
+    suspension.suspend(gallery, "E001", time.time() + 900)
+    set_credential(gallery, "E001", "12:3456")
+    assert matched(gallery, pipeline, people)[0] == {"E001", "E002"}   # sealed by the API: matched
+    sql(gallery, f"UPDATE people SET {column}=? WHERE employee_id='E001'", (value,))
+    granted, damaged = matched(gallery, pipeline, people)
+    assert granted == {"E002"} and "edited by hand" in damaged["E001"]
+
+
 def test_a_renamed_or_renumbered_row_is_refused(gallery, pipeline, people):
     sql(gallery, "UPDATE people SET name='Mallory' WHERE employee_id='E002'")
     granted, damaged = matched(gallery, pipeline, people)

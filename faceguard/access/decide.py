@@ -245,8 +245,8 @@ class Decider:
 
     def _with_texture(self, decision: Decision) -> Decision:
         track = self._tracks.get(decision.track_id)
-        if track is None or track.texture is None:
-            return decision
+        if track is None or track.texture is None or decision.texture is not None:
+            return decision          # (the photo gate already put the vote it acted on)
         return replace(decision, texture=track.texture.evidence())
 
     def _threshold_of(self, result: MatchResult) -> float:

@@ -78,4 +78,5 @@ def set_credential(gallery, employee_id: str, number: str | None) -> str | None:
                                  (value, employee_id))
         if cur.rowcount == 0:
             raise GalleryError(f"No employee has the id '{employee_id}'.")
+        gallery._seal(change.con, employee_id)    # the panel decides by it: under the row MAC
     return value

@@ -40,7 +40,7 @@ from faceguard import atomic, paths
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto, health, integrity, keys, rekey
 from faceguard.gallery.credentials import add_credential_v5
-from faceguard.gallery.factor_schema import face_suspension_v8, second_factor_v5
+from faceguard.gallery.factor_schema import face_suspension_v7, second_factor_v5
 from faceguard.gallery.messages import looks_corrupt as _looks_corrupt
 from faceguard.gallery.messages import os_error_message, sqlite_message
 
@@ -122,8 +122,8 @@ MIGRATIONS: list[Migration] = [
     (4, _add_person_keys_v4),
     (5, second_factor_v5),     # PIN, auth mode, learned templates
     (6, add_credential_v5),    # OSDP credential number
-    (7, integrity.add_row_macs_v5),   # row MACs, change numbers, tombstones (issue 22)
-    (8, face_suspension_v8),   # photo-check retries per person (issue 20)
+    (7, face_suspension_v7),   # photo-check retries per person (issue 20)
+    (8, integrity.add_row_macs_v5),   # row MACs over all the above, tombstones (issue 22)
 ]
 
 

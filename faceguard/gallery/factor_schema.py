@@ -23,7 +23,7 @@ def second_factor_v5(con: sqlite3.Connection) -> None:
     con.execute("CREATE INDEX templates_person ON templates (person_id)")
 
 
-def face_suspension_v8(con: sqlite3.Connection) -> None:
+def face_suspension_v7(con: sqlite3.Connection) -> None:
     """Face entry suspended after repeated failed photo checks (access/attempts.py), until this
     wall-clock time: NULL = not suspended. In the person's row, so erasing them erases it."""
     con.execute("ALTER TABLE people ADD COLUMN face_suspended_until REAL")

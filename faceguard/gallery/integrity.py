@@ -22,7 +22,7 @@ from faceguard.gallery.ids import normalise_id
 log = logging.getLogger(__name__)
 
 COLUMNS = ("id, employee_id, name, active, valid_until, photo_file, photo_digest, embedding, "
-           "model_id, data_key, change_no, row_mac")
+           "model_id, data_key, change_no, pin, auth_mode, face_suspended_until, credential, row_mac")
 DAMAGED = "its row was damaged or edited by hand (its MAC does not verify); it is left out"
 ERASED = "it was erased, and this is an older copy of the row (a tombstone refuses it)"
 
@@ -43,11 +43,15 @@ def fields(row) -> dict:
     (learned templates) go in as the sorted list of their digests: read them where ``seal`` and
     ``problem`` are called and add them to this dict there."""
     (pid, eid, name, active, valid_until, photo_file, photo_digest, embedding, model_id, data_key,
-     change_no) = tuple(row)[:11]
+     change_no, pin, auth_mode, suspended_until, credential) = tuple(row)[:15]
     return {"row": int(pid), "id": normalise_id(eid), "employee_id": eid, "name": name,
             "active": bool(active), "valid_until": rowmac.number(valid_until), "photo_file": photo_file,
             "photo": photo_digest or "", "embedding": rowmac.digest(embedding), "model_id": model_id,
-            "data_key": rowmac.digest(data_key), "change": int(change_no or 0)}
+            "data_key": rowmac.digest(data_key), "change": int(change_no or 0),
+            # The second factor (issue 21), the photo check's suspension (issue 20) and the card
+            # number the OSDP panel decides by (issue 23) decide access too.
+            "pin": rowmac.digest(pin), "auth_mode": auth_mode,
+            "suspended_until": rowmac.number(suspended_until), "credential": credential or ""}
 
 
 def next_change(con: sqlite3.Connection) -> int:

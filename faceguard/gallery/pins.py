@@ -100,6 +100,7 @@ def set_pin(gallery: Gallery, employee_id: str, pin: str | None) -> None:
         stored, person_id, cipher = _row(change.con, gallery, employee_id)
         sealed = None if blob is None else cipher.encrypt(blob, keyring.bound(PIN_PURPOSE, person_id))
         change.con.execute("UPDATE people SET pin=? WHERE id=?", (sealed, person_id))
+        gallery._seal(change.con, person_id)      # the row MAC covers the PIN (issue 22)
     if pin is None:
         gallery.db.checkpoint()      # the old hash out of the write-ahead log too
 
@@ -148,6 +149,7 @@ def restore_pin_hash(gallery: Gallery, employee_id: str, blob: bytes | None) -> 
         _, person_id, cipher = _row(change.con, gallery, employee_id)
         sealed = None if blob is None else cipher.encrypt(blob, keyring.bound(PIN_PURPOSE, person_id))
         change.con.execute("UPDATE people SET pin=? WHERE id=?", (sealed, person_id))
+        gallery._seal(change.con, person_id)      # the row MAC covers the PIN (issue 22)
 
 
 # -- auth mode -------------------------------------------------------------------------------
@@ -162,6 +164,7 @@ def set_auth_mode(gallery: Gallery, employee_id: str, mode: str) -> None:
     with gallery.db.change() as change:
         stored, _ = gallery._resolve(change.con, employee_id)
         change.con.execute("UPDATE people SET auth_mode=? WHERE employee_id=?", (mode, stored))
+        gallery._seal(change.con, stored)
 
 
 def auth_mode(gallery: Gallery, employee_id: str) -> str:
