@@ -70,6 +70,32 @@ def test_three_failures_of_one_person_on_different_tracks_suspend_face_entry(mat
     assert not fourth.challenges           # not asked again: no path shown while suspended
 
 
+def test_a_suspended_person_is_asked_for_their_pin_not_turned_away(matcher):
+    """docs/decision-rule.md step 2: once face entry is suspended, the face alone never opens,
+    but the employee is not locked out either: the door asks the second factor (their PIN), and
+    only the right one opens. The attack-suspected decision itself stays a DENIED."""
+    from faceguard.access.records import GRANTED, PIN
+    from faceguard.gallery.recognise import VisitZones
+
+    decider = Decider.from_settings(Settings(photo_retry_wait_s=0.0), threshold=0.5, seed=1)
+    decider.identify.zones = VisitZones(0.3, 0.5, {"E001": EMB[None, :]}, {"E001": "grey-pin"}, 1)
+    t, attack = 0.0, []
+    for k in range(3):
+        t, attack = failed_visit(decider, matcher, t, box_x=60 * k)
+    assert attack[0].kind == DENIED and attack[0].attack_suspected
+    t, (asked,) = failed_visit(decider, matcher, t + 60.0)
+    assert asked.kind == PIN and "face entry is suspended" in asked.reason
+    assert asked.to_dict() == {"decision": "PIN", "track_id": asked.track_id, "time": asked.time}
+    wrong = decider.answer_factor(asked.track_id, "0000", t, lambda person, pin: pin == "918273")
+    assert wrong is not None and wrong[0].kind == DENIED
+    t, (again,) = failed_visit(decider, matcher, t + 1.0, box_x=300)
+    right = decider.answer_factor(again.track_id, "918273", t, lambda person, pin: pin == "918273")
+    assert right is not None and (right[0].kind, right[0].person_id, right[0].factor) == (GRANTED, "E001", "pin")
+    decider.identify.zones.modes["E001"] = "face"          # face only: no factor to ask
+    t, (denied,) = failed_visit(decider, matcher, t + 60.0, box_x=120)
+    assert denied.kind == DENIED and "face entry is suspended" in denied.reason
+
+
 def test_failures_older_than_the_window_are_forgotten():
     a = Attempts(window_s=300, wait_s=30, suspend_s=900)
     assert a.failed("E1", 0.0).state == "ok"

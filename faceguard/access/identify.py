@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 
 import numpy as np
 
-from faceguard.access.photo_gate import PhotoGate
+from faceguard.access.photo_gate import TOO_SLOW, PhotoGate
 from faceguard.access.records import DENIED, GRANTED, PIN, Decision, TrackState, TrackStatus
 from faceguard.access.second_factor import Asked, SecondFactor, Visit, judge_visit, zone_fields
 from faceguard.access.track_state import FaceTrack, PhotoWait, StatusBoard, Vote
@@ -115,6 +115,8 @@ class IdentifyRule:
             label = UNNAMED
         gate = self.photo.check(t, tid, track, PhotoWait(t, label, vote.person, result.name, distance,
                                                          threshold, "identify"))
+        if isinstance(gate, Decision) and (instead := self._factor_instead(gate, vote.person)):
+            return self._ask(t, tid, track, result, visit, instead, len(agree), distance, threshold)
         if gate is not None:
             return gate if isinstance(gate, Decision) else None
         if visit is not None and visit.needs:
@@ -178,6 +180,17 @@ class IdentifyRule:
             return False
         return (distance > self.zones.strict or self.require_pin
                 or self.zones.mode(person) == "face+pin")
+
+    def _factor_instead(self, gate: Decision, person: Hashable) -> str | None:
+        """Why the photo gate's denial becomes a PIN request (docs/decision-rule.md, step 2):
+        the person's face entry is suspended after repeated failures, or this PC is too slow
+        for the check right now. Never the "attack suspected" decision itself (it is logged and
+        sent as such), and never for a person whose auth mode is face only."""
+        if self.zones is None or gate.attack_suspected or self.zones.mode(person) == "face":
+            return None
+        if (gate.attempts or {}).get("state") == "suspended":
+            return "face entry is suspended after repeated failed photo checks"
+        return TOO_SLOW if TOO_SLOW in gate.reason else None
 
     def _visit(self, track: FaceTrack, person: Hashable | None) -> Visit | None:
         """The zone of this visit: its deciding frames (those of the window recognised as
