@@ -125,6 +125,7 @@ class DoorCheck:
         self.face_unlock = settings.face_unlock
         self.outputs = outputs if outputs is not None else Outputs(
             settings, gallery.root, credential_of=self._credential_of)
+        self.guide: GuidedDetector | None = None   # made by the first frame (_detect_and_embed)
 
     def _credential_of(self, employee_id: str) -> str | None:
         try:
@@ -132,7 +133,6 @@ class DoorCheck:
         except FaceGuardError as exc:
             log.error("credential not read: %s", exc)
             return None
-        self.guide: GuidedDetector | None = None   # made by the first frame (_detect)
 
     def _enforce_retention(self) -> None:
         now = time.monotonic()
