@@ -222,8 +222,8 @@ def settings_cases(rng: random.Random) -> list:
     base = Settings().to_dict()
     made: list[tuple[str, bytes]] = []
     for key, value in base.items():   # every setting, several wrong values each
-        if key == "door":
-            wrongs = [5, "door", [1], True]
+        if isinstance(value, dict):     # a group: door, mqtt, webhook, osdp
+            wrongs = [5, key, [1], True]
         elif key == "threshold":
             wrongs = ["x", [], {}, True, -1, 5, 0]
         else:

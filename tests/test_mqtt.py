@@ -318,3 +318,14 @@ def test_tls_with_a_ca_file_and_a_password(tmp_path):
         right.close()
     finally:
         broker.stop()
+
+
+def test_an_attack_suspected_denial_is_sent_as_an_attack_event():
+    """Issue 20's third failed photo check reaches Home Assistant's event entity as "attack"."""
+    from dataclasses import replace
+
+    from faceguard.outputs.events import event_dict
+
+    attack = replace(sample_decision(1, "DENIED"), reason="attack suspected: the head did not follow")
+    assert event_dict(attack, "front", "k1")["event_type"] == "attack"
+    assert event_dict(sample_decision(2, "DENIED"), "front", "k2")["event_type"] == "denied"

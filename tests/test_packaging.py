@@ -41,7 +41,8 @@ def test_bundle_checks_its_own_models_and_leaves_torch_out(bundle, tmp_path):
     assert result.returncode == 0, result.stderr
     internal = bundle.parent / "_internal"
     assert f"models: {internal / 'models'}" in result.stdout
-    assert result.stdout.count("  ok   ") == 4
+    assert result.stdout.count("  ok   ") == 6      # MTCNN x3, the embedding, the texture pair
+    assert "  ok   minifasnet_v2_2.7.onnx" in result.stdout
     assert "runs on: CPU" in result.stdout
     assert not (internal / "torch").exists()
 

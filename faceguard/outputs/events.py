@@ -25,7 +25,8 @@ def event_dict(decision: Decision, door: str, key: str, wall_time: float | None 
     """JSON-ready; ``time`` stays the decision's own clock (clip position or since start),
     ``at`` is the wall clock (Unix seconds) when it was decided."""
     row = decision.to_dict()
-    row.update(door=None, id=key, door_name=door, event_type=event_type(decision.kind),
+    kind = "ATTACK" if decision.attack_suspected else decision.kind   # issue 20's "attack suspected"
+    row.update(door=None, id=key, door_name=door, event_type=event_type(kind),
                at=time.time() if wall_time is None else wall_time)
     return row
 

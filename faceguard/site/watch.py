@@ -79,8 +79,8 @@ class SiteWatcher:
             return f"site: door '{door}' in step (gallery version {state.seq}){refused}"
         pending = self.replica.pending()
         heard = self.replica.state().last_sync
-        since = time.strftime("%H:%M:%S", time.localtime(heard)) if heard else "never"
-        return (f"site unreachable since {since}: deciding from the local copy, {pending} event(s) "
+        since = f" (last heard {time.strftime('%H:%M:%S', time.localtime(heard))})" if heard else ""
+        return (f"site unreachable{since}: deciding from the local copy, {pending} event(s) "
                 "waiting; gallery changes are refused until it is back")
 
     def sync_now(self, timeout: float = 5) -> None:
