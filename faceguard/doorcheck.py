@@ -1,13 +1,11 @@
 """The door check, without any UI: frame → faces → gallery match → decision → door → log.
 
-One `DoorCheck` runs in one thread (the UI's worker thread, or `faceguard door --headless`);
-it owns the matcher built from the gallery, the Decider's per-face tracks and the asynchronous
-door output. The UI only paints the `FrameReport`s it returns.
-"""
+One `DoorCheck` runs in one thread (the UI's worker, or `faceguard door --headless`); it owns the
+gallery's matcher, the Decider's tracks, the door output and the building's outputs (outputs/).
+The UI only paints the `FrameReport`s it returns."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -33,7 +31,7 @@ from faceguard.gallery.store import Gallery
 from faceguard.gallery.suspension import GallerySuspensions
 from faceguard.instance import claim_data_folder
 from faceguard.outputs.hub import Outputs
-from faceguard.settings import Settings
+from faceguard.settings import Settings, load_settings, save_settings
 from faceguard.site.stale import stale_reason
 from faceguard.vision.guided import GuidedDetector
 from faceguard.vision.pipeline import FacePipeline, FaceResult
@@ -73,12 +71,6 @@ class FrameReport:
     # Decisions so far whose access-log entry could not be written (a full disk): the window
     # shows it, the JSON line carries it (issue 22 item 10).
     log_lost: int = 0
-
-
-def unnamed_explanation(m: MatchResult) -> str:
-    """A frame's explanation without the nearest person's name (the face may still need a
-    PIN, or is a stranger's: nobody learns whom they resemble)."""
-    return f"distance {m.distance:.2f} to the nearest enrolled face"
 
 
 def face_crop(rgb: np.ndarray, box: Sequence[float] | np.ndarray, margin: float = SNAPSHOT_MARGIN) -> np.ndarray:
@@ -159,7 +151,7 @@ class DoorCheck:
         self.rule, self.threshold = matcher.rule, matcher.threshold
         self.decider.threshold = self.threshold
         self._use_zones(matcher)
-        self._next_expiry = next_expiry(self.gallery)   # issue 22 item 3: rebuilt when it passes
+        self._next_expiry = self.gallery.next_expiry()   # issue 22 item 3: rebuilt when it passes
         return matcher
 
     def _use_zones(self, matcher: Matcher) -> None:
@@ -297,7 +289,7 @@ class DoorCheck:
                 name=m.name if m.accepted and not hide else None,
                 employee_id=str(m.id) if m.accepted and not hide else None,
                 distance=float(m.distance), threshold=self.threshold, state=st_state, status=st_text,
-                explanation=unnamed_explanation(m) if hide else m.explain(), direction=direction,
+                explanation=m.explain_unnamed() if hide else m.explain(), direction=direction,
                 target=target))
         self._last_rgb = frame.rgb
         decisions = [self._stale_veto(d) for d in decisions]
@@ -312,7 +304,7 @@ class DoorCheck:
         why = stale_reason(self.gallery.root, self.settings.site_max_stale_s) if decision.kind == GRANTED else None
         if why is None:
             return decision
-        return dataclasses.replace(decision, kind=DENIED, person_id=None, name=None, reason=why)
+        return replace(decision, kind=DENIED, person_id=None, name=None, reason=why)
 
     def _detect_and_embed(self, rgb: np.ndarray) -> list[FaceResult]:
         """Frames of this door's camera are one stream: detection follows its faces. (Stand-ins
@@ -423,7 +415,6 @@ class DoorCheck:
         sent to the outputs like any decision. Called from the frame thread."""
         decision = Decision(time.monotonic(), GRANTED, None, "remote unlock", math.inf, self.threshold, 0,
                             f"remote unlock from {source}", -1, (0.0, 0.0, 0.0, 0.0))
-        log.warning("remote unlock from %s", source)
         self.outputs.publish(decision)
         if self.door.submit(decision):
             self._pending.append((decision, self._log(decision, None, None)))
@@ -433,8 +424,6 @@ class DoorCheck:
 
     def set_face_unlock(self, on: bool) -> None:
         """Face unlock on or off (off: nights, holidays): remembered in the settings."""
-        from faceguard.settings import load_settings, save_settings
-
         self.face_unlock = self.settings.face_unlock = bool(on)
         log.info("face unlock %s", "on" if on else "off")
         try:
@@ -459,10 +448,3 @@ def door_commands(check: DoorCheck) -> list[Decision]:
             out.append(check.remote_unlock(str(command.value)))
     return out
 
-
-def next_expiry(gallery: Gallery) -> float:
-    """The next end date still to come in the gallery (inf: none): the door rebuilds its matcher
-    then, so a passed valid-until stops a door that nothing else would wake (issue 22 item 3)."""
-    now = time.time()
-    return min((p.valid_until for p in gallery.people(active_only=False)
-                if p.valid_until is not None and p.valid_until > now), default=math.inf)

@@ -93,6 +93,11 @@ class MatchResult:
         """How to call the nearest entry in text: its name, else its id."""
         return self.name if self.name else str(self.id)
 
+    def explain_unnamed(self) -> str:
+        """The frame's explanation without the nearest person's name (the face may still need
+        a PIN, or is a stranger's: nobody learns whom they resemble)."""
+        return f"distance {self.distance:.2f} to the nearest enrolled face"
+
     def explain(self) -> str:
         """One line for the door window and the log, with the numbers that decided it."""
         if self.index is None:

@@ -16,6 +16,7 @@ compared.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import sqlite3
 import time
@@ -230,6 +231,13 @@ class Gallery(GalleryChecks):
         log.info("Erased a person and %d snapshot(s); the access log calls them %s (%d mention(s) "
                  "masked in the log files)", len(snaps), alias, masked)
         return alias
+
+    def next_expiry(self) -> float:
+        """The next end date still to come (inf: none): the door rebuilds its matcher then, so a
+        passed valid-until stops a door nothing else would wake (issue 22 item 3)."""
+        now = time.time()
+        return min((p.valid_until for p in self.people(active_only=False)
+                    if p.valid_until is not None and p.valid_until > now), default=math.inf)
 
     def _seal(self, con: sqlite3.Connection, person: int | str) -> None:
         """The row's new change number and MAC (integrity.py), inside the caller's write."""
