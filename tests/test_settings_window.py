@@ -134,3 +134,18 @@ def test_turning_the_photo_check_off_says_what_that_allows(qtbot):
     d.challenge.setChecked(True)
     assert not d.photo_warning.isVisible()
     assert (d.candidate().photo_check, d.candidate().challenge) == (True, True)
+
+
+def test_the_second_factor_settings_are_in_the_dialog_and_saved(qtbot):
+    """Issue 21's door-wide settings: a manager sets them in the dialog, not only in the file."""
+    d = dialog(qtbot, save=True)
+    assert not d.factor.require_pin.isChecked() and d.factor.learn.isChecked()
+    d.tabs.setCurrentIndex(d.tabs.indexOf(d.factor.require_pin.parentWidget()))
+    d.factor.require_pin.setChecked(True)
+    d.factor.badge.setChecked(True)
+    d.factor.learn.setChecked(False)
+    screenshot(d, "settings_dialog_second_factor")
+    d.accept()
+    assert d.result() == 1, d.error.text()
+    saved = load_settings()
+    assert (saved.require_pin, saved.badge_as_factor, saved.learn_templates) == (True, True, False)

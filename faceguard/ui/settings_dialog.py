@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 
 from faceguard.errors import FaceGuardError, SettingsError
 from faceguard.settings import DOOR_KINDS, PROVIDERS, RANGES, Settings, save_settings
+from faceguard.ui.factor_fields import FactorFields
 from faceguard.ui.outputs_fields import OutputFields
 from faceguard.ui.pin import hash_pin
 from faceguard.ui.settings_hints import SettingsHints
@@ -149,6 +150,7 @@ class SettingsDialog(SettingsHints, QDialog):
         self.door_port.setPlaceholderText("/dev/ttyUSB0")
         self.door_seconds = _dspin(0.0, 600.0, s.door.open_seconds, 1, 0.5, " s")
         self.outputs = OutputFields(s)   # MQTT, webhooks, OSDP, face unlock
+        self.factor = FactorFields(s)    # the PIN (issue 21)
         self.test_door_btn = QPushButton("Test door")
         self.door_cancel_btn = QPushButton("Cancel test")
         self.door_spinner = QProgressBar()
@@ -216,6 +218,7 @@ class SettingsDialog(SettingsHints, QDialog):
             (None, "", self.photo_warning, ""),
             ("photo_check_timeout_s", "Give up after", self.photo_timeout, "How long a recognised "
              "face has to move before it is refused."),
+            *self.factor.rows(),
         ])
         privacy = self._form([
             (None, "", self.keep_snapshots, "A small encrypted face picture, to see who was let in "
@@ -331,6 +334,7 @@ class SettingsDialog(SettingsHints, QDialog):
         s.door.serial_port = self.door_port.text().strip()
         s.door.open_seconds = float(self.door_seconds.value())
         self.outputs.apply(s)
+        self.factor.apply(s)
         s.keep_snapshots = self.keep_snapshots.isChecked()
         s.log_retention_days = self.retention.value()
         pin, again = self.pin.text(), self.pin_again.text()
