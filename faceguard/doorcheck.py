@@ -59,6 +59,7 @@ class FaceReport:
     explanation: str            # e.g. "Ana: distance 0.08 ≤ threshold 0.11"
     direction: str | None = None    # the photo check's challenge: the dot's move now (challenge.DIRECTIONS)
     target: TargetPath | None = None    # ... and the dot's whole path (frame times), for the marker
+    withheld: bool = False          # matched this frame, name withheld until let in (issue 21)
 
 
 @dataclass
@@ -279,8 +280,7 @@ class DoorCheck:
                 st_state, st_text, direction, target = TrackState.NO_GALLERY, "nobody is enrolled yet", None, None
             else:
                 st_state, st_text, direction, target = st.state, st.text, st.direction, st.target
-            # The name painted is this frame's answer only, never a track's earlier one, and
-            # never a name the face may need a PIN for, unless this face was let in (issue 21).
+            # The name painted: this frame's answer, unless it may need a PIN (issue 21) and is not let in.
             let_in = st_state in (TrackState.GRANTED, TrackState.COOLDOWN)
             hide = not let_in and (self.decider.identify.unnamed(m.id if m.accepted else None, m.distance)
                                    or (not m.accepted and self.decider.identify.zones is not None))
@@ -290,7 +290,7 @@ class DoorCheck:
                 employee_id=str(m.id) if m.accepted and not hide else None,
                 distance=float(m.distance), threshold=self.threshold, state=st_state, status=st_text,
                 explanation=m.explain_unnamed() if hide else m.explain(), direction=direction,
-                target=target))
+                target=target, withheld=hide and m.accepted))
         self._last_rgb = frame.rgb
         decisions = [self._stale_veto(d) for d in decisions]
         for d in decisions:

@@ -124,6 +124,7 @@ def test_a_large_gallery_is_scored_by_the_margin_rule(shared_data, pipeline, lin
     assert [d.person_id for d in matched] == ["E001"]
     # beyond the strict zone no frame names the actor; the matcher's own answer shows the rule
     assert all(f.name is None for r in reports for f in r.faces)
+    assert any(f.withheld for r in reports for f in r.faces)    # matched, painted as "checking"
     assert "runner-up" in check.matcher.nearest(check.matcher.matrix[check.matcher.ids.index("E001")]).explain()
 
 

@@ -4,6 +4,7 @@ face boxes and labels, the banner's texts, the event rows, and which banner wins
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -86,6 +87,17 @@ def test_a_face_not_recognised_this_frame_is_unknown_and_red(state, status, labe
     ov = face_overlay(face(None, 0.41, state, status))
     assert ov.label == label and ov.color == RED
     assert "Ana" not in ov.label
+
+
+@pytest.mark.parametrize("state, status", [("recognising", "recognising face 2/3"),
+                                           ("turn_head", "face: follow the moving dot with your nose")])
+def test_a_face_matched_but_not_yet_named_is_being_checked_not_a_stranger(state, status):
+    """Issue 21 withholds the name of a face that may still need a PIN; the employee standing
+    there is being checked (amber), not refused as unknown (red), and still named nowhere."""
+    f = face(None, 0.08, state, status)
+    ov = face_overlay(replace(f, withheld=True))
+    assert ov.label == "checking  0.08" and ov.color == AMBER
+    assert face_overlay(f).color == RED              # not matched this frame: unknown, as before
 
 
 def test_a_status_naming_someone_else_is_not_painted_on_this_face():

@@ -82,7 +82,8 @@ def face_overlay(face: FaceReport, numbers: bool = True) -> Overlay:
     person (`face.name` is None unless this frame's face is accepted as them): green once let
     in, amber while being checked, red when refused. A face this frame does not recognise is
     "unknown", red when it was compared with someone, grey when there was no one to compare
-    with (empty gallery); the Decider's status is shown only where it names nobody. Without
+    with (empty gallery); a face matched but not yet named (its name withheld until it is let
+    in: it may still need a PIN) is "checking", amber; the Decider's status is shown only where it names nobody. Without
     `numbers` (kiosk mode: the screen faces visitors) the label has no distance."""
     # str(): a TrackState is a text enum; its value is what the lookups below know.
     name, state, text = face.name, str(face.state), face.status or ""
@@ -98,16 +99,17 @@ def face_overlay(face: FaceReport, numbers: bool = True) -> Overlay:
         who = _word(state, text) if state in STATE_WORDS else "checking"
         text = ""
     else:
-        color = RED if math.isfinite(face.distance) else GREY
+        color, who = (RED if math.isfinite(face.distance) else GREY), "unknown"
         if state == "stranger":            # "unknown 3/5": the count of stranger frames
             text = text.removeprefix("unknown").strip(" :·")
         elif state == "denied":
             text = "denied"
         elif state == "pin":               # issue 21: matched, unnamed, waiting for the PIN
             text, color = "enter your PIN", AMBER
+        elif face.withheld:                # matched, name withheld while checked: not a stranger
+            who, text, color = "checking", "", AMBER
         else:
             text = ""                      # e.g. "recognising Ana 2/3" from earlier frames
-        who = "unknown"
     label = f"{who}  {face.distance:.2f}" if numbers and math.isfinite(face.distance) else who
     if text and text not in label:
         label = f"{label} · {text}"
