@@ -456,10 +456,12 @@ def mqtt_watcher(port: int, topics=("#",)):
 
 
 def wait_for(condition, timeout: float) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` s passed; its last answer."""
+    """Poll ``condition`` until it holds; its last answer. The wait ends on the event: ``timeout``
+    (what an idle PC needs) is raised to HANG_MS, a guard against a hang only, so a busy CI
+    machine never fails a test that would pass."""
     import time
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + max(timeout, HANG_MS / 1000)
     while time.monotonic() < deadline:
         if condition():
             return True

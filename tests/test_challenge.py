@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import HANG_MS, REPO
 
 from faceguard.access.decide import DENIED, GRANTED, Decider
 from faceguard.camera import FrameSource
@@ -151,7 +151,7 @@ def test_the_window_shows_the_moving_dot_then_the_denied_reason(qtbot, pipeline,
         w.start()
         marker = w.banner.marker
         qtbot.waitUntil(lambda: marker.isVisible() and marker.path is not None
-                        and marker.now() > marker.path.shown_at + 0.3, timeout=30000)
+                        and marker.now() > marker.path.shown_at + 0.3, timeout=HANG_MS)
         assert w.banner.title.text() == FOLLOW_TEXT
         assert "Lin-Manuel Miranda" not in w.banner.detail.text()   # not let in: no name
         dot, centre = dot_pixels(marker)
@@ -160,7 +160,7 @@ def test_the_window_shows_the_moving_dot_then_the_denied_reason(qtbot, pipeline,
         now = marker.dot_position()
         assert (now - start).manhattanLength() > 10          # it has moved off the centre
         screenshot(w, "door_window_challenge")
-        qtbot.waitUntil(lambda: any(r.startswith("DENIED") for r in w.event_rows()), timeout=30000)
+        qtbot.waitUntil(lambda: any(r.startswith("DENIED") for r in w.event_rows()), timeout=HANG_MS)
         w.stop()
         (row,) = [r for r in w.event_rows() if r.startswith("DENIED")]
         assert row.startswith("DENIED  not let in") and "Lin-Manuel" not in row

@@ -9,6 +9,8 @@ import os
 import shutil
 import sqlite3
 
+from conftest import HANG_MS
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import cv2  # noqa: E402
@@ -199,7 +201,7 @@ def test_enrol_dialog_says_what_is_wrong_with_a_photo_file_and_opens_bulk(qtbot,
     assert bulk.choose(folder)
     bulk.consent.setChecked(True)
     bulk.start()
-    qtbot.waitUntil(lambda: not bulk.running, timeout=60000)
+    qtbot.waitUntil(lambda: not bulk.running, timeout=HANG_MS)
     bulk.close_btn.click()
     assert d.result() == 1                                   # people were enrolled: done
     assert [i.employee_id for i in d.enrolled_many] == ["Abel_Pacheco_0001", "Akhmed_Zakayev_0001"]
@@ -255,12 +257,12 @@ def test_a_change_in_the_dialog_reaches_the_running_door_at_once(qtbot, pipeline
     data_version does not see the write; the dialog tells the running door instead."""
     from faceguard.ui.gallery_dialog import GalleryDialog
     w = running_door(qtbot, pipeline, gallery, str(shared_data / "video" / "short_hamilton_clip.mp4"))
-    qtbot.waitUntil(lambda: w.controller.check is not None and w.last_frame_index >= 1, timeout=60000)
+    qtbot.waitUntil(lambda: w.controller.check is not None and w.last_frame_index >= 1, timeout=HANG_MS)
     assert w.controller.check.matcher.ids == [lin_enrolled]
     d = GalleryDialog(gallery, pipeline, Settings(), parent=w)
     qtbot.addWidget(d)
     d.show()
     assert d.select(lin_enrolled)
     d.active_btn.click()                                     # the dialog stays open
-    qtbot.waitUntil(lambda: w.controller.check.matcher.ids == [], timeout=5000)
+    qtbot.waitUntil(lambda: w.controller.check.matcher.ids == [], timeout=HANG_MS)   # dialog still open
     w.stop()

@@ -4,7 +4,7 @@ shown; typing the PIN on the buttons lets the face in as the person it matched."
 from __future__ import annotations
 
 import numpy as np
-from conftest import screenshot
+from conftest import HANG_MS, screenshot
 
 from faceguard.settings import Settings
 
@@ -69,7 +69,7 @@ def test_face_plus_pin_on_the_clip_through_the_keypad(qtbot, pipeline, lin_enrol
     w.show()
     try:
         w.start()
-        qtbot.waitUntil(lambda: w.keypad.isVisible(), timeout=60000)
+        qtbot.waitUntil(lambda: w.keypad.isVisible(), timeout=HANG_MS)
         qtbot.wait(300)                       # a few more frames painted while it waits
         shown = all_text(w) + "\n".join(w.event_rows()) + w.banner.title.text() + w.banner.detail.text()
         assert NAME not in shown and "E001" not in shown     # nobody named before the PIN
@@ -78,7 +78,7 @@ def test_face_plus_pin_on_the_clip_through_the_keypad(qtbot, pipeline, lin_enrol
         for key in PIN:
             qtbot.mouseClick(w.keypad.buttons[key], Qt.MouseButton.LeftButton)
         qtbot.mouseClick(w.keypad.buttons[OK], Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: any(r.startswith("GRANTED") for r in w.event_rows()), timeout=30000)
+        qtbot.waitUntil(lambda: any(r.startswith("GRANTED") for r in w.event_rows()), timeout=HANG_MS)
         granted = next(d for d in w.decisions if d.kind == "GRANTED")
         assert (granted.person_id, granted.factor) == ("E001", "pin")
         assert w.banner.title.text() == f"Welcome, {NAME}"
@@ -137,7 +137,7 @@ def test_enrol_dialog_sets_an_optional_pin(qtbot, pipeline, gallery, shared_data
     assert not d.enrol_btn.isEnabled() and "4 to 8 digits" in d.enrol_btn.toolTip()
     assert d.pin.echoMode() == d.pin.EchoMode.Password
     d.pin.setText(PIN)
-    with qtbot.waitSignal(d.save_finished, timeout=60000) as saved:
+    with qtbot.waitSignal(d.save_finished, timeout=HANG_MS) as saved:
         assert d.save()
     assert saved.args == [True]
     assert pins.verify_pin(gallery, "E001", PIN) and d.pin.text() == ""

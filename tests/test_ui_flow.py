@@ -9,7 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import screenshot  # noqa: E402
+from conftest import HANG_MS, screenshot  # noqa: E402
 
 from faceguard.settings import Settings  # noqa: E402
 
@@ -41,7 +41,7 @@ def enrol_lin(qtbot, pipeline, gallery, shared_data):
     assert not any(b.isEnabled() for b in (d.enrol_btn, d.cancel_btn, d.file_btn, d.capture_btn, d.name))
     d.reject()
     assert d.isVisible()
-    qtbot.waitUntil(lambda: d.result() == 1, timeout=30000)
+    qtbot.waitUntil(lambda: d.result() == 1, timeout=HANG_MS)
     assert d.result() == 1, d.error.text()
     assert not d.saving and d.enrolled is not None
     return d
@@ -67,7 +67,7 @@ def test_enrol_from_photo_file_through_the_dialog(qtbot, pipeline, gallery, shar
     d.name.setText("Someone Else")
     d.employee_id.setText("E-0002")
     d.consent.setChecked(True)
-    with qtbot.waitSignal(d.save_finished, timeout=30000) as saved:
+    with qtbot.waitSignal(d.save_finished, timeout=HANG_MS) as saved:
         assert d.save()                    # started; the gallery's answer comes back later
     assert saved.args == [False]           # not enrolled
     assert asked and NAME in asked[0]
@@ -75,7 +75,7 @@ def test_enrol_from_photo_file_through_the_dialog(qtbot, pipeline, gallery, shar
     assert gallery.person("E-0002") is None and len(gallery.people()) == 1
     # Confirmed: the second save (override) runs in its own thread too, and enrols.
     d.confirm_duplicate = lambda message: asked.append(message) or True
-    with qtbot.waitSignal(d.save_finished, timeout=30000) as saved:
+    with qtbot.waitSignal(d.save_finished, timeout=HANG_MS) as saved:
         assert d.save()
     assert saved.args == [True] and d.result() == 1 and len(asked) == 2
     assert gallery.person("E-0002").name == "Someone Else" and len(gallery.people()) == 2
@@ -122,7 +122,7 @@ def test_enrolled_person_is_granted_on_the_clip(qtbot, pipeline, gallery, shared
     qtbot.addWidget(w)
     w.show()
     w.start()
-    qtbot.waitUntil(lambda: any(r.startswith("GRANTED") for r in w.event_rows()), timeout=60000)
+    qtbot.waitUntil(lambda: any(r.startswith("GRANTED") for r in w.event_rows()), timeout=HANG_MS)
     assert w.banner.title.text() == f"Welcome, {NAME}"
     # The event row says why, with the numbers: "… (median distance 0.11 ≤ threshold 0.18)";
     # the banner has words for the person only.
@@ -144,7 +144,7 @@ def test_enrolled_person_is_granted_on_the_clip(qtbot, pipeline, gallery, shared
     import cv2
     frames = int(cv2.VideoCapture(clip).get(cv2.CAP_PROP_FRAME_COUNT))
     assert frames > 100
-    qtbot.waitUntil(lambda: w.last_frame_index >= frames, timeout=60000)
+    qtbot.waitUntil(lambda: w.last_frame_index >= frames, timeout=HANG_MS)
     w.stop()
     assert all(d.person_id == EMPLOYEE_ID for d in w.decisions if d.kind == "GRANTED")
     assert all(NAME in r.splitlines()[0] for r in w.event_rows() if r.startswith("GRANTED"))
@@ -157,7 +157,7 @@ def test_photo_check_asks_to_turn_the_head_then_denies_a_print(qtbot, pipeline, 
     own timestamps (the same decisions on a busy machine), every banner shown is recorded (a
     prompt up for a moment between two polls still counts), and the wait ends when the clip
     does; the timeouts only guard against a hang."""
-    from conftest import HANG_MS, clip_over, every_frame, record_banners
+    from conftest import clip_over, every_frame, record_banners
 
     from faceguard.ui.door_window import DoorWindow
     from faceguard.ui.presentation import NOT_RECOGNISED_TEXT, TURN_HEAD_TEXT
@@ -210,7 +210,7 @@ def test_door_window_paints_faces_on_the_clip(qtbot, pipeline, shared_data):
     qtbot.addWidget(w)
     w.show()
     w.start()
-    qtbot.waitUntil(lambda: w.controller.frames >= 5 and w.video.image is not None, timeout=30000)
+    qtbot.waitUntil(lambda: w.controller.frames >= 5 and w.video.image is not None, timeout=HANG_MS)
     decision = Decision(time=1.0, kind="DENIED", person_id=None, name=None, distance=1.21, threshold=0.36,
                         frames_used=5, reason="Not recognised (distance 1.21 > threshold 0.36).",
                         track_id=1, box=(250.0, 60.0, 330.0, 160.0))
@@ -247,7 +247,7 @@ def test_empty_gallery_says_how_to_enrol_instead_of_denying(qtbot, pipeline, gal
     assert w.banner.title.text() == EMPTY_GALLERY_TEXT == "Nobody is enrolled yet"
     assert "Ctrl+E" in w.banner.detail.text() and "enrol the first person" in w.banner.detail.text()
     # Faces went by (more than stranger_frames of them) and the newest frame painted has some.
-    qtbot.waitUntil(lambda: w.last_frame_index >= 12 and bool(w.video._overlays), timeout=60000)
+    qtbot.waitUntil(lambda: w.last_frame_index >= 12 and bool(w.video._overlays), timeout=HANG_MS)
     assert w.video.image is not None
     labels = [ov.label for ov in w.video._overlays]
     assert all(ov.color == GREY for ov in w.video._overlays), labels   # nobody to compare with
@@ -260,7 +260,7 @@ def test_empty_gallery_says_how_to_enrol_instead_of_denying(qtbot, pipeline, gal
     enrol(gallery, pipeline, load_image(shared_data / "video" / "lin-manuel-miranda.png"), NAME,
           EMPLOYEE_ID, consent=True, threshold=pipeline.threshold_for(1))
     w.controller.gallery_changed()     # what closing the enrolment dialog does
-    qtbot.waitUntil(lambda: w.banner.title.text() != EMPTY_GALLERY_TEXT, timeout=30000)
+    qtbot.waitUntil(lambda: w.banner.title.text() != EMPTY_GALLERY_TEXT, timeout=HANG_MS)
     assert w.rule.enrolled == 1
     w.stop()
 
@@ -293,7 +293,7 @@ def test_stopping_logs_a_granted_whose_door_is_still_opening(qtbot, pipeline, ga
     qtbot.addWidget(w)
     w.show()
     w.start()
-    qtbot.waitUntil(lambda: any(d.kind == "GRANTED" for d in w.decisions), timeout=60000)
+    qtbot.waitUntil(lambda: any(d.kind == "GRANTED" for d in w.decisions), timeout=HANG_MS)
     qtbot.waitUntil(started.exists, timeout=10000)
     events = EventLog(gallery)
     # Logged when decided (issue 15), while the door is still opening; its result comes later.

@@ -115,15 +115,14 @@ class Decider:
     def from_settings(cls, settings: Settings, threshold: float | None = None, **kw: Any) -> Decider:
         """From a ``Settings``; ``threshold`` overrides ``settings.threshold`` (pass the model's
         default when the setting is None)."""
+        kw.setdefault("attempts", Attempts(wait_s=settings.photo_retry_wait_s, suspend_s=settings.face_suspend_s))
         return cls(
             threshold=settings.threshold if threshold is None else threshold,
             confirm_frames=settings.confirm_frames, window_frames=settings.window_frames,
             stranger_frames=settings.stranger_frames, cooldown_s=settings.cooldown_s,
             mode=settings.mode, photo_check=settings.photo_check,
             min_motion=settings.photo_check_min_motion,
-            photo_check_timeout_s=settings.photo_check_timeout_s, challenge=settings.challenge,
-            **{"attempts": Attempts(wait_s=settings.photo_retry_wait_s, suspend_s=settings.face_suspend_s),
-               **kw})
+            photo_check_timeout_s=settings.photo_check_timeout_s, challenge=settings.challenge, **kw)
 
     @property
     def statuses(self) -> list[TrackStatus]:
