@@ -148,7 +148,8 @@ class DoorCheck:
         # which the window shows), not the reason nobody gets in.
         self.damaged: dict[str, str] = {}
         matcher = gallery_matcher(self.gallery, self.pipeline, self.settings.threshold,
-                                  mode=self.settings.mode, damaged=self.damaged)
+                                  mode=self.settings.mode, damaged=self.damaged,
+                                  templates=self.settings.learn_templates)
         self.rule, self.threshold = matcher.rule, matcher.threshold
         self.decider.threshold = self.threshold
         self._use_zones(matcher)

@@ -202,3 +202,28 @@ def test_real_lfw_embeddings_find_the_right_person(pipeline, lfw):
         assert r.accepted == (nearest <= pipeline.default_threshold)
         own = distance(probes[k], gallery[k])
         assert r.distance > own, f"{who}: a stranger is nearer than the person's own photo"
+
+
+def test_templates_count_as_their_persons_nearest_vector():
+    """Learned templates (issue 21): a person's distance is the nearest of their enrolment row
+    and templates; the runner-up is another PERSON (a person's own template never is); single,
+    batch, one-person and verify agree with brute force."""
+    people = random_units(40, 16, seed=3)
+    extra = {f"p{i}": random_units(3, 16, seed=100 + i) for i in range(0, 40, 4)}
+    ids = [f"p{i}" for i in range(40)]
+    m = Matcher(ids, people, 0.5, templates=extra)
+    probes = random_units(25, 16, seed=7)
+    for q, batched in zip(probes, m.search(probes), strict=True):
+        nearest = {pid: min([distance(q, people[i])] + [distance(q, v) for v in extra.get(pid, ())])
+                   for i, pid in enumerate(ids)}
+        ranked = sorted(nearest, key=nearest.__getitem__)
+        one = m.nearest(q)
+        assert one.id == batched.id == ranked[0] and one.runner_up_id == ranked[1]
+        assert one.distance == pytest.approx(nearest[ranked[0]], abs=1e-5)
+        assert batched.runner_up_distance == pytest.approx(nearest[ranked[1]], abs=1e-5)
+        assert m.verify(q, ranked[5]).distance == pytest.approx(nearest[ranked[5]], abs=1e-5)
+    alone = Matcher(["p0"], people[:1], 0.5, templates={"p0": extra["p0"]})
+    q = probes[0]
+    assert alone.nearest(q).distance == pytest.approx(min(distance(q, v) for v in [people[0], *extra["p0"]]), abs=1e-5)
+    with pytest.raises(GalleryError, match="not in the gallery"):
+        Matcher(ids, people, 0.5, templates={"nobody": extra["p0"]})

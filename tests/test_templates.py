@@ -159,3 +159,51 @@ def test_a_pin_confirmed_grey_visit_on_the_clip_becomes_a_template(shared_data, 
         enrolled = g.embeddings(clip_pipeline.model_id)[1][g.embeddings(clip_pipeline.model_id)[0].index("E001")]
         assert float(np.sum((vec - enrolled) ** 2)) <= zone_thresholds(clip_pipeline, 1)[1]
         assert templates.snapshot(g, "E001", kept[0].id) is not None
+
+
+def test_a_frame_near_a_learned_template_is_matched_to_its_person(clip_results, pipeline, lin_enrolled):
+    """The door's per-frame match counts a person's learned templates beside the enrolment
+    photo (issue 21). On the shared clip, the actor's frames 6-19 (the first shot) lie beyond
+    the threshold of his enrolment photo, so no frame of them was matched to anybody; with a
+    template learned from frame 139 (a later shot, anchored near the photo) they are his, at a
+    threshold sized for the gallery's 10 people + 1 template. With learning off the door
+    matches the enrolment photo alone."""
+    from faceguard.doorcheck import DoorCheck
+    from faceguard.gallery.recognise import gallery_matcher
+    from faceguard.gallery.store import Gallery
+    from faceguard.settings import Settings
+
+    rng = np.random.default_rng(0)
+    frames = {f.index: f for f in clip_results}
+    with Gallery.open() as g:
+        for i in range(9):
+            g.add_person(f"P{i}", f"X{i}", np.full((64, 64, 3), 128, np.uint8), unit(rng.normal(size=128)),
+                         pipeline.model_id)
+        ids, matrix = g.embeddings(pipeline.model_id)
+        enrolled = matrix[ids.index(lin_enrolled)]
+
+        def actor(i: int) -> np.ndarray:
+            return min((r.embedding for r in frames[i].results), key=lambda e: float(np.sum((e - enrolled) ** 2)))
+
+        template = actor(139)
+        assert templates.add_template(g, lin_enrolled, template, pipeline.model_id,
+                                      zone_thresholds(pipeline, 1)[1]) is not None
+        plain = gallery_matcher(g, pipeline)
+        learned = gallery_matcher(g, pipeline, templates=True)
+        assert learned.threshold == pytest.approx(pipeline.threshold_for(11))
+        assert learned.threshold < plain.threshold == pytest.approx(pipeline.threshold_for(10))
+        far = [i for i in range(6, 20) if float(np.sum((actor(i) - enrolled) ** 2)) > plain.threshold]
+        assert len(far) >= 10
+        for i in far:
+            assert plain.nearest(actor(i)).person is None
+            got = learned.nearest(actor(i))
+            assert got.person == lin_enrolled
+            assert got.distance == pytest.approx(float(np.sum((actor(i) - template) ** 2)), abs=1e-4)
+            assert got.distance <= learned.threshold
+            assert learned.verify(actor(i), lin_enrolled).distance == pytest.approx(got.distance, abs=1e-5)
+        for learn in (True, False):
+            check = DoorCheck(pipeline, g, Settings(learn_templates=learn), log_events=False)
+            try:
+                assert check.matcher.nearest(actor(far[0])).person == (lin_enrolled if learn else None)
+            finally:
+                check.close()

@@ -20,7 +20,7 @@ the door uses.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,6 +133,7 @@ class Matcher:
         margin_weight: float = DEFAULT_MARGIN_WEIGHT,
         min_gallery_for_margin: int = DEFAULT_MARGIN_MIN_GALLERY,
         dim: int | None = None,
+        templates: Mapping[Hashable, np.ndarray] | None = None,
     ):
         ids = list(ids)
         matrix = np.asarray(matrix, dtype=np.float32)
@@ -166,6 +167,7 @@ class Matcher:
         self.rule = rule
         self.margin_weight = float(margin_weight)
         self._row = {pid: i for i, pid in enumerate(ids)}
+        self._extra_owner, self._extra = self._templates(templates or {})
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -185,12 +187,12 @@ class Matcher:
             results = [self._result(None, math.inf, None, math.inf) for _ in range(q2.shape[0])]
             return results[0] if single else results
         if n == 1:                                                  # no runner-up
-            d1 = np.maximum(2.0 - 2.0 * (q2 @ self.matrix[0]), 0.0)
+            d1 = np.maximum(2.0 - 2.0 * self._with_templates(q2, q2 @ self.matrix[:1].T)[:, 0], 0.0)
             results = [self._result(0, float(d), None, math.inf) for d in d1]
             return results[0] if single else results
         if single:
             # Two argmax passes beat a partition of the whole row (~15 µs vs ~300 µs at 100k).
-            dots = self._dots_one(q)
+            dots = self._with_templates(q, self._dots_one(q))
             i1 = int(np.argmax(dots))
             best = dots[i1]
             dots[i1] = -np.inf                                      # our own buffer
@@ -198,7 +200,7 @@ class Matcher:
             top2 = np.array([[i1, i2]])
             top_dots = np.array([[best, dots[i2]]], dtype=np.float32)
         else:
-            dots = q2 @ self.matrix.T                               # [Q, N]
+            dots = self._with_templates(q2, q2 @ self.matrix.T)     # [Q, N]
             # Top 2 by dot product without sorting whole rows.
             top2 = np.argpartition(dots, n - 2, axis=1)[:, n - 2:]  # [Q, 2], unordered
             rows = np.arange(q2.shape[0])[:, None]
@@ -228,13 +230,43 @@ class Matcher:
         row = self._row.get(person_id)
         if row is None:
             raise GalleryError(f"No person with id '{person_id}' is enrolled.")
-        d = max(2.0 - 2.0 * float(q @ self.matrix[row]), 0.0)
+        dot = float(q @ self.matrix[row])
+        if self._extra is not None and np.any(mine := self._extra_owner == row):
+            dot = max(dot, float(np.max(self._extra[mine] @ q)))   # the person's nearest template
+        d = max(2.0 - 2.0 * dot, 0.0)
         return MatchResult(
             index=row, id=person_id, name=self._name(row), distance=d,
             runner_up_index=None, runner_up_id=None, runner_up_distance=math.inf,
             score=d, threshold=self.threshold, rule="distance", accepted=d <= self.threshold)
 
     # -- helpers ---------------------------------------------------------------------------
+    def _templates(self, templates: Mapping[Hashable, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(owner row of each extra vector, the vectors [T, D]) from ``templates``: a person's
+        learned templates (issue 21) beside their enrolment row. A person's distance is then the
+        nearest of their vectors; size the threshold by all of them (more vectors, more chances)."""
+        owner, vecs = [], []
+        for pid, block in templates.items():
+            row = self._row.get(pid)
+            if row is None:
+                raise GalleryError(f"A template belongs to '{pid}', who is not in the gallery.")
+            for v in np.asarray(block, np.float32).reshape(-1, self.dim):
+                if abs(float(np.linalg.norm(v)) - 1.0) > _UNIT_TOLERANCE:
+                    raise GalleryError(f"A template of '{pid}' is not unit length; re-embed the gallery.")
+                owner.append(row)
+                vecs.append(v)
+        if not vecs:
+            return np.zeros(0, np.intp), None
+        return np.asarray(owner, np.intp), np.ascontiguousarray(np.stack(vecs))
+
+    def _with_templates(self, q: np.ndarray, dots: np.ndarray) -> np.ndarray:
+        """``dots`` (q · each person's enrolment row; [N] or [Q, N], changed in place) raised to
+        q · the person's nearest template where that is nearer."""
+        if self._extra is None:
+            return dots
+        extra = q @ self._extra.T                                   # [T] or [Q, T]
+        np.maximum.at(dots.T, self._extra_owner, extra.T)            # per person: the nearest vector
+        return dots
+
     def _dots_one(self, q: np.ndarray) -> np.ndarray:
         """q · every gallery row, block by block (see _BLOCK_ROWS)."""
         n = len(self.ids)

@@ -40,7 +40,7 @@ def bring_up_to_date(gallery: Gallery, pipeline: FacePipeline) -> dict[str, str]
 
 def gallery_matcher(gallery: Gallery, pipeline: FacePipeline, threshold_setting: float | None = None, *,
                     mode: str = "identify", include_inactive: bool = False,
-                    damaged: dict[str, str] | None = None) -> Matcher:
+                    damaged: dict[str, str] | None = None, templates: bool = False) -> Matcher:
     """The Matcher over the gallery's embeddings of the pipeline's model.
 
     ``mode="verify"`` is one comparison with a claimed person, so it takes the one-person
@@ -48,18 +48,31 @@ def gallery_matcher(gallery: Gallery, pipeline: FacePipeline, threshold_setting:
     an inactive person is still that person) searches everyone but sizes the rule and threshold
     by the active people, as the door does. ``damaged`` (the door): people whose stored face
     data cannot be read are left out and listed there instead of failing the whole gallery.
+    ``templates`` (the door, learning on): each person's learned templates are matched beside
+    their enrolment photo (the nearest of their vectors counts), and the threshold is sized by
+    all the vectors (docs/decision-rule.md: more templates, more chances for a stranger).
     """
     bring_up_to_date(gallery, pipeline)
     everyone = gallery.people(active_only=False)
     active = sum(p.active for p in everyone)   # sizes the rule; reads no face data
     ids, matrix = gallery.embeddings(pipeline.model_id, active_only=not include_inactive, damaged=damaged)
-    if mode == "verify":
-        rule, threshold = "distance", pipeline.threshold_for(1, threshold_setting)
+    extra = _templates_of(gallery, pipeline, ids, damaged) if templates else {}
+    if mode == "verify":   # a claim: the claimed person's vectors, at most one photo + templates
+        most = 1 + max((len(v) for v in extra.values()), default=0)
+        rule, threshold = "distance", pipeline.threshold_for(most, threshold_setting)
     else:
         rule, threshold = pipeline.scoring_for(max(1, active), threshold_setting)
+        if extra and not threshold_setting:
+            threshold = pipeline.embedder.spec.threshold_for(max(1, active) + sum(map(len, extra.values())), rule)
     names = {p.employee_id: p.name for p in everyone}
     return Matcher(ids, matrix, threshold, rule=rule, names=[names.get(i, i) for i in ids],
-                   dim=pipeline.embedder.spec.embedding_size)
+                   dim=pipeline.embedder.spec.embedding_size, templates=extra)
+
+
+def _templates_of(gallery: Gallery, pipeline: FacePipeline, ids: list, damaged: dict[str, str] | None) -> dict:
+    from faceguard.gallery import templates
+
+    return templates.template_vectors(gallery, pipeline.model_id, [str(i) for i in ids], damaged)
 
 
 # -- the face zone of a visit (issue 21; docs/decision-rule.md "The face zone") -----------------
