@@ -24,6 +24,14 @@ enrolment photo. At a real door the templates come from the door's own camera, s
 help more than LFW photos taken years apart. The zone of a visit is the nearest person's (over
 all their vectors); a visit nearest to someone else is counted as denied (its PIN is not theirs),
 and reported apart if within strict (let in as someone else).
+
+With ``--visit-frames NPZ`` (benchmarks/visit_frames.py) the same rows follow for a second visit
+model: a visit = the fused mean of 5 SIMULATED camera frames of the photo (shift, scale, exposure,
+blur, noise, JPEG: what a webcam changes between frames of a still face; no pose change), as the
+door fuses its deciding frames; a confirmed visit's fused embedding is the template, as at the
+door. Those rows use thresholds calibrated on the fused visits' own stranger pairs by the
+manifest's method (against enrolment photos and against fused templates, the stricter of the two),
+not the manifest's. The one-photo rows always come first and are unchanged.
 """
 
 from __future__ import annotations
@@ -34,11 +42,14 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from faceguard.tools import visits  # noqa: E402
 from faceguard.tools.evaluate import EmbeddedSet, embed_files, impostor_distances, read_tsv  # noqa: E402
 from faceguard.vision.models import load_manifest  # noqa: E402
 
@@ -68,13 +79,66 @@ def people_photos(es: EmbeddedSet) -> dict[str, list[int]]:
     return out
 
 
-def run(es: EmbeddedSet, draws: int, seed: int) -> dict:
+@dataclass(frozen=True)
+class VisitModel:
+    """What a visit is in one set of rows: ``visits`` [N, D] the embedding each photo's visit is
+    scored with, ``templates`` [N, D] what a confirmed visit of that photo leaves as a template
+    (the door keeps the fused visit), ``impostor`` the stranger pairs the thresholds and the
+    from-pairs rates come from, ``thresholds(n)`` → (strict, normal) for n gallery vectors."""
+
+    name: str
+    visits: np.ndarray
+    templates: np.ndarray
+    impostor: np.ndarray
+    thresholds: Callable[[int], tuple[float, float]]
+
+
+def one_photo_model(es: EmbeddedSet) -> VisitModel:
+    """A visit = one photo; the manifest's thresholds (calibrated the same way)."""
     spec = load_manifest().embedder()
-    photos = people_photos(es)
     labels = {r["path"]: r["identity"] for r in read_tsv(DEV / "labels.tsv", ("path", "identity"))}
-    impostor = impostor_distances(es, labels)     # every pair of photos of two different people
     emb = es.emb.astype(np.float32)
-    anchor = spec.threshold_for(1, "visit-normal")
+    return VisitModel("one photo", emb, emb, impostor_distances(es, labels),
+                      lambda n: (spec.threshold_for(n, "visit-strict"), spec.threshold_for(n, "visit-normal")))
+
+
+def fused_model(es: EmbeddedSet, frames_npz: Path) -> VisitModel:
+    """A visit = the mean of simulated camera frames of the photo (benchmarks/visit_frames.py),
+    re-normalised, as the door fuses its deciding frames. Its thresholds are calibrated on ITS
+    stranger pairs (tools/visits.zone_curves, the manifest's method): fused visits against other
+    people's enrolment photos and against their fused templates, the lower curve of the two."""
+    with np.load(frames_npz, allow_pickle=False) as z:
+        where = {str(p): i for i, p in enumerate(z["paths"])}
+        frames = z["frames"][[where[str(p)] for p in es.paths]]
+    fused = frames.mean(axis=1)
+    fused = (fused / np.linalg.norm(fused, axis=1, keepdims=True)).astype(np.float32)
+    labels = {r["path"]: r["identity"] for r in read_tsv(DEV / "labels.tsv", ("path", "identity"))}
+    ids = np.array([labels[str(p)] for p in es.paths])
+    other = ids[:, None] != ids[None, :]
+    emb = es.emb.astype(np.float32)
+    to_photo = np.sort((2.0 - 2.0 * fused @ emb.T)[other])
+    iu = np.triu_indices(len(ids), 1)
+    to_fused = np.sort((2.0 - 2.0 * fused @ fused.T)[iu][other[iu]])
+    base = load_manifest().embedder()
+    specs = [replace(base, visit_strict_curve=_points(c["strict_curve"]), visit_normal_curve=_points(c["normal_curve"]))
+             for c in (visits.zone_curves(to_photo), visits.zone_curves(to_fused))]
+
+    def thresholds(n: int) -> tuple[float, float]:
+        return (min(s.threshold_for(n, "visit-strict") for s in specs),
+                min(s.threshold_for(n, "visit-normal") for s in specs))
+
+    return VisitModel(f"fused {frames.shape[1]} simulated camera frames", fused, fused, to_photo, thresholds)
+
+
+def _points(curve: list) -> tuple[tuple[int, float], ...]:
+    return tuple((int(n), float(t)) for n, t in curve)
+
+
+def run(es: EmbeddedSet, draws: int, seed: int, model: VisitModel | None = None) -> dict:
+    model = model or one_photo_model(es)
+    photos = people_photos(es)
+    emb = es.emb.astype(np.float32)
+    anchor = load_manifest().embedder().threshold_for(1, "visit-normal")
     employees_pool = sorted(p for p, rows in photos.items() if len(rows) >= MIN_PHOTOS)
     others = sorted(p for p in photos if p not in employees_pool)
     rng = np.random.default_rng(seed)
@@ -83,7 +147,7 @@ def run(es: EmbeddedSet, draws: int, seed: int) -> dict:
         real = min(size, len(photos) - 37)           # keep ≥ 37 people as strangers
         for k in VECTORS:
             n_eff = size * k
-            strict, normal = spec.threshold_for(n_eff, "visit-strict"), spec.threshold_for(n_eff, "visit-normal")
+            strict, normal = model.thresholds(n_eff)
             tally = {"emp_visits": 0, "at_once": 0, "pin": 0, "denied": 0, "as_other": 0,
                      "str_visits": 0, "str_at_once": 0, "str_grey": 0, "pairs": 0, "pairs_strict": 0,
                      "pairs_normal": 0, "templates": 0, "templates_refused": 0}
@@ -97,19 +161,20 @@ def run(es: EmbeddedSet, draws: int, seed: int) -> dict:
                 for p in members:
                     rows = photos[p]
                     owner.append(p)
-                    vecs.append(emb[rows[0]])
+                    vecs.append(emb[rows[0]])                # the one enrolment photo
                     if p in emps:
                         for r in rows[1:k]:
-                            if float(np.sum((emb[r] - emb[rows[0]]) ** 2)) <= anchor:
+                            t = model.templates[r]
+                            if float(np.sum((t - emb[rows[0]]) ** 2)) <= anchor:
                                 owner.append(p)
-                                vecs.append(emb[r])
+                                vecs.append(t)
                                 tally["templates"] += 1
                             else:
                                 tally["templates_refused"] += 1
                 g = np.stack(vecs)
                 owner_arr = np.asarray(owner)
                 for p in emps:
-                    d = 2.0 - 2.0 * (emb[photos[p][3:]] @ g.T)
+                    d = 2.0 - 2.0 * (model.visits[photos[p][3:]] @ g.T)
                     best = d.argmin(axis=1)
                     score = d[np.arange(len(best)), best]
                     mine = owner_arr[best] == p
@@ -118,13 +183,14 @@ def run(es: EmbeddedSet, draws: int, seed: int) -> dict:
                     tally["pin"] += int(np.sum(mine & (score > strict) & (score <= normal)))
                     tally["as_other"] += int(np.sum(~mine & (score <= strict)))
                 strangers = [r for p in photos if p not in members for r in photos[p]]
-                d = 2.0 - 2.0 * (emb[strangers] @ g.T)
+                d = 2.0 - 2.0 * (model.visits[strangers] @ g.T)
                 best = d.min(axis=1)
                 tally["str_visits"] += len(strangers)
                 tally["str_at_once"] += int(np.sum(best <= strict))
                 tally["str_grey"] += int(np.sum((best > strict) & (best <= normal)))
             tally["denied"] = tally["emp_visits"] - tally["at_once"] - tally["pin"]
-            # per comparison, over all the dev set's impostor pairs (a count of 0 reads as 0)
+            # per comparison, over all the visit model's stranger pairs (a count of 0 reads as 0)
+            impostor = model.impostor
             tally["pairs"] = len(impostor)
             tally["pairs_strict"] = int(np.sum(impostor <= strict))
             tally["pairs_normal"] = int(np.sum(impostor <= normal))
@@ -132,6 +198,7 @@ def run(es: EmbeddedSet, draws: int, seed: int) -> dict:
             ext_s = 1 - (1 - p_s) ** n_eff
             ext_n = 1 - (1 - p_n) ** n_eff
             out.append({
+                "visit": model.name,
                 "enrolled": size, "enrolled_in_draw": real, "vectors_per_person": k, "draws": draws,
                 "strict": round(strict, 4), "normal": round(normal, 4),
                 "employees_at_once": tally["at_once"] / tally["emp_visits"],
@@ -157,23 +224,31 @@ def main() -> int:
     ap.add_argument("--embeddings", type=Path, help="dev-set .npz (faceguard embed); made when missing")
     ap.add_argument("--draws", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--visit-frames", type=Path, metavar="NPZ",
+                    help="also rows where a visit is the fused mean of simulated camera frames "
+                         "(benchmarks/visit_frames.py --out NPZ), with thresholds calibrated on them")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "second_factor.json")
     args = ap.parse_args()
     es = embeddings(args.embeddings)
     started = time.perf_counter()
-    result = run(es, args.draws, args.seed)
-    print(f"{'enrolled':>8} {'vecs':>4} {'strict':>6} {'normal':>6}  {'at once':>8} {'PIN':>6} {'denied':>7}"
-          f"  {'str. at once':>12} {'str. grey':>9}  (from pairs: at once, grey)")
-    for r in result["rows"]:
-        print(f"{r['enrolled']:>8} {r['vectors_per_person']:>4} {r['strict']:>6.3f} {r['normal']:>6.3f}  "
-              f"{100 * r['employees_at_once']:7.1f}% {100 * r['employees_asked_pin']:5.1f}% "
+    models = [one_photo_model(es)] + ([fused_model(es, args.visit_frames)] if args.visit_frames else [])
+    rows: list[dict] = []
+    for model in models:
+        result = run(es, args.draws, args.seed, model)
+        rows += result["rows"]
+    print(f"{'visit':>24} {'enrolled':>8} {'vecs':>4} {'strict':>6} {'normal':>6}  {'at once':>8} {'PIN':>6} "
+          f"{'denied':>7}  {'str. at once':>12} {'str. grey':>9}  (from pairs: at once, grey)")
+    for r in rows:
+        print(f"{r['visit'][:24]:>24} {r['enrolled']:>8} {r['vectors_per_person']:>4} {r['strict']:>6.3f} "
+              f"{r['normal']:>6.3f}  {100 * r['employees_at_once']:7.1f}% {100 * r['employees_asked_pin']:5.1f}% "
               f"{100 * r['employees_denied']:6.1f}%  {100 * r['strangers_at_once_measured']:11.3f}% "
               f"{100 * r['strangers_grey_measured']:8.2f}%  ({100 * r['strangers_at_once_from_pairs']:.3f}%, "
               f"{100 * r['strangers_grey_from_pairs']:.2f}%)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "benchmark": "second_factor", "data": "LFW dev fold 1 (shared/data/lfw_dev_fold1)",
-        "visit": "one photo", "seconds": round(time.perf_counter() - started, 1), **result,
+        "visit": [m.name for m in models], "seed": args.seed, "seconds": round(time.perf_counter() - started, 1),
+        "rows": rows, "employees_pool": result["employees_pool"], "people": result["people"],
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_avg": os.getloadavg()},
     }, indent=2) + "\n")
