@@ -21,7 +21,7 @@ from faceguard.access.records import DENIED, GRANTED, PIN, Decision, TrackState,
 from faceguard.access.track import distinct_faces
 from faceguard.camera import Frame
 from faceguard.errors import FaceGuardError
-from faceguard.gallery import pins, reserve, templates
+from faceguard.gallery import pin_backoff, pins, reserve, templates
 from faceguard.gallery.credentials import get_credential
 from faceguard.gallery.events import EventLog
 from faceguard.gallery.ids import printable
@@ -148,8 +148,7 @@ class DoorCheck:
         # which the window shows), not the reason nobody gets in.
         self.damaged: dict[str, str] = {}
         matcher = gallery_matcher(self.gallery, self.pipeline, self.settings.threshold,
-                                  mode=self.settings.mode, damaged=self.damaged,
-                                  templates=self.settings.learn_templates)
+                                  mode=self.settings.mode, damaged=self.damaged, templates=self.settings.learn_templates)
         self.rule, self.threshold = matcher.rule, matcher.threshold
         self.decider.threshold = self.threshold
         self._use_zones(matcher)
@@ -162,7 +161,7 @@ class DoorCheck:
         rule.zones = visit_zones(self.gallery, self.pipeline, matcher, self.settings.threshold,
                                  self.damaged, learned=self.settings.learn_templates)
         rule.require_pin = self.settings.require_pin
-        rule.factor.badge_accepted = self.settings.badge_as_factor
+        rule.factor.badge_accepted, rule.factor.store = self.settings.badge_as_factor, pin_backoff.GalleryPinBackoff(self.gallery)
         # A claim is one comparison: the zones of one person (with their templates, the most any has).
         size = max((len(v) for v in rule.zones.vectors.values()), default=1)
         strict, normal = zone_thresholds(self.pipeline, size, self.settings.threshold)

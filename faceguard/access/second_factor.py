@@ -10,15 +10,19 @@ Wrong PINs back off per PERSON, not per track (a stranger cannot reset the count
 out and back in): every ``MAX_WRONG`` wrong PINs in a row lock that person's keypad for
 ``FIRST_WAIT_S``, doubling each time; the right PIN clears the count. Times are the frames'
 timestamps, so the answer does not depend on how fast the PC is. What was typed is never kept
-or put into a reason.
+or put into a reason. With a ``store`` (the gallery, gallery/pin_backoff.py) the count and the
+lock outlive a restart of the door: read once per person, written at each change, in wall-clock
+seconds (converted at the boundary, as access/attempts.py does for a suspension).
 """
 
 from __future__ import annotations
 
 import math
+import time
 import unicodedata
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -35,6 +39,15 @@ def _same_id(a: str, b: str) -> bool:
     def norm(x: str) -> str:
         return unicodedata.normalize("NFKC", x).strip().casefold()
     return norm(a) == norm(b)
+
+
+class BackoffStore(Protocol):
+    """Where a person's wrong-PIN back-off outlives the process: (wrong PINs in a row, lock-outs
+    so far, locked until in wall-clock seconds or None)."""
+
+    def load(self, person: str) -> tuple[int, int, float | None]: ...
+
+    def save(self, person: str, wrong: int, lockouts: int, locked_until: float | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -94,8 +107,12 @@ class Asked:
 
 class SecondFactor:
     def __init__(self, badge_accepted: bool = False, timeout_s: float = PIN_TIMEOUT_S,
-                 max_wrong: int = MAX_WRONG, first_wait_s: float = FIRST_WAIT_S):
+                 max_wrong: int = MAX_WRONG, first_wait_s: float = FIRST_WAIT_S,
+                 store: BackoffStore | None = None, wall: Callable[[], float] = time.time):
         self.badge_accepted = badge_accepted
+        self.store = store
+        self.wall = wall
+        self._loaded: set[Hashable] = set()
         self.timeout_s = timeout_s
         self.max_wrong = max_wrong
         self.first_wait_s = first_wait_s
@@ -117,7 +134,28 @@ class SecondFactor:
 
     def locked_for(self, person: Hashable, t: float) -> float:
         """Seconds this person's keypad stays locked after too many wrong PINs (0: open)."""
+        self._load(person, t)
         return max(0.0, self._locked_until.get(person, -math.inf) - t)
+
+    def _load(self, person: Hashable, t: float) -> None:
+        """The person's back-off from the store, once (a restarted door goes on where it was)."""
+        if self.store is None or person is None or person in self._loaded:
+            return
+        self._loaded.add(person)
+        wrong, lockouts, until = self.store.load(str(person))
+        if wrong:
+            self._wrong[person] = wrong
+        if lockouts:
+            self._lockouts[person] = lockouts
+        if until is not None and until > self.wall():
+            self._locked_until[person] = t + (until - self.wall())   # wall clock → frame time
+
+    def _save(self, person: Hashable, t: float) -> None:
+        if self.store is None or person is None:
+            return
+        locked = self._locked_until.get(person)
+        self.store.save(str(person), self._wrong.get(person, 0), self._lockouts.get(person, 0),
+                        None if locked is None or locked <= t else self.wall() + (locked - t))
 
     def answer(self, track_id: int, typed: str | None, t: float,
                check: Callable[[Hashable, str], bool]) -> tuple[Decision, Asked] | None:
@@ -138,8 +176,9 @@ class SecondFactor:
         if self.badge_accepted and person is not None and _same_id(typed, str(person)):
             return self._final(req, t, GRANTED, "badge", "confirmed by the badge"), asked
         if person is not None and check(person, typed):
-            self._wrong.pop(person, None)
-            self._lockouts.pop(person, None)
+            had = self._wrong.pop(person, None), self._lockouts.pop(person, None)
+            if any(had):
+                self._save(person, t)
             return self._final(req, t, GRANTED, "pin", "confirmed by the PIN"), asked
         wrong = self._wrong.get(person, 0) + 1
         reason = f"wrong PIN ({wrong} of {self.max_wrong} before the keypad locks)"
@@ -151,6 +190,7 @@ class SecondFactor:
             wrong = 0
             reason = f"wrong PIN; {self.max_wrong} wrong in a row: the keypad locks for {wait:.0f} s"
         self._wrong[person] = wrong
+        self._save(person, t)
         return self._final(req, t, DENIED, "pin", reason), asked
 
     def expire(self, t: float) -> list[tuple[Decision, Asked]]:

@@ -40,7 +40,7 @@ from faceguard import atomic, paths
 from faceguard.errors import GalleryError
 from faceguard.gallery import crypto, health, integrity, keys, rekey
 from faceguard.gallery.credentials import add_credential_v5
-from faceguard.gallery.factor_schema import face_suspension_v7, second_factor_v5
+from faceguard.gallery.factor_schema import face_suspension_v7, pin_backoff_v9, second_factor_v5
 from faceguard.gallery.messages import looks_corrupt as _looks_corrupt
 from faceguard.gallery.messages import os_error_message, sqlite_message
 
@@ -124,6 +124,7 @@ MIGRATIONS: list[Migration] = [
     (6, add_credential_v5),    # OSDP credential number
     (7, face_suspension_v7),   # photo-check retries per person (issue 20)
     (8, integrity.add_row_macs_v5),   # row MACs over all the above, tombstones (issue 22)
+    (9, pin_backoff_v9),       # wrong-PIN back-off per person, kept over a restart (issue 21)
 ]
 
 

@@ -27,3 +27,13 @@ def face_suspension_v7(con: sqlite3.Connection) -> None:
     """Face entry suspended after repeated failed photo checks (access/attempts.py), until this
     wall-clock time: NULL = not suspended. In the person's row, so erasing them erases it."""
     con.execute("ALTER TABLE people ADD COLUMN face_suspended_until REAL")
+
+
+def pin_backoff_v9(con: sqlite3.Connection) -> None:
+    """The wrong-PIN back-off per person (access/second_factor.py, gallery/pin_backoff.py): wrong
+    PINs in a row, lock-outs so far (each doubles the next), and the wall-clock time the keypad
+    opens again (NULL: not locked). In the person's row, so a restart keeps it and erasing the
+    person erases it; the row MAC covers it once it is set (integrity.fields)."""
+    con.execute("ALTER TABLE people ADD COLUMN pin_wrong INTEGER NOT NULL DEFAULT 0")
+    con.execute("ALTER TABLE people ADD COLUMN pin_lockouts INTEGER NOT NULL DEFAULT 0")
+    con.execute("ALTER TABLE people ADD COLUMN pin_locked_until REAL")

@@ -22,7 +22,8 @@ from faceguard.gallery.ids import normalise_id
 log = logging.getLogger(__name__)
 
 COLUMNS = ("id, employee_id, name, active, valid_until, photo_file, photo_digest, embedding, "
-           "model_id, data_key, change_no, pin, auth_mode, face_suspended_until, credential, row_mac")
+           "model_id, data_key, change_no, pin, auth_mode, face_suspended_until, credential, "
+           "pin_wrong, pin_lockouts, pin_locked_until, row_mac")
 DAMAGED = "its row was damaged or edited by hand (its MAC does not verify); it is left out"
 ERASED = "it was erased, and this is an older copy of the row (a tombstone refuses it)"
 
@@ -44,14 +45,22 @@ def fields(row) -> dict:
     ``problem`` are called and add them to this dict there."""
     (pid, eid, name, active, valid_until, photo_file, photo_digest, embedding, model_id, data_key,
      change_no, pin, auth_mode, suspended_until, credential) = tuple(row)[:15]
-    return {"row": int(pid), "id": normalise_id(eid), "employee_id": eid, "name": name,
-            "active": bool(active), "valid_until": rowmac.number(valid_until), "photo_file": photo_file,
-            "photo": photo_digest or "", "embedding": rowmac.digest(embedding), "model_id": model_id,
-            "data_key": rowmac.digest(data_key), "change": int(change_no or 0),
-            # The second factor (issue 21), the photo check's suspension (issue 20) and the card
-            # number the OSDP panel decides by (issue 23) decide access too.
-            "pin": rowmac.digest(pin), "auth_mode": auth_mode,
-            "suspended_until": rowmac.number(suspended_until), "credential": credential or ""}
+    out = {"row": int(pid), "id": normalise_id(eid), "employee_id": eid, "name": name,
+           "active": bool(active), "valid_until": rowmac.number(valid_until), "photo_file": photo_file,
+           "photo": photo_digest or "", "embedding": rowmac.digest(embedding), "model_id": model_id,
+           "data_key": rowmac.digest(data_key), "change": int(change_no or 0),
+           # The second factor (issue 21), the photo check's suspension (issue 20) and the card
+           # number the OSDP panel decides by (issue 23) decide access too.
+           "pin": rowmac.digest(pin), "auth_mode": auth_mode,
+           "suspended_until": rowmac.number(suspended_until), "credential": credential or ""}
+    # The wrong-PIN back-off (issue 21, schema step 9) decides access too (clearing it by SQL
+    # would reopen a locked keypad to guessing). It joins the MAC only once set, so the rows
+    # sealed before step 9 (all at 0, 0, NULL) verify without a reseal the migration could not
+    # do (it has no key); set back to 0 by hand, a row sealed with it fails like any edit.
+    wrong, lockouts, locked_until = tuple(row)[15:18]
+    if wrong or lockouts or locked_until is not None:
+        out["pin_backoff"] = [int(wrong or 0), int(lockouts or 0), rowmac.number(locked_until)]
+    return out
 
 
 def next_change(con: sqlite3.Connection) -> int:
