@@ -143,6 +143,9 @@ class ReplicaState:
     seen: dict[str, int] = field(default_factory=dict)
     # {employee id: why} of site rows this door refused (rows.py); shown by `site status`.
     quarantined: dict[str, str] = field(default_factory=dict)
+    # {employee id: [digest of the site's second-factor blob last applied or published, digest of
+    # the local second factor then]} (site/factor.py): what changed on which side since.
+    factors: dict[str, list] = field(default_factory=dict)
 
     @staticmethod
     def path(data_dir: Path) -> Path:
@@ -158,7 +161,8 @@ class ReplicaState:
             state = cls(str(doc["site_id"]), int(doc["seq"]), int(doc["pushed"]), doc.get("last_sync"),
                         {str(k): int(v) for k, v in doc.get("photo_seq", {}).items()},
                         {str(k): int(v) for k, v in doc.get("seen", {}).items()},
-                        {str(k): str(v) for k, v in doc.get("quarantined", {}).items()})
+                        {str(k): str(v) for k, v in doc.get("quarantined", {}).items()},
+                        {str(k): list(v) for k, v in doc.get("factors", {}).items()})
         except FileNotFoundError:
             return cls(site_id)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

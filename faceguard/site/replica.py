@@ -35,7 +35,7 @@ from faceguard.gallery.events import SNAPSHOT_MAX_SIDE, EventLog
 from faceguard.gallery.ids import clean_id, clean_text, normalise_id
 from faceguard.gallery.person import check_embedding
 from faceguard.gallery.store import PHOTO_MAX_SIDE, Gallery, Person
-from faceguard.site import SiteError, SiteUnreachableError
+from faceguard.site import SiteError, SiteUnreachableError, factor
 from faceguard.site import rows as rows_mac
 from faceguard.site.config import ReplicaState, SiteConfig, sync_lock
 from faceguard.site.store import NotAtSiteError, SitePerson, SiteStore, describe
@@ -131,11 +131,13 @@ class Replica:
                         (state.photo_seq.get(r.employee_id) != r.photo_seq
                          or self.gallery.person(r.employee_id) is None)]
                 faces = store.face_data(need)
+                blobs = factor.fetch(store, [r.employee_id for r in rows if factor.news(r, state)])
                 for row in rows:
                     # One bad row is quarantined and reported; every later change still applies.
-                    if (why := self._refusal(row, faces.get(row.employee_id), state)) is None:
+                    if (why := self._refusal(row, faces.get(row.employee_id), state, blobs)) is None:
                         try:
                             self._apply(row, faces.get(row.employee_id), state)
+                            factor.apply_row(self, row, blobs.get(row.employee_id), state)
                             state.quarantined.pop(row.employee_id, None)
                             state.seen[normalise_id(row.employee_id)] = row.seq
                         except FaceGuardError as exc:
@@ -165,13 +167,15 @@ class Replica:
         except FaceGuardError as exc:
             log.error("Could not switch off %r after its site row was refused: %s", employee_id, exc)
 
-    def _refusal(self, row: SitePerson, face, state: ReplicaState) -> str | None:
+    def _refusal(self, row: SitePerson, face, state: ReplicaState, blobs: dict[str, bytes]) -> str | None:
         """Why this site row must not be applied here (rows.py), or None."""
         if not rows_mac.verify(self.cipher.mac_key, row):
             return rows_mac.DAMAGED
         if row.seq < state.seen.get(normalise_id(row.employee_id), 0):
             return rows_mac.OLDER
         if face is not None and not rows_mac.blobs_match(row, *face):
+            return rows_mac.BLOBS
+        if factor.news(row, state) and factor.digest(blobs.get(row.employee_id)) != rows_mac.factor_digest(row):
             return rows_mac.BLOBS
         return None
 
@@ -270,6 +274,7 @@ class Replica:
             with self.connect(timeout) as own:
                 return self.sync(timeout, own)
         applied = self.pull(store)
+        factor.publish_changed(self, store)
         try:
             pushed, problem = self.push(store), None
         except SiteUnreachableError:

@@ -33,10 +33,22 @@ def fields(employee_id: str, name: str, active: bool, deleted: bool, valid_until
             "digests": digests or "", "seq": int(seq), "photo_seq": int(photo_seq)}
 
 
-def blob_digests(photo: bytes | None, embeddings: dict[str, bytes]) -> str:
-    return json.dumps({"photo": rowmac.digest(photo),
-                       "embeddings": {m: rowmac.digest(e) for m, e in sorted(embeddings.items())}},
-                      sort_keys=True, separators=(",", ":"))
+def blob_digests(photo: bytes | None, embeddings: dict[str, bytes], factor: bytes | None = None) -> str:
+    """The JSON of the blobs' digests; ``factor`` (the second factor's blob, site/factor.py) only
+    when the person has one, so rows sealed before it existed keep their digests."""
+    doc: dict = {"photo": rowmac.digest(photo),
+                 "embeddings": {m: rowmac.digest(e) for m, e in sorted(embeddings.items())}}
+    if factor is not None:
+        doc["factor"] = rowmac.digest(factor)
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def factor_digest(person) -> str | None:
+    """The digest of the second-factor blob this MAC'd row names (None: it names none)."""
+    try:
+        return json.loads(person.digests).get("factor")
+    except (ValueError, AttributeError):
+        return None
 
 
 def seal(cur, key: bytes, employee_id: str) -> None:
@@ -44,7 +56,14 @@ def seal(cur, key: bytes, employee_id: str) -> None:
     cur.execute("SELECT photo FROM people WHERE employee_id=%s", (employee_id,))
     photo = cur.fetchone()[0]
     cur.execute("SELECT model_id, embedding FROM embeddings WHERE employee_id=%s", (employee_id,))
-    digests = blob_digests(None if photo is None else bytes(photo), {m: bytes(e) for m, e in cur.fetchall()})
+    embeddings = {m: bytes(e) for m, e in cur.fetchall()}
+    # A tombstone keeps no second factor (erase means erase); a live row's is in its digests.
+    cur.execute("DELETE FROM factors WHERE employee_id=%s AND EXISTS (SELECT 1 FROM people "
+                "WHERE employee_id=%s AND deleted)", (employee_id, employee_id))
+    cur.execute("SELECT data FROM factors WHERE employee_id=%s", (employee_id,))
+    factor = cur.fetchone()
+    digests = blob_digests(None if photo is None else bytes(photo), embeddings,
+                           None if factor is None else bytes(factor[0]))
     cur.execute("UPDATE people SET digests=%s WHERE employee_id=%s", (digests, employee_id))
     cur.execute("SELECT employee_id, name, active, deleted, valid_until, digests, seq, photo_seq "
                 "FROM people WHERE employee_id=%s", (employee_id,))

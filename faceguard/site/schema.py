@@ -91,6 +91,14 @@ def _integrity_v2(cur) -> None:
     cur.execute("ALTER TABLE doors ADD COLUMN removed BOOLEAN NOT NULL DEFAULT FALSE")
 
 
+def _factors_v3(cur) -> None:
+    """The second factor of each person (issue 21, site/factor.py): PIN hash, auth mode and
+    learned templates as one blob encrypted with the site key; its digest is in the person's
+    MAC'd digests (rows.py); a tombstone drops it."""
+    cur.execute("CREATE TABLE factors (employee_id TEXT PRIMARY KEY REFERENCES people ON DELETE CASCADE, "
+                "data BYTEA NOT NULL)")
+
+
 Migration = tuple[int, Callable]
 
 # Append a step for every schema change, never edit a released one: a site of any older
@@ -98,6 +106,7 @@ Migration = tuple[int, Callable]
 MIGRATIONS: list[Migration] = [
     (1, _create_v1),
     (2, _integrity_v2),
+    (3, _factors_v3),        # the second factor travels with the person (issue 21)
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
