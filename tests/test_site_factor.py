@@ -78,3 +78,21 @@ def test_erasing_a_person_at_the_site_erases_their_second_factor(site):   # noqa
     assert site.sql("SELECT COUNT(*) FROM factors") == [(0,)]
     site.sync("back")
     assert site.galleries["back"].person("E001") is None
+
+
+def test_two_doors_changing_one_person_keep_both_changes(site):   # noqa: F811 (the imported fixture)
+    """The front door sets Lin's PIN and syncs; the back door, before it syncs, sets her auth
+    mode. A field changed at a door since it last synced is kept (a merge per field), so both
+    doors end with the PIN and face+pin."""
+    front, back = site.galleries["front"], site.galleries["back"]
+    pins.set_pin(front, "E001", RIGHT)
+    site.sync("front")
+    pins.set_auth_mode(back, "E001", "face+pin")
+    site.sync("back")                                    # applies the PIN, keeps its auth mode, sends both
+    assert pins.verify_pin(back, "E001", RIGHT) and pins.auth_mode(back, "E001") == "face+pin"
+    site.sync("front")
+    assert pins.verify_pin(front, "E001", RIGHT) and pins.auth_mode(front, "E001") == "face+pin"
+    seq = site.sql("SELECT seq FROM people WHERE employee_id='E001'")
+    site.sync("back")
+    site.sync("front")
+    assert site.sql("SELECT seq FROM people WHERE employee_id='E001'") == seq   # settled

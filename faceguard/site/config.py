@@ -143,8 +143,8 @@ class ReplicaState:
     seen: dict[str, int] = field(default_factory=dict)
     # {employee id: why} of site rows this door refused (rows.py); shown by `site status`.
     quarantined: dict[str, str] = field(default_factory=dict)
-    # {employee id: [digest of the site's second-factor blob last applied or published, digest of
-    # the local second factor then]} (site/factor.py): what changed on which side since.
+    # {employee id: [digest of the site's second-factor blob last applied or published, {field:
+    # digest of this door's copy then}]} (site/factor.py): what changed on which side since.
     factors: dict[str, list] = field(default_factory=dict)
 
     @staticmethod

@@ -8,10 +8,12 @@ key cannot change, copy or restore an old one unseen; a tombstone drops it (eras
 
 The blob is what a gallery export carries (pins.export_fields + templates.export_fields). A door
 publishes a person's blob when its own copy changed since it last applied or published it (a
-PIN set, an auth mode changed, a template learned or removed: ``Replica.push``), and applies the
-site's when its digest changed (``Replica.pull``). ``ReplicaState.factors`` remembers, per id,
-the digest of the site's blob last applied and of the local data then, so nothing goes back and
-forth. Two doors changing one person at once: the later publication wins.
+PIN set, an auth mode changed, a template learned or removed: ``publish_changed``, at each
+sync), and applies the site's when its digest changed (``apply_row``, in the pull).
+``ReplicaState.factors`` remembers, per id, the digest of the site's blob last applied or sent and
+of each field of the local data then, so nothing goes back and forth, and two doors changing one
+person at once keep both changes (a field changed here since is kept when the site's blob is
+applied, and sent on); the same field changed at both: the door that syncs later wins.
 """
 
 from __future__ import annotations
@@ -39,9 +41,14 @@ def local_fields(gallery: Gallery, employee_id: str) -> dict:
     return {**pins.export_fields(gallery, employee_id), **templates.export_fields(gallery, employee_id)}
 
 
-def fingerprint(fields: dict) -> str:
-    """A digest of the fields as this door holds them (what ``push`` compares)."""
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode("utf-8")).hexdigest()
+FIELDS = ("pin_scrypt", "auth_mode", "templates")
+NONE_SET: dict = {"pin_scrypt": None, "auth_mode": DEFAULT_AUTH_MODE, "templates": []}
+
+
+def fingerprint(fields: dict) -> dict[str, str]:
+    """A digest per field as this door holds it (what changed here since: ``publish_changed``)."""
+    return {k: hashlib.sha256(json.dumps(fields.get(k), sort_keys=True).encode("utf-8")).hexdigest()
+            for k in FIELDS}
 
 
 def seal(cipher: crypto.Cipher, employee_id: str, fields: dict) -> bytes:
@@ -113,13 +120,24 @@ def news(row, state) -> bool:
 
 
 def apply_row(replica, row, blob: bytes | None, state) -> None:
-    """Inside the pull, after the row itself was applied: its second factor, when new."""
+    """Inside the pull, after the row itself was applied: its second factor, when new. A field
+    changed at this door since it last applied or sent the person's blob (a PIN set here while
+    another door set the auth mode) is kept, and goes to the site with the next publication: a
+    three-way merge per field, so neither door's change is lost."""
+    eid = row.employee_id
     if row.deleted:
-        state.factors.pop(row.employee_id, None)
-    elif blob is not None:
-        fields = open_blob(replica.cipher, row.employee_id, blob)
-        apply(replica.gallery, row.employee_id, fields, replica.model_id, anchor())
-        state.factors[row.employee_id] = [digest(blob), fingerprint(local_fields(replica.gallery, row.employee_id))]
+        state.factors.pop(eid, None)
+        return
+    if blob is None:
+        return
+    site = open_blob(replica.cipher, eid, blob)
+    local = local_fields(replica.gallery, eid)
+    known = state.factors[eid][1] if eid in state.factors else fingerprint(NONE_SET)
+    mine = fingerprint(local)
+    kept = {k for k in FIELDS if mine[k] != known.get(k)}
+    apply(replica.gallery, eid, {**site, **{k: local[k] for k in kept}}, replica.model_id, anchor())
+    after = fingerprint(local_fields(replica.gallery, eid))
+    state.factors[eid] = [digest(blob), {k: fingerprint(site)[k] if k in kept else after[k] for k in FIELDS}]
 
 
 def publish_changed(replica, store) -> int:
@@ -136,7 +154,8 @@ def publish_changed(replica, store) -> int:
             fields = local_fields(replica.gallery, eid)
             known = state.factors.get(eid)
             if (known[1] == fingerprint(fields)) if known is not None else is_default(fields):
-                continue
+                continue                         # nothing changed here since
+
             blob = seal(replica.cipher, eid, fields)
             try:
                 publish(store, replica.config.door, eid, blob)
