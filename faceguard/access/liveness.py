@@ -43,8 +43,9 @@ _SQUARE = np.array([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])
 SMOOTH_S = 0.6
 GRID_S = 1 / 30                 # the time grid the spread is taken over, whatever the frame rate
 MIN_NEIGHBOURS = 2              # a grid point with fewer samples near it (a gap) is left out
-MIN_SPAN_S = 0.6                # less time than this observed proves nothing either way,
-MIN_SAMPLES = 4                 # nor fewer samples (4 is 0.6 s at 5 fps)
+MIN_SPAN_S = 0.4                # less time than this observed proves nothing either way
+MIN_SAMPLES = 3                 # (the old 10 frames: 0.33 s at 30 fps, 2 s at 5 fps), nor fewer
+                                # samples (3 is 0.4 s at 5 fps)
 # Faces farther away than the door (eyes closer than this, i.e. a face under about 60 px wide)
 # are not measured: their landmarks jitter by a larger part of the face.
 MIN_EYE_DISTANCE_PX = 24.0
