@@ -169,7 +169,30 @@ def test_a_lookalike_denied_in_the_grey_zone_is_counted_against_the_person_it_ma
     # (each visit is recognised first, unnamed, then told to wait)
     waits = [text for t, text in shown if second.time + 1 < t < second.time + 29 and "recognising" not in text]
     assert waits and all(re.fullmatch(r"face: please wait \d+ s, then try again", s) for s in waits)
-    assert third.attempts["state"] == "suspended"
+    assert third.attempts["state"] == "suspended" and "face entry for that person is suspended" in third.reason
     # while suspended, each later visit is denied and says so, and counts nothing more
     assert decisions[3:] and all(d.kind == DENIED and "stays suspended" in d.reason for d in decisions[3:])
     assert dec.photo.attempts.standing("E1", third.time + 60).state == "suspended"
+
+
+def test_a_face_matched_to_an_employee_is_held_only_when_nearer_to_the_waiting_stranger():
+    """A stranger S (0.20 from employee E, threshold 0.15) is suspended after three visits.
+    E's own face, 0.04 from E's photo and 0.06 from S, is let in; a face 0.09 from E but 0.02
+    from S (S again, matching E at a lucky angle) is held like S."""
+    def at(angle: float) -> np.ndarray:
+        return np.cos(angle) * np.eye(128, dtype=np.float32)[0] + np.sin(angle) * np.eye(128, dtype=np.float32)[1]
+
+    a = float(np.arccos(0.9))                         # S lies 2 - 2·0.9 = 0.20 from E
+    employee, stranger, lucky = at(0.0), at(a), at(a - 0.15)
+    matcher = Matcher(["E"], employee[None, :], 0.15)
+    dec = Decider(stranger_frames=5)
+    decisions, _, t = retry_for(dec, matcher, [stranger], minutes=1)
+    assert [d.attempts["state"] for d in decisions] == ["ok", "wait", "suspended"]
+    assert matcher.search(lucky).accepted and float(np.sum((lucky - stranger) ** 2)) < 0.03
+    got, shown = visit(dec, matcher, lucky, t, 1.0, seed=1)
+    assert got == [] and all(s.startswith("unknown: too many tries") for _, s in shown)
+    away(dec, t + 1.0, 2.0)
+    own = at(0.2)
+    assert float(np.sum((own - stranger) ** 2)) < SAME_STRANGER_DISTANCE   # within S's radius, nearer E
+    got, _ = visit(dec, matcher, own, t + 3.0, 1.0, seed=2)
+    assert [(d.kind, d.person_id) for d in got] == [(GRANTED, "E")]

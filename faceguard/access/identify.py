@@ -209,14 +209,14 @@ class IdentifyRule:
                         "more min after repeated failed visits")
             else:
                 standing = self.photo.attempts.failed(decision.person_id, t)
-                note = standing_note(standing, self.photo.attempts, "failed visit matched to this person")
+                note = standing_note(standing, self.photo.attempts, "failed visit matched to this person",
+                                     "face entry for that person is suspended (a second factor or the manager)")
         return replace(decision, reason=decision.reason + note, attempts=standing.to_dict(t))
 
     def _held(self, t: float, tid: int, track: FaceTrack, result: MatchResult, vote: Vote,
               threshold: float) -> bool:
         """A face that must wait before it is checked again: a stranger after repeated denied
-        visits (nearer to that stranger than to whoever it matches), or a face matched to a
-        person whose attempts are on hold after grey-zone denials. Shown, not decided."""
+        visits (when nearer to that stranger than to whoever it matches). Shown, not decided."""
         matched = result.distance if vote.person is not None else math.inf
         standing = self.strangers.held(t, track.embedding, self._same_face(threshold), matched)
         if standing is not None:

@@ -127,13 +127,14 @@ class StrangerThrottle:
         self._faces = keep[-MAX_FACES:]
 
 
-def standing_note(standing: Standing, attempts: Attempts, what: str) -> str:
+def standing_note(standing: Standing, attempts: Attempts, what: str,
+                  suspended: str = "this face is not checked again") -> str:
     """The reason's tail for a counted attempt (empty for the 1st): the wait or the suspension."""
     window = f"{attempts.window_s / 60:.0f} min"
     if standing.state == "wait":
         return f"; the {_nth(standing.failures)} {what} within {window}: wait {attempts.wait_s:.0f} s before the next try"
     if standing.state == "suspended":
-        return (f"; the {_nth(standing.failures)} {what} within {window}: this face is not checked again "
+        return (f"; the {_nth(standing.failures)} {what} within {window}: {suspended} "
                 f"for {attempts.suspend_s / 60:.0f} min")
     return ""
 
