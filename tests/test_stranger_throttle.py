@@ -196,3 +196,14 @@ def test_a_face_matched_to_an_employee_is_held_only_when_nearer_to_the_waiting_s
     assert float(np.sum((own - stranger) ** 2)) < SAME_STRANGER_DISTANCE   # within S's radius, nearer E
     got, _ = visit(dec, matcher, own, t + 3.0, 1.0, seed=2)
     assert [(d.kind, d.person_id) for d in got] == [(GRANTED, "E")]
+
+
+def test_the_strangers_wait_and_suspension_follow_the_settings():
+    from faceguard.settings import Settings
+
+    dec = Decider.from_settings(Settings(photo_check=False, photo_retry_wait_s=10.0, face_suspend_s=120.0), threshold=0.15)
+    matcher = Matcher(["E"], np.eye(128, dtype=np.float32)[:1], 0.15)
+    decisions, _, _ = retry_for(dec, matcher, [np.eye(128, dtype=np.float32)[3]], minutes=0.5)
+    assert [d.attempts for d in decisions] == [
+        {"state": "ok", "failures": 1}, {"state": "wait", "failures": 2, "seconds_left": 10.0},
+        {"state": "suspended", "failures": 3, "seconds_left": 120.0}]

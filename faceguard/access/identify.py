@@ -51,8 +51,11 @@ class IdentifyRule:
         self.zones: VisitZones | None = None
         self.require_pin = False           # the door asks everyone for a PIN (a server room)
         self.factor = SecondFactor()
-        # Recently denied strangers, by embedding: their visits counted (stranger_throttle.py).
-        self.strangers = StrangerThrottle()
+        # Recently denied strangers, by embedding: their visits counted (stranger_throttle.py),
+        # with the same window, wait and suspension as people's (settings photo_retry_wait_s,
+        # face_suspend_s).
+        people = photo.attempts
+        self.strangers = StrangerThrottle(people.window_s, people.wait_s, people.suspend_s)
 
     def reset(self) -> None:
         self.last_granted.clear()

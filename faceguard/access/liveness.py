@@ -41,6 +41,7 @@ _SQUARE = np.array([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])
 # a jittery frame), short enough to keep a half-second head turn (real tracks of the shared
 # clip keep their 30 fps value within 10 % at 5 and 10 fps; benchmarks/results/liveness.json).
 SMOOTH_S = 0.6
+SPREAD = (0.05, 0.95)           # the spread: 5th to 95th percentile over the grid
 GRID_S = 1 / 30                 # the time grid the spread is taken over, whatever the frame rate
 MIN_NEIGHBOURS = 2              # a grid point with fewer samples near it (a gap) is left out
 MIN_SPAN_S = 0.4                # less time than this observed proves nothing either way
@@ -97,7 +98,7 @@ class MotionCheck:
         smooth = smoothed(np.array([t for t, _ in self._seen]), np.array([p for _, p in self._seen]))
         if len(smooth) == 0:
             return 0.0
-        lo, hi = np.quantile(smooth, [0.05, 0.95], axis=0)
+        lo, hi = np.quantile(smooth, SPREAD, axis=0)
         return float(np.max(hi - lo))
 
 
