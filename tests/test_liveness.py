@@ -196,11 +196,15 @@ def test_a_moving_stranger_cannot_lend_a_photo_its_movement(order):
     assert "did not move like a real head" in decisions[0].reason
 
 
-def run_door(pipeline, source: Path, settings: Settings, stop_at_grant: bool = False):
+def run_door(pipeline, source: Path, settings: Settings, stop_at_grant: bool = False, every: int = 1):
+    """The door over a video; ``every`` n-th frame only (a slower PC: 30 fps / n), on the
+    frames' own timestamps."""
     decisions = []
     with Gallery.open() as gallery, FrameSource(source) as src:
         check = DoorCheck(pipeline, gallery, settings, log_events=False)
         while (frame := src.read()) is not None:
+            if frame.index % every:
+                continue
             decisions += check.process(frame).decisions
             if stop_at_grant and any(d.kind == GRANTED for d in decisions):
                 break
@@ -239,4 +243,20 @@ def test_the_photo_check_lets_the_real_person_in(shared_data, clip_pipeline, lin
     assert motion >= 0.3
     # He is recognised from frame 0 but only turns his head after about 3 s of the clip.
     assert 1.0 < lin.time < 6.0
+    assert not [d for d in decisions if d.kind == DENIED and d.person_id == "E001"]
+
+
+@pytest.mark.parametrize("every", [3, 6])
+def test_at_10_and_5_fps_the_print_is_denied_and_the_real_person_let_in(
+        pipeline, shared_data, clip_pipeline, lin_enrolled, print_attack_video, every):
+    """The door checking every 3rd or 6th frame (10 or 5 fps) decides as at 30 fps."""
+    settings = Settings(photo_check=True, challenge=False, photo_check_timeout_s=3.0)
+    [d] = run_door(pipeline, print_attack_video, settings, every=every)
+    assert (d.kind, d.person_id) == (DENIED, "E001") and "did not move like a real head" in d.reason
+    assert d.motion < 0.3 and 3.0 <= d.time < 3.6
+    decisions = run_door(clip_pipeline, shared_data / "video" / "short_hamilton_clip.mp4",
+                         Settings(photo_check=True, challenge=False), stop_at_grant=True, every=every)
+    granted = [d for d in decisions if d.kind == GRANTED]
+    assert [d.person_id for d in granted] == ["E001"] and granted[0].motion >= 0.3
+    assert 1.0 < granted[0].time < 6.0
     assert not [d for d in decisions if d.kind == DENIED and d.person_id == "E001"]
