@@ -77,7 +77,8 @@ def door(people):
     return Decider(stranger_frames=5, cooldown_s=10.0), matcher
 
 
-def test_a_stranger_retrying_for_minutes_is_counted_and_made_to_wait(people, door):
+def test_a_stranger_retrying_for_minutes_is_counted_and_made_to_wait(people, door, caplog):
+    caplog.set_level("INFO", logger="faceguard.access.stranger_throttle")
     dec, matcher = door
     stranger = people["stranger"]
     # the premise: the stranger's photos match nobody, and lie within the threshold of each other
@@ -103,6 +104,12 @@ def test_a_stranger_retrying_for_minutes_is_counted_and_made_to_wait(people, doo
         in third.reason
     held = [text for t, text in shown if t > third.time + 2]
     assert held and all(text.startswith("unknown: too many tries: not checked for") for text in held)
+    # each held visit (a new track) is logged once, with the wait left
+    logged = [r.getMessage() for r in caplog.records if "is back; held" in r.getMessage()]
+    held_visits = [t for t, text in shown if abs(t / 3 - round(t / 3)) < 1e-6
+                   and ("please wait" in text or "too many tries" in text)]
+    assert len(held_visits) > 100 and len(logged) == len(held_visits)
+    assert "held (wait) for 27 s more" in logged[0] and "held (suspended)" in logged[-1]
 
     # the suspension ends: the face is judged again, and its count starts again
     away(dec, end, third.time + 900 - end)

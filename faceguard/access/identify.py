@@ -221,7 +221,7 @@ class IdentifyRule:
         """A face that must wait before it is checked again: a stranger after repeated denied
         visits (when nearer to that stranger than to whoever it matches). Shown, not decided."""
         matched = result.distance if vote.person is not None else math.inf
-        standing = self.strangers.held(t, track.embedding, self._same_face(threshold), matched)
+        standing = self.strangers.held(t, track.embedding, self._same_face(threshold), matched, tid)
         if standing is not None:
             self.board.say(tid, track.box, TrackState.STRANGER, f"unknown: {held_text(standing, t)}",
                            result.distance)

@@ -26,7 +26,9 @@ forgotten on ``reset``.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +47,8 @@ from faceguard.access.attempts import (
 # audience and the actor on stage). Erring towards "a new stranger" costs one more attempt
 # before the wait; erring the other way would hold one stranger back for another's visits.
 SAME_STRANGER_DISTANCE = 0.12
+log = logging.getLogger(__name__)
+
 # Seen again within this many seconds: the same visit (a track lost and found while the face
 # stays in front of the camera). Longer away, e.g. stepping aside for 2 s, is a new attempt.
 RETURN_GAP_S = 1.5
@@ -66,6 +70,7 @@ class StrangerThrottle:
         self.return_gap_s = return_gap_s
         self._faces: list[_Face] = []
         self._next_key = 1
+        self._logged: deque[int] = deque(maxlen=100)    # tracks whose hold was logged (ids are not reused)
 
     def reset(self) -> None:
         self._faces.clear()
@@ -86,15 +91,22 @@ class StrangerThrottle:
             face.last_seen = t
 
     def held(self, t: float, embedding: np.ndarray | None, radius: float,
-             matched_distance: float = math.inf) -> Standing | None:
+             matched_distance: float = math.inf, track_id: int | None = None) -> Standing | None:
         """The standing of a remembered stranger that must wait (or is suspended) if this face is
         that stranger: within ``radius`` of it and nearer to it than ``matched_distance`` (to the
-        enrolled person this frame matched, inf for a stranger frame); None: check the face."""
+        enrolled person this frame matched, inf for a stranger frame); None: check the face.
+        Logged once per track (``track_id``)."""
         face, d = self._nearest(embedding, radius)
         if face is None or d >= matched_distance:
             return None
         standing = self.attempts.standing(face.key, t)
-        return None if standing.state == "ok" else standing
+        if standing.state == "ok":
+            return None
+        if track_id is not None and track_id not in self._logged:
+            self._logged.append(track_id)
+            log.info("track %d: a face denied %d times within %.0f min is back; held (%s) for %.0f s more",
+                     track_id, standing.failures, self.attempts.window_s / 60, standing.state, standing.until - t)
+        return standing
 
     def denied(self, t: float, embedding: np.ndarray | None, radius: float) -> Standing | None:
         """A face DENIED as a stranger at ``t`` (``embedding``: its visit's, e.g. the mean of its
