@@ -22,8 +22,8 @@ PROVIDERS = ("auto", "cuda", "cpu")
 MAX_SETTINGS_BYTES = 1 << 20
 DOOR_KINDS = ("none", "command", "webhook", "serial")
 MODES = ("identify", "verify")
-# The photo check's bar (faceguard/access/liveness.py): waved prints reach 0.08-0.23, real
-# faces 0.49-1.15 (benchmarks/liveness.py).
+# The photo check's bar (faceguard/access/liveness.py): waved prints reach 0.07-0.25, real
+# faces 0.31-1.23, at 5, 10 or 30 frames per second (benchmarks/liveness.py).
 DEFAULT_MIN_MOTION = 0.3
 
 # The one place for each numeric setting's valid range, (low, high, unit): Settings.validate

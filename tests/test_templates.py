@@ -126,7 +126,8 @@ def test_export_import_carry_templates_of_the_same_model(gallery, pipeline, lfw,
 
 
 def test_a_pin_confirmed_grey_visit_on_the_clip_becomes_a_template(shared_data, clip_pipeline, lin_enrolled):
-    """Ten people enrolled: the actor's visit lies in the grey zone; the right PIN lets him in,
+    """Twenty people enrolled: the actor's visit lies in the grey zone (strict 0.084; with ten, 0.090, his
+    window when the photo check passes scores 0.087, at once); the right PIN lets him in,
     and (photo check passed, learning on) his visit is kept, anchored to his enrolment photo.
     With learning off nothing is kept."""
     from faceguard.camera import FrameSource
@@ -137,7 +138,7 @@ def test_a_pin_confirmed_grey_visit_on_the_clip_becomes_a_template(shared_data, 
     clip = shared_data / "video" / "short_hamilton_clip.mp4"
     rng = np.random.default_rng(0)
     with Gallery.open() as g:
-        for i in range(9):
+        for i in range(19):
             g.add_person(f"P{i}", f"X{i}", np.full((64, 64, 3), 128, np.uint8), unit(rng.normal(size=128)),
                          clip_pipeline.model_id)
         pins.set_pin(g, lin_enrolled, "918273")

@@ -6,6 +6,8 @@ shown K frames of a stranger. One decision per face; the cool-down belongs to th
 visit, one event): a second track of someone let in within ``cooldown_s`` makes no new event.
 Strangers get the same courtesy: a stranger who stays in view (their track lost and found
 again) is DENIED once per visit, recognised by their own embedding, not once every few seconds.
+Every visit that is denied counts (stranger_throttle.py): a stranger's by their embedding, a face
+matched to X in the grey zone against X (attempts.py); repeated visits mean a wait, shown.
 """
 
 from __future__ import annotations
@@ -13,21 +15,23 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Hashable
+from dataclasses import replace
 
 import numpy as np
 
 from faceguard.access.photo_gate import TOO_SLOW, PhotoGate
 from faceguard.access.records import DENIED, GRANTED, PIN, Decision, TrackState, TrackStatus
 from faceguard.access.second_factor import Asked, SecondFactor, Visit, judge_visit, zone_fields
+from faceguard.access.stranger_throttle import (
+    SAME_STRANGER_DISTANCE,
+    StrangerThrottle,
+    held_text,
+    standing_note,
+)
 from faceguard.access.track_state import FaceTrack, PhotoWait, StatusBoard, Vote
 from faceguard.gallery.match import MatchResult
-from faceguard.gallery.recognise import STRANGER, VisitZones
+from faceguard.gallery.recognise import STRANGER, VisitZones, fuse
 
-# A stranger seen again is the same stranger when their embeddings lie this close: one
-# person's photos lie 0.04-0.08 apart (dev-set staff, gallery vs probe), the same face in a
-# video closer still; two different strangers can be as near as 0.16. Erring towards "a new
-# stranger" only costs one more DENIED row.
-SAME_STRANGER_DISTANCE = 0.12
 # What the window and the reasons call a face before its visit is let in, when the visit may
 # need a second factor: never the matched name (a stranger must not learn whom they resemble).
 UNNAMED = "face"
@@ -47,12 +51,15 @@ class IdentifyRule:
         self.zones: VisitZones | None = None
         self.require_pin = False           # the door asks everyone for a PIN (a server room)
         self.factor = SecondFactor()
-        # Recently denied strangers: [embedding, last seen]. Refreshed while they stay in view.
-        self._strangers: list[list] = []
+        # Recently denied strangers, by embedding: their visits counted (stranger_throttle.py),
+        # with the same window, wait and suspension as people's (settings photo_retry_wait_s,
+        # face_suspend_s).
+        people = photo.attempts
+        self.strangers = StrangerThrottle(people.window_s, people.wait_s, people.suspend_s)
 
     def reset(self) -> None:
         self.last_granted.clear()
-        self._strangers.clear()
+        self.strangers.reset()
         self.factor.reset()
 
     def step(self, t: float, tid: int, track: FaceTrack, result: MatchResult, vote: Vote,
@@ -61,6 +68,10 @@ class IdentifyRule:
         track.frames.append((vote.person, track.embedding))
         if vote.person is not None:
             self.photo.measure(track, t, vote.person)
+        if vote.person is None:
+            self.strangers.sighted(t, track.embedding, self._same_face(threshold))
+        if track.settled is None and self._held(t, tid, track, result, vote, threshold):
+            return None
         if track.settled is not None:
             self._show_settled(t, track.settled, track, vote, result.distance)
             return None
@@ -82,8 +93,6 @@ class IdentifyRule:
         """A decided face: show its decision only while this frame supports it (the same person,
         or still a stranger), never a name the face in front of the camera is not."""
         if vote.person == settled.person_id:
-            if settled.state == TrackState.DENIED and settled.person_id is None:
-                self._seen_stranger(t, track.embedding)
             self.board.show(settled, track.box, distance)
         else:
             self.board.say(settled.track_id, track.box, TrackState.LOOKING, "checking…", distance)
@@ -109,8 +118,11 @@ class IdentifyRule:
             return None
         distance = statistics.median(v.distance for v in agree)
         visit = self._visit(track, vote.person)
+        if visit is not None and visit.denied and self._person_waits(t, tid, track, result, vote.person, label):
+            return None
         if visit is not None and visit.denied:
-            return self._zone_denied(t, tid, track, result, visit, len(agree), distance, threshold)
+            return self._counted(t, self._zone_denied(t, tid, track, result, visit, len(agree), distance, threshold),
+                                 visit, threshold)
         if visit is not None and visit.needs:
             label = UNNAMED
         gate = self.photo.check(t, tid, track, PhotoWait(t, label, vote.person, result.name, distance,
@@ -143,8 +155,9 @@ class IdentifyRule:
             return None
         track.settled = TrackStatus(tid, track.box, TrackState.DENIED, "stranger: denied")
         self.board.show(track.settled, track.box, result.distance)
-        if self._seen_stranger(t, track.embedding):
-            return None          # the same stranger, still (or again) in view: one visit, one event
+        standing = self.strangers.denied(t, self._stranger_face(track), self._same_face(threshold))
+        if standing is None:
+            return None          # the same stranger, still in view: one visit, one event
         frames = track.stranger[-self.stranger_frames:]
         nearest = [v for v in frames if v.label is not None]
         if nearest:
@@ -157,19 +170,62 @@ class IdentifyRule:
         else:
             distance = math.inf
             reason = f"stranger: the gallery is empty ({len(frames)} frames)"
-        return Decision(t, DENIED, None, None, distance, threshold, len(frames), reason, tid, track.box)
+        reason += standing_note(standing, self.strangers.attempts, "denied visit of this face")
+        return Decision(t, DENIED, None, None, distance, threshold, len(frames), reason, tid, track.box,
+                        attempts=standing.to_dict(t))
 
-    def _seen_stranger(self, t: float, embedding: np.ndarray | None) -> bool:
-        """Whether this stranger was denied within the cool-down (then refresh their time);
-        otherwise remember them. Without embeddings every stranger track is a new visit."""
-        self._strangers = [s for s in self._strangers if t - s[1] < self.cooldown_s]
-        if embedding is None:
+    # -- repeated visits (stranger_throttle.py, attempts.py) ----------------------------------
+    def _same_face(self, threshold: float) -> float:
+        """How near two embeddings are one stranger: the normal threshold (the door's own), at
+        most SAME_STRANGER_DISTANCE."""
+        return min(SAME_STRANGER_DISTANCE, self.zones.normal if self.zones is not None else threshold)
+
+    @staticmethod
+    def _stranger_face(track: FaceTrack) -> np.ndarray | None:
+        """A denied stranger's visit embedding: the mean of its stranger frames' embeddings."""
+        embs = [e for p, e in track.frames if p is None and e is not None]
+        return fuse(embs) if embs else track.embedding
+
+    def _person_waits(self, t: float, tid: int, track: FaceTrack, result: MatchResult, person: Hashable,
+                      label: str) -> bool:
+        """A face matched to ``person`` whose denied visits (or failed photo checks) put them on
+        a wait: shown, not judged again until it ends."""
+        standing = self.photo.attempts.standing(person, t)
+        if standing.state != "wait":
             return False
-        for entry in self._strangers:
-            if float(np.sum((entry[0] - embedding) ** 2)) <= SAME_STRANGER_DISTANCE:
-                entry[1] = t
-                return True
-        self._strangers.append([np.array(embedding, np.float32), t])
+        self.board.say(tid, track.box, TrackState.TURN_HEAD, f"{label}: {held_text(standing, t)}",
+                       result.distance, person, None if label == UNNAMED else result.name)
+        return True
+
+    def _counted(self, t: float, decision: Decision, visit: Visit, threshold: float) -> Decision:
+        """A visit the face zone denied, counted: against the person it matched (grey zone,
+        attempts.py), or by its embedding (a stranger's zone, stranger_throttle.py)."""
+        if decision.person_id is None:
+            standing = self.strangers.denied(t, visit.fused, self._same_face(threshold))
+            if standing is None:          # the same visit as the last one counted
+                return decision
+            note = standing_note(standing, self.strangers.attempts, "denied visit of this face")
+        else:
+            standing = self.photo.attempts.standing(decision.person_id, t)
+            if standing.state == "suspended":
+                note = (f"; face entry for this match stays suspended for {(standing.until - t) / 60:.0f} "
+                        "more min after repeated failed visits")
+            else:
+                standing = self.photo.attempts.failed(decision.person_id, t)
+                note = standing_note(standing, self.photo.attempts, "failed visit matched to this person",
+                                     "face entry for that person is suspended (a second factor or the manager)")
+        return replace(decision, reason=decision.reason + note, attempts=standing.to_dict(t))
+
+    def _held(self, t: float, tid: int, track: FaceTrack, result: MatchResult, vote: Vote,
+              threshold: float) -> bool:
+        """A face that must wait before it is checked again: a stranger after repeated denied
+        visits (when nearer to that stranger than to whoever it matches). Shown, not decided."""
+        matched = result.distance if vote.person is not None else math.inf
+        standing = self.strangers.held(t, track.embedding, self._same_face(threshold), matched, tid)
+        if standing is not None:
+            self.board.say(tid, track.box, TrackState.STRANGER, f"unknown: {held_text(standing, t)}",
+                           result.distance)
+            return True
         return False
 
     # -- the face zone and the second factor (issue 21) -------------------------------------

@@ -8,14 +8,20 @@ when the head turns or nods, the nose moves across the face relative to them (pa
 Per frame, the eyes and mouth corners are mapped by a least-squares affine fit onto a fixed
 square (eyes at (∓1, −1), mouth corners at (∓1, +1)); the nose's position in that square is
 `nose_position`. For a picture it stays put however the picture is moved, turned or tilted; for
-a head it follows the yaw (u) and pitch (v). `MotionCheck` keeps one track's positions, takes a
-5-frame running median against landmark jitter, and reports the spread (5th to 95th
-percentile, the larger of u and v) over the last few seconds.
+a head it follows the yaw (u) and pitch (v). `MotionCheck` keeps one track's positions with
+their timestamps, smooths them on a fixed time grid (the median of the samples within
+`SMOOTH_S` of each grid point, against landmark jitter) and reports the spread (5th to 95th
+percentile over the grid, the larger of u and v) over the last few seconds. Everything is in
+seconds, not frames, so the same head movement gives nearly the same value whether the door
+checks 5, 10 or 30 frames per second (a 5-frame median was 1 s of smoothing at 5 fps and
+flattened real turns; benchmarks/liveness.py resamples real and attack tracks to compare).
 
 Measured with `python benchmarks/liveness.py` (benchmarks/results/liveness.json): the
 enrolment portrait rendered as a hand-held print (benchmarks/photo_attack.py), waved by up to
-±40° yaw and ±30° pitch at 30–60 cm, reaches 0.08–0.23; the real faces of the shared clip near
-enough to measure reach 0.49–1.15. A head turned by about 10° each way gives about 0.4
+±40° yaw and ±30° pitch at 30–60 cm, reaches 0.07–0.22 at 30 fps and at most 0.25 resampled
+to 10 or 5 fps (any frame phase); the real faces of the shared clip near enough to measure
+reach 0.42–0.95 at 30 fps, at least 0.31 at 10 or 5 fps, their median over the phases within
+6 % of the 30 fps value. A head turned by about 10° each way gives about 0.4
 (geometry: nose depth ≈ 1.1 half-face-widths × 2·sin 10°). The default bar, 0.3
 (settings.DEFAULT_MIN_MOTION), sits between. Not caught here: a video of the person replayed
 on a screen (challenge.py asks for a movement it cannot follow), a 3-D mask.
@@ -31,8 +37,16 @@ import numpy as np
 EYES_AND_MOUTH = [0, 1, 3, 4]   # landmark order: eye, eye, nose, mouth corner, mouth corner
 NOSE = 2
 _SQUARE = np.array([[-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [1.0, 1.0]])
-SMOOTH_FRAMES = 5
-MIN_FRAMES = 10                 # fewer frames than this prove nothing either way
+# The smoothing span (seconds): long enough to hold 3 samples at 5 fps (a median of 2-3 against
+# a jittery frame), short enough to keep a half-second head turn (real tracks of the shared
+# clip keep their 30 fps value within 10 % at 5 and 10 fps; benchmarks/results/liveness.json).
+SMOOTH_S = 0.6
+SPREAD = (0.05, 0.95)           # the spread: 5th to 95th percentile over the grid
+GRID_S = 1 / 30                 # the time grid the spread is taken over, whatever the frame rate
+MIN_NEIGHBOURS = 2              # a grid point with fewer samples near it (a gap) is left out
+MIN_SPAN_S = 0.4                # less time than this observed proves nothing either way
+MIN_SAMPLES = 3                 # (the old 10 frames: 0.33 s at 30 fps, 2 s at 5 fps), nor fewer
+                                # samples (3 is 0.4 s at 5 fps)
 # Faces farther away than the door (eyes closer than this, i.e. a face under about 60 px wide)
 # are not measured: their landmarks jitter by a larger part of the face.
 MIN_EYE_DISTANCE_PX = 24.0
@@ -71,11 +85,43 @@ class MotionCheck:
     def frames(self) -> int:
         return len(self._seen)
 
+    @property
+    def span_s(self) -> float:
+        """Seconds between the first and the last sample kept."""
+        return self._seen[-1][0] - self._seen[0][0] if self._seen else 0.0
+
     def motion(self) -> float:
-        """Spread of the smoothed nose position (0 until MIN_FRAMES frames are in)."""
-        if len(self._seen) < MIN_FRAMES:
+        """Spread of the smoothed nose position (0 until MIN_SPAN_S seconds and MIN_SAMPLES
+        samples are in)."""
+        if len(self._seen) < MIN_SAMPLES or self.span_s < MIN_SPAN_S:
             return 0.0
-        uv = np.array([p for _, p in self._seen])
-        smooth = np.median(np.lib.stride_tricks.sliding_window_view(uv, SMOOTH_FRAMES, axis=0), axis=-1)
-        lo, hi = np.quantile(smooth, [0.05, 0.95], axis=0)
+        smooth = smoothed(np.array([t for t, _ in self._seen]), np.array([p for _, p in self._seen]))
+        if len(smooth) == 0:
+            return 0.0
+        lo, hi = np.quantile(smooth, SPREAD, axis=0)
         return float(np.max(hi - lo))
+
+
+def smoothed(times: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """The nose positions on a grid of GRID_S from the first to the last time: at each grid
+    point the median of the samples within SMOOTH_S / 2 of it; points with fewer than
+    MIN_NEIGHBOURS samples near them (a gap where the face was not measured) are left out, so
+    a lone frame after a gap cannot stand for the whole gap."""
+    grid = np.arange(times[0], times[-1] + 1e-9, GRID_S)
+    # Each grid point's neighbours are a run of the (time-ordered) samples: [first, end).
+    first = np.searchsorted(times, grid - SMOOTH_S / 2 - 1e-6, side="left")
+    end = np.searchsorted(times, grid + SMOOTH_S / 2 + 1e-6, side="right")
+    count = end - first
+    keep = count >= MIN_NEIGHBOURS
+    if not keep.any():
+        return np.empty((0, 2))
+    first, count = first[keep], count[keep]
+    # Gather each run into a row padded with +inf, sort, and take the middle (a row median).
+    cols = np.arange(int(count.max()))
+    idx = np.minimum(first[:, None] + cols, len(times) - 1)
+    rows = np.where((cols < count[:, None])[:, :, None], uv[idx], np.inf)
+    rows.sort(axis=1)
+    lo = ((count - 1) // 2)[:, None, None]
+    hi = (count // 2)[:, None, None]
+    return (np.take_along_axis(rows, np.broadcast_to(lo, (len(count), 1, 2)), 1)
+            + np.take_along_axis(rows, np.broadcast_to(hi, (len(count), 1, 2)), 1))[:, 0, :] / 2
