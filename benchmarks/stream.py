@@ -103,7 +103,7 @@ def compare(previous: FacePipeline, door: FacePipeline, settings: Settings,
         return statistics.median(statistics.median(run[i] for i in idx) for run in runs)
 
     every = list(range(len(frames)))
-    by_kind = {k: [i for i in one_face if frame_kinds[i] == k] for k in ("full", "guided")}
+    by_kind = {k: [i for i in one_face if frame_kinds[i] == k] for k in ("full", "region", "guided")}
     delays = late_first_detections(full_found, door_found, settings.min_face_px)
     return {
         "frames": len(frames), "frames_with_one_face": len(one_face), "rounds": rounds,
