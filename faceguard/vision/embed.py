@@ -71,3 +71,11 @@ class Embedder:
                 raw = self._run(part)
             out[i : i + len(part)] = l2_normalise(raw)
         return out
+
+    def add_mirror(self, chips: np.ndarray, plain: np.ndarray) -> np.ndarray:
+        """The flip-averaged embeddings of ``chips`` whose plain ones (``embed(chips, False)``)
+        are known: only the mirror images go through the network."""
+        chips = np.asarray(chips)
+        mirror = [l2_normalise(self._run(chips[i : i + self.batch_size, :, ::-1]))
+                  for i in range(0, len(chips), self.batch_size)]
+        return l2_normalise(np.asarray(plain, np.float32) + np.concatenate(mirror))

@@ -158,11 +158,12 @@ class FacePipeline:
 
     def with_flip(self, results: Sequence[FaceResult], which: Sequence[bool]) -> list[FaceResult]:
         """The results with the mirror pass added where ``which`` says and it is missing (one
-        batch): the embedding this pipeline's gallery was enrolled with."""
+        batch of the mirror images): the embedding this pipeline's gallery was enrolled with."""
         todo = [k for k, r in enumerate(results) if which[k] and not r.complete]
         out = list(results)
         if todo:
-            embeddings = self.embedder.embed(np.stack([results[k].chip for k in todo]), True)
+            embeddings = self.embedder.add_mirror(np.stack([results[k].chip for k in todo]),
+                                                  np.stack([results[k].embedding for k in todo]))
             for k, e in zip(todo, embeddings, strict=True):
                 out[k] = FaceResult(results[k].face, results[k].chip, e)
         return out
