@@ -139,6 +139,17 @@ def test_a_face_stepping_in_is_found_on_the_frame_it_appears(pipeline, face_phot
     assert counts == [0] * enters_at + [1] * 3     # the change test starts a full search at once
 
 
+def test_a_second_face_stepping_in_is_found_by_the_region_search(pipeline, face_photo):
+    """Someone followed, and a second person steps in further along: found on the frame they
+    appear, by searching where the picture changed, not the whole picture."""
+    one = _with_face(_still_picture(), face_photo, 380, 100)
+    two = _with_face(one, cv2.flip(face_photo, 1), 10, 200)
+    guide = pipeline.guided(full_every=5)
+    counts = [len(guide.detect(f)) for f in (one, one, two, two)]
+    assert counts == [1, 1, 2, 2]
+    assert guide.counts == {"full": 1, "guided": 1, "region": 2}
+
+
 @pytest.mark.parametrize("enters_at", [1, 2, 4])
 def test_without_the_change_test_a_face_is_found_within_n_frames(pipeline, face_photo, enters_at):
     """The bound the full-search interval alone gives: a face is found at the latest on the
