@@ -154,7 +154,7 @@ class GuidedDetector:
         """O-Net where the hints are; a hint where it sees no face (turned, moved fast, a
         poor starting box) gets the whole cascade on the region around it."""
         if not hints:
-            return []     # nothing followed and nothing changed: nobody is there
+            return []     # nothing followed (only a changed region can hold a new face)
         hints = _distinct(hints)
         found = self.detector.refine(rgb, np.stack(hints))
         faces = [f for f in found if f is not None]
