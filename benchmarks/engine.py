@@ -1,7 +1,10 @@
 """Engine benchmark: accuracy on ../shared/data/lfw_dev_fold1 and speed on this machine,
 FaceGuard side by side with face_recognition 1.3 (dlib) when it is installed.
 
-    python benchmarks/engine.py [--out benchmarks/results/engine.json] [--runs 5]
+    python benchmarks/engine.py [--out benchmarks/results/engine.json] [--runs 5] [--baseline REF]
+
+--baseline REF also plays the door as of git REF (its vision/guided.py, the flip pass on every
+face) in the same alternating rounds: the ratio to the previous version on one busy machine.
 
 Install the reference for the comparison (it otherwise compiles dlib):
     pip install dlib-bin face_recognition_models Click Pillow "setuptools<81"
@@ -27,6 +30,7 @@ from faceguard.settings import Settings
 from faceguard.tools import evaluate as ev
 from faceguard.tools.progress import ProgressBar
 from faceguard.tools.speed import embed_ms_per_face, frame_ms
+from faceguard.vision.image import load_image
 from faceguard.vision.main_face import main_face
 from faceguard.vision.pipeline import FacePipeline
 
@@ -45,6 +49,14 @@ def to_640x480(rgb: np.ndarray) -> np.ndarray:
     y, x = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
     out[y:y + small.shape[0], x:x + small.shape[1]] = small
     return out
+
+
+def video_fps() -> float:
+    capture = cv2.VideoCapture(str(VIDEO))
+    try:
+        return float(capture.get(cv2.CAP_PROP_FPS)) or 30.0
+    finally:
+        capture.release()
 
 
 def video_frames(step: int = 3) -> list[np.ndarray]:
@@ -119,6 +131,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--no-reference", action="store_true", help="skip face_recognition")
     ap.add_argument("--speed-only", action="store_true", help="skip the accuracy part")
+    ap.add_argument("--baseline", metavar="REF", help="also play the door as of this git commit")
     args = ap.parse_args()
 
     pairs, split, labels, files = all_files()
@@ -155,7 +168,12 @@ def main() -> int:
     }
     settings = Settings()
     door = FacePipeline.load("cpu", flip=settings.flip_average)
-    stream = compare(pipeline, door, settings, frames, max(2, args.runs))
+    # The clip's singer enrolled (the shared photo), for the lazy door's flip pass
+    lazy = settings.flip_average and settings.lazy_flip
+    enrolled = door.process(load_image(VIDEO.with_name("lin-manuel-miranda.png")))[0].embedding
+    stream = compare(pipeline, door, settings, frames, max(2, args.runs), baseline=args.baseline,
+                     enrolled=enrolled if lazy else None, threshold=door.threshold_for(1),
+                     fps=video_fps())
     speed.update(stream)
     speed["frame_ms_one_face_640x480_flip"] = stream["door_frame_ms_one_face"]
     if fr is not None:

@@ -44,6 +44,8 @@ def main() -> int:
     ap.add_argument("--previous", action="store_true",
                     help="without --doorcheck: search every whole frame (before track-guided detection)")
     ap.add_argument("--photo-check", action="store_true", help="with --doorcheck: the photo check on")
+    ap.add_argument("--no-lazy-flip", action="store_true",
+                    help="with --doorcheck: the mirror pass on every face (before issue 25's lazy flip)")
     ap.add_argument("--out", default=str(REPO / "artifacts" / "bench_ui.json"))
     args = ap.parse_args()
     if args.doorcheck:
@@ -67,7 +69,8 @@ def main() -> int:
     app = QApplication.instance() or QApplication([])
     load_style(app)
     pipeline = FacePipeline.load(args.provider)
-    settings = Settings(camera=args.clip, loop_video=True, photo_check=args.photo_check)
+    settings = Settings(camera=args.clip, loop_video=True, photo_check=args.photo_check,
+                        lazy_flip=not args.no_lazy_flip)
 
     class PipelineOnly:
         gallery_empty = False
@@ -135,6 +138,7 @@ def main() -> int:
         "frames": frames, "seconds": round(elapsed, 1), "inference_fps": round(frames / elapsed, 2),
         "provider": pipeline.provider,
         "detection": "doorcheck" if args.doorcheck else ("previous" if args.previous else "guided"),
+        "lazy_flip": settings.lazy_flip,
         "rss_mb_first_sample": round(samples[0][1], 1),
         "warmup_frames": warm, "rss_mb_after_warmup": round(base, 1), "rss_mb_end": round(last, 1),
         "rss_mb_max": round(max(s[1] for s in samples), 1), "rss_growth": round(growth, 4),

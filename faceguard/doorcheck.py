@@ -17,6 +17,7 @@ import numpy as np
 from faceguard.access.challenge import TargetPath
 from faceguard.access.decide import Decider
 from faceguard.access.door import AsyncDoor, DoorOutput, DoorResult, make_door
+from faceguard.access.lazy_flip import match_deciding
 from faceguard.access.records import DENIED, GRANTED, PIN, Decision, TrackState, TrackStatus, as_box
 from faceguard.access.track import distinct_faces
 from faceguard.camera import Frame
@@ -257,7 +258,7 @@ class DoorCheck:
         # One face found twice by the detector is one face: one track, one decision.
         keep = distinct_faces([r.box for r in results], [r.score for r in results])
         results = [results[i] for i in keep]
-        matches = [self._match(r.embedding) for r in results]
+        results, matches = match_deciding(self.pipeline, results, self._match, self.decider)
         # texture scores only for faces being decided, only while the photo check is on
         textures = (self.texture.scores(frame.rgb, [r.box for r in results],
                                         self.decider.deciding([r.box for r in results], matches))
@@ -307,14 +308,13 @@ class DoorCheck:
         return replace(decision, kind=DENIED, person_id=None, name=None, reason=why)
 
     def _detect_and_embed(self, rgb: np.ndarray) -> list[FaceResult]:
-        """Frames of this door's camera are one stream: detection follows its faces. (Stand-ins
-        that replay recorded results, in tests, are asked for whole frames.)"""
+        """A camera's frames are one stream (detection follows faces); test stand-ins: whole frames."""
         if not isinstance(self.pipeline, FacePipeline):
             return self.pipeline.process(rgb)
         if self.guide is None:
-            self.guide = self.pipeline.guided(self.settings.full_detect_every,
-                                              self.settings.min_face_px)
-        return self.pipeline.process(rgb, guide=self.guide, tracks=self._followed())
+            self.guide = self.pipeline.guided(self.settings.full_detect_every, self.settings.min_face_px)
+        plain = self.settings.lazy_flip      # the mirror pass later, where it decides (lazy_flip)
+        return self.pipeline.process(rgb, guide=self.guide, tracks=self._followed(), plain=plain)
 
     def _followed(self) -> list[np.ndarray]:
         """Where the faces the Decider follows should be in this frame (those seen last frame:

@@ -259,6 +259,9 @@ class Settings:
     # minutes means this wait; the 3rd suspends face entry for this long ("attack suspected").
     photo_retry_wait_s: float = 30.0
     face_suspend_s: float = 900.0
+    # Speed (access/lazy_flip.py): with flip_average, the door adds the mirror pass only to faces
+    # that vote on an undecided visit or lie near the threshold (votes as with it everywhere).
+    lazy_flip: bool = True
 
     def validate(self) -> Settings:
         def bad(key: str, why: str) -> SettingsError:

@@ -49,8 +49,10 @@ class Embedder:
         x = (x - self._mean) * self._inv_std
         return self.session.run(None, {self.input_name: x})[0]
 
-    def embed(self, chips: np.ndarray | list[np.ndarray]) -> np.ndarray:
-        """chips: [N, S, S, 3] uint8 RGB aligned faces → [N, D] float32, unit L2 norm."""
+    def embed(self, chips: np.ndarray | list[np.ndarray], flip: bool | None = None) -> np.ndarray:
+        """chips: [N, S, S, 3] uint8 RGB aligned faces → [N, D] float32, unit L2 norm.
+        ``flip``: with or without the mirror pass this once (None: the embedder's mode)."""
+        flip = self.flip if flip is None else flip
         chips = np.asarray(chips)
         if chips.ndim == 3:
             chips = chips[None]
@@ -58,10 +60,10 @@ class Embedder:
         out = np.empty((n, self.spec.embedding_size), np.float32)
         if n == 0:
             return out
-        step = max(1, self.batch_size // 2) if self.flip else self.batch_size
+        step = max(1, self.batch_size // 2) if flip else self.batch_size
         for i in range(0, n, step):
             part = chips[i : i + step]
-            if self.flip:
+            if flip:
                 both = self._run(np.concatenate([part, part[:, :, ::-1]]))
                 k = len(part)
                 raw = l2_normalise(both[:k]) + l2_normalise(both[k:])
@@ -69,3 +71,11 @@ class Embedder:
                 raw = self._run(part)
             out[i : i + len(part)] = l2_normalise(raw)
         return out
+
+    def add_mirror(self, chips: np.ndarray, plain: np.ndarray) -> np.ndarray:
+        """The flip-averaged embeddings of ``chips`` whose plain ones (``embed(chips, False)``)
+        are known: only the mirror images go through the network."""
+        chips = np.asarray(chips)
+        mirror = [l2_normalise(self._run(chips[i : i + self.batch_size, :, ::-1]))
+                  for i in range(0, len(chips), self.batch_size)]
+        return l2_normalise(np.asarray(plain, np.float32) + np.concatenate(mirror))

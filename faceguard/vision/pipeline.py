@@ -33,6 +33,9 @@ class FaceResult:
     face: Face
     chip: np.ndarray       # [S, S, 3] uint8 RGB, aligned
     embedding: np.ndarray  # [D] float32, unit L2 norm
+    # False: a flip pipeline's first, plain pass (``process(plain=True)``), not yet the mode
+    # the gallery was enrolled in; ``with_flip`` completes it.
+    complete: bool = True
 
     @property
     def box(self) -> np.ndarray:
@@ -140,15 +143,30 @@ class FacePipeline:
 
     def process(self, rgb: np.ndarray, max_faces: int | None = None, *,
                 guide: GuidedDetector | None = None,
-                tracks: Sequence[np.ndarray] = ()) -> list[FaceResult]:
+                tracks: Sequence[np.ndarray] = (), plain: bool = False) -> list[FaceResult]:
         """Detect, align and embed every face (largest-score first, at most max_faces); a
-        ``guide`` and ``tracks`` as in ``detect``."""
+        ``guide`` and ``tracks`` as in ``detect``. ``plain``: without the mirror pass for now
+        (``with_flip`` adds it to the faces that need it)."""
         faces = self.detect(rgb, guide, tracks)[:max_faces]
         if not faces:
             return []
         chips = np.stack([self.align(rgb, f) for f in faces])
-        embeddings = self.embedder.embed(chips)
-        return [FaceResult(f, c, e) for f, c, e in zip(faces, chips, embeddings, strict=True)]
+        flip = self.embedder.flip and not plain
+        embeddings = self.embedder.embed(chips, flip)
+        return [FaceResult(f, c, e, flip or not self.embedder.flip)
+                for f, c, e in zip(faces, chips, embeddings, strict=True)]
+
+    def with_flip(self, results: Sequence[FaceResult], which: Sequence[bool]) -> list[FaceResult]:
+        """The results with the mirror pass added where ``which`` says and it is missing (one
+        batch of the mirror images): the embedding this pipeline's gallery was enrolled with."""
+        todo = [k for k, r in enumerate(results) if which[k] and not r.complete]
+        out = list(results)
+        if todo:
+            embeddings = self.embedder.add_mirror(np.stack([results[k].chip for k in todo]),
+                                                  np.stack([results[k].embedding for k in todo]))
+            for k, e in zip(todo, embeddings, strict=True):
+                out[k] = FaceResult(results[k].face, results[k].chip, e)
+        return out
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         return self.embedder.embed(chips)
