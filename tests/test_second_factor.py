@@ -320,3 +320,21 @@ def test_verify_mode_asks_the_claimed_person_s_pin_in_the_grey_zone():
     dec.claim("E001", 2.0, name="Ana")
     [d] = visit(dec, 0.14, t0=2.0)
     assert d.kind == DENIED and "face only" in d.reason
+
+
+def test_a_pc_too_slow_for_the_photo_check_asks_the_pin_and_shows_one_status_per_face():
+    """2 frames/s is below the photo check's floor: the face is not let in on itself, the PIN is
+    asked instead, and the window gets exactly one status for the one face on every frame (the
+    gate's DENIED and the PIN request used to be shown both, which broke the door's frame loop)."""
+    dec = Decider(threshold=None, confirm_frames=3, window_frames=5, photo_check=True, challenge=True, seed=0)
+    dec.identify.zones = zones()
+    still = np.array([[100, 100], [160, 100], [130, 130], [108, 160], [152, 160]], np.float64)
+    out: list[Decision] = []
+    for i in range(40):
+        emb = frame(0.05, i)
+        out += dec.update(0.5 * i, [(BOX, match(float(np.sum((emb - ANA) ** 2))))], [still], [emb])
+        assert len(dec.statuses) == 1, (i, [s.text for s in dec.statuses])
+        if out:
+            break
+    [d] = out
+    assert d.kind == PIN and "too slow" in d.reason and dec.statuses[0].text == "enter your PIN"

@@ -195,8 +195,10 @@ class Decider:
                 self._vote_texture(t, track, vote, textures[k])
             seen.append((tid, track, result, vote))
         if self.mode == "identify":
-            decisions = [self.identify.step(t, tid, track, result, vote, self._threshold_of(result))
-                         for tid, track, result, vote in seen]
+            decisions = []
+            for tid, track, result, vote in seen:
+                self.board.next_face()
+                decisions.append(self.identify.step(t, tid, track, result, vote, self._threshold_of(result)))
             decisions += self.identify.expire(t, self._tracks)    # PINs not typed in time
         else:
             decisions = [self.verify.step(t, [(tid, track, result, self._threshold_of(result))

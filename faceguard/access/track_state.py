@@ -79,13 +79,29 @@ class StatusBoard:
 
     def __init__(self) -> None:
         self.statuses: list[TrackStatus] = []
+        # Within ``next_face``: whether the current face has a status already. A face's rules
+        # may say two things in one frame (the photo gate's denial, then the PIN asked instead):
+        # the last one is what the face shows, so the window gets exactly one per face.
+        self._shown: bool | None = None
 
     def clear(self) -> None:
-        self.statuses = []
+        self.statuses, self._shown = [], None
+
+    def next_face(self) -> None:
+        """What is shown from now on is about the next face."""
+        self._shown = False
 
     def show(self, status: TrackStatus, box: tuple, distance: float = math.inf) -> None:
-        self.statuses.append(replace(status, box=box, distance=distance))
+        self._put(replace(status, box=box, distance=distance))
 
     def say(self, tid: int, box: tuple, state: TrackState, text: str, distance: float,
             person_id: Hashable | None = None, name: str | None = None) -> None:
-        self.statuses.append(TrackStatus(tid, box, state, text, person_id, name, distance))
+        self._put(TrackStatus(tid, box, state, text, person_id, name, distance))
+
+    def _put(self, status: TrackStatus) -> None:
+        if self._shown:
+            self.statuses[-1] = status
+        else:
+            self.statuses.append(status)
+        if self._shown is not None:
+            self._shown = True
