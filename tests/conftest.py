@@ -571,3 +571,15 @@ def pose_landmarks(x: float, y: float) -> np.ndarray:
     u, v = -x, y / PITCH_GAIN
     em = np.array([[100, 100], [160, 100], [100, 160], [160, 160]], np.float64)
     return np.array([em[0], em[1], [130 + 30 * u, 130 + 30 * v], em[2], em[3]])
+
+
+@pytest.fixture
+def site(site_url, tmp_path, pipeline):
+    """A two-door site (front, back) with Lin E001 and Bo E002 enrolled and synced."""
+    s = Site(site_url, tmp_path, pipeline)
+    s.enrol("Lin", "E001", 1)
+    s.enrol("Bo", "E002", 2)
+    s.sync()
+    assert s.let_in() == {"E001", "E002"}
+    yield s
+    s.close()

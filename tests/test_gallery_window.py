@@ -55,7 +55,7 @@ def running_door(qtbot, pipeline, gallery, clip: str):
 def cell(d, employee_id, column):
     from PySide6.QtCore import Qt
 
-    from faceguard.ui.gallery_dialog import COLUMNS
+    from faceguard.ui.people_model import COLUMNS
     row = next(r for r, p in enumerate(d.model.people) if p.employee_id == employee_id)
     idx = d.model.index(row, COLUMNS.index(column))
     return d.model.data(idx), d.model.data(idx, Qt.ItemDataRole.ForegroundRole)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_site_integrity import site  # noqa: F401  (the same two-door site: Lin E001, Bo E002)
 
 from faceguard.gallery import pins, templates
 from faceguard.gallery.recognise import zone_thresholds
@@ -22,7 +21,7 @@ def near(v: np.ndarray, d: float, seed: int) -> np.ndarray:
     return (c * v + np.sqrt(1 - c * c) * o).astype(np.float32)
 
 
-def test_a_pin_auth_mode_and_template_set_at_one_door_reach_the_other(site):   # noqa: F811 (the imported fixture)
+def test_a_pin_auth_mode_and_template_set_at_one_door_reach_the_other(site):
     front, back = site.galleries["front"], site.galleries["back"]
     model = site.pipeline.model_id
     pins.set_pin(front, "E001", RIGHT)
@@ -54,7 +53,7 @@ def test_a_pin_auth_mode_and_template_set_at_one_door_reach_the_other(site):   #
     assert not pins.has_pin(front, "E001") and pins.auth_mode(front, "E001") == "face+pin"
 
 
-def test_a_second_factor_copied_onto_another_person_at_the_site_is_refused(site):   # noqa: F811 (the imported fixture)
+def test_a_second_factor_copied_onto_another_person_at_the_site_is_refused(site):
     front, back = site.galleries["front"], site.galleries["back"]
     pins.set_pin(front, "E001", RIGHT)
     pins.set_pin(front, "E002", "55555")
@@ -69,7 +68,7 @@ def test_a_second_factor_copied_onto_another_person_at_the_site_is_refused(site)
     assert site.let_in() == {"E001"}                     # failing closed: Bo is let in no more here
 
 
-def test_erasing_a_person_at_the_site_erases_their_second_factor(site):   # noqa: F811 (the imported fixture)
+def test_erasing_a_person_at_the_site_erases_their_second_factor(site):
     front = site.galleries["front"]
     pins.set_pin(front, "E001", RIGHT)
     site.sync("front")
@@ -80,7 +79,7 @@ def test_erasing_a_person_at_the_site_erases_their_second_factor(site):   # noqa
     assert site.galleries["back"].person("E001") is None
 
 
-def test_two_doors_changing_one_person_keep_both_changes(site):   # noqa: F811 (the imported fixture)
+def test_two_doors_changing_one_person_keep_both_changes(site):
     """The front door sets Lin's PIN and syncs; the back door, before it syncs, sets her auth
     mode. A field changed at a door since it last synced is kept (a merge per field), so both
     doors end with the PIN and face+pin."""

@@ -8,8 +8,8 @@ import time
 
 import psycopg
 import pytest
-from conftest import Site, unit
 from conftest import flat_photo as photo
+from conftest import unit
 
 from faceguard.errors import FaceGuardError
 from faceguard.gallery.events import EventLog
@@ -19,17 +19,6 @@ from faceguard.site import SiteError
 from faceguard.site.config import SiteConfig
 from faceguard.site.joining import join
 from faceguard.site.store import SiteStore
-
-
-@pytest.fixture
-def site(site_url, tmp_path, pipeline):
-    s = Site(site_url, tmp_path, pipeline)
-    s.enrol("Lin", "E001", 1)
-    s.enrol("Bo", "E002", 2)
-    s.sync()
-    assert s.let_in() == {"E001", "E002"}
-    yield s
-    s.close()
 
 
 # -- ids (items 1, 2) ------------------------------------------------------------------------------

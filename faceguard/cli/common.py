@@ -111,3 +111,10 @@ def refuse(args, options: dict[str, str], because: str) -> None:
              if (v := getattr(args, dest, None)) is not None and v is not False]  # 0 is given
     if given:
         raise Refused(f"{', '.join(given)} {because}")
+
+
+def open_gallery():
+    """The gallery the CLI edits: at a door joined to a site, edits go to the site."""
+    from faceguard.site.replica import open_gallery as site_or_local
+
+    return site_or_local()

@@ -42,7 +42,7 @@ import json
 import logging
 from pathlib import Path
 
-from faceguard.cli import common
+from faceguard.cli import common, gallery_factor
 from faceguard.cli.common import ENGINE, FLIP, JSON_STDOUT, command
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,6 @@ def _threshold_setting() -> float | None:
     from faceguard.settings import load_settings
 
     return load_settings().threshold
-
-
-def _open():
-    from faceguard.site.replica import open_gallery  # at a joined door, edits go to the site
-
-    return open_gallery()
 
 
 def _current_model_id(args) -> str:
@@ -89,7 +83,7 @@ def cmd_enroll(args) -> int:
 
     rgb = load_image(args.photo)
     pipeline = common.load_pipeline(args)
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         try:
             person = enrol(gallery, pipeline, rgb, args.name, args.id, consent=True,
                            threshold=_threshold_setting(), override_duplicate=args.force)
@@ -117,7 +111,7 @@ def _enroll_folder(args) -> int:
         raise common.Refused(f"--use-anyway {', '.join(sorted(unknown))}: not a photo of {args.folder}")
     anyway = {i.photo for i in items if i.photo.name in wanted}
     pipeline = common.load_pipeline(args)
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         outcomes = enrol_all(gallery, pipeline, items, consent=True, threshold=_threshold_setting(),
                              progress=ProgressBar("Enrolling"), use_anyway=anyway)
     enrolled = sum(o.ok for o in outcomes)
@@ -156,7 +150,7 @@ def cmd_identify(args) -> int:
 
     rgb = load_image(args.image)
     pipeline = common.load_pipeline(args)
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         matcher = gallery_matcher(gallery, pipeline, _threshold_setting())
         faces = identify_faces(matcher, pipeline, rgb)
         threshold, size = matcher.threshold, len(matcher)
@@ -190,7 +184,7 @@ def _noted(p) -> str:
 def cmd_gallery_list(args) -> int:
     from faceguard.gallery.ids import printable
 
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         people = gallery.people(active_only=False)
         refused = gallery.refused_rows()      # rows edited without the key: never matched
     if args.json:
@@ -209,7 +203,7 @@ def cmd_gallery_list(args) -> int:
 
 
 def cmd_gallery_active(args) -> int:
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         person = gallery.set_active(args.employee_id, args.gallery_command == "activate")
     if person.enabled:
         print(f"activated {person.name} ({person.employee_id}): let in again{_noted(person)}")
@@ -234,7 +228,7 @@ def cmd_gallery_valid_until(args) -> int:
         raise common.Refused(f"{args.date} is in the past: {args.employee_id} would be refused at the "
                              "door from now on; run it again with --force to do that (or use "
                              "'gallery deactivate')")
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         person = gallery.set_valid_until(args.employee_id, until)
     print(f"{person.name} ({person.employee_id}): "
           + (f"let in through {last_day(until)}" if until else "no end date"))
@@ -245,7 +239,7 @@ def cmd_gallery_resume(args) -> int:
     """Lift a suspension of face entry (after repeated failed photo checks)."""
     from faceguard.gallery.suspension import resume, suspended_until
 
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         person = gallery.person(args.employee_id)   # any letter case
         was = person is not None and suspended_until(gallery, person.employee_id) is not None
         employee_id = resume(gallery, args.employee_id)
@@ -254,24 +248,9 @@ def cmd_gallery_resume(args) -> int:
 
 
 def cmd_gallery_change_id(args) -> int:
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         person = gallery.change_id(args.employee_id, args.new_id)
     print(f"{person.name} now has employee id {person.employee_id}")
-    return 0
-
-
-def cmd_gallery_credential(args) -> int:
-    """A person's access-card number for the OSDP panel ("-" clears it)."""
-    from faceguard.gallery.credentials import set_credential
-
-    with _open() as gallery:
-        person = gallery.person(args.employee_id)
-        if person is None:
-            from faceguard.errors import GalleryError
-
-            raise GalleryError(f"No employee has the id '{args.employee_id}'.")
-        stored = set_credential(gallery, person.employee_id, None if args.number == "-" else args.number)
-    print(f"{person.name}: card number {stored}" if stored else f"{person.name}: no card number")
     return 0
 
 
@@ -282,7 +261,7 @@ def cmd_gallery_replace_photo(args) -> int:
 
     rgb = load_image(args.photo)
     pipeline = common.load_pipeline(args)
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         try:
             person = replace_photo(gallery, pipeline, args.employee_id, rgb,
                                    threshold=_threshold_setting(), override_duplicate=args.force)
@@ -294,65 +273,17 @@ def cmd_gallery_replace_photo(args) -> int:
 
 
 def cmd_gallery_remove(args) -> int:
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         person = gallery.person(args.employee_id)
         gallery.remove(args.employee_id)
     print(f"removed {person.name} ({person.employee_id}): photo, face data and log snapshots erased")
     return 0
 
 
-def _read_pin() -> str:
-    """The PIN from standard input: asked without echo on a terminal, else its first line."""
-    import getpass
-    import sys
-
-    from faceguard.errors import FaceGuardError
-
-    if sys.stdin.isatty():
-        first = getpass.getpass("PIN (4-8 digits): ")
-        if getpass.getpass("the same PIN again: ") != first:
-            raise FaceGuardError("The two PINs differ; nothing was changed. Run the command again.")
-        return first
-    return sys.stdin.readline().strip()
-
-
-def cmd_gallery_set_pin(args) -> int:
-    import sys
-
-    from faceguard.gallery import pins
-
-    pin = None if args.clear else pins.check_pin(_read_pin())
-    with _open() as gallery:
-        person = gallery.person(args.employee_id)
-        pins.set_pin(gallery, args.employee_id, pin)
-        warning = None if pin is None else pins.pin_warning(pin)
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"{person.name} ({person.employee_id}): PIN {'removed' if pin is None else 'set'}")
-    return 0
-
-
-def cmd_gallery_auth(args) -> int:
-    from faceguard.gallery import pins
-
-    with _open() as gallery:
-        person = gallery.person(args.employee_id)
-        pins.set_auth_mode(gallery, args.employee_id, args.mode)
-        has_pin = pins.has_pin(gallery, args.employee_id)
-    words = {"face": "the face alone (a doubtful face is denied)",
-             "grey-pin": "the face, and a PIN when the face is doubtful",
-             "face+pin": "the face and a PIN, always"}
-    print(f"{person.name} ({person.employee_id}): {words[args.mode]}")
-    if args.mode != "face" and not has_pin:
-        print(f"note: {person.employee_id} has no PIN yet; set one with "
-              f"'faceguard gallery set-pin {person.employee_id}'")
-    return 0
-
-
 def cmd_gallery_export(args) -> int:
     from faceguard.gallery import portable
 
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         n = portable.export_zip(gallery, args.file)
     print(f"exported {n} people to {args.file} (unencrypted photos: keep the file safe)")
     return 0
@@ -363,7 +294,7 @@ def cmd_gallery_import(args) -> int:
 
     portable.open_export(args.file)[0].close()   # a bad zip is refused before the models load
     pipeline = common.load_pipeline(args)
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         report = portable.import_zip(gallery, args.file, pipeline, update=args.update,
                                      threshold=_threshold_setting())
     print(f"imported {args.file}: {len(report.added)} added, {len(report.updated)} updated, "
@@ -377,7 +308,7 @@ def cmd_gallery_import(args) -> int:
 
 def cmd_gallery_check(args) -> int:
     model_id = _current_model_id(args)
-    with _open() as gallery:
+    with common.open_gallery() as gallery:
         problems = gallery.check(model_id)
         n = len(gallery)
     if args.json:
@@ -436,13 +367,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("photo", type=Path)
     p.add_argument("--force", action="store_true",
                    help="replace even when the face matches someone else enrolled")
-    p = command(gsub, "set-pin", cmd_gallery_set_pin,
-                help="set a person's PIN (4-8 digits, read from standard input; no echo)")
-    p.add_argument("employee_id")
-    p.add_argument("--clear", action="store_true", help="remove the PIN instead")
-    p = command(gsub, "auth", cmd_gallery_auth, help="how a person is let in: face | grey-pin | face+pin")
-    p.add_argument("employee_id")
-    p.add_argument("mode", choices=("face", "grey-pin", "face+pin"))
+    gallery_factor.register(gsub)
     p = command(gsub, "export", cmd_gallery_export, help="all people as one zip (photos + JSON)")
     p.add_argument("file", type=Path)
     p = command(gsub, "import", cmd_gallery_import, parents=[ENGINE],
@@ -454,7 +379,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     # --flip / --no-flip: which embedding id the stored vectors are checked against.
     command(gsub, "check", cmd_gallery_check, parents=[FLIP, JSON_STDOUT],
             help="verify photos, embeddings and files; exit 1 on problems")
-    p = command(gsub, "credential", cmd_gallery_credential,
-                help="a person's access-card number for the OSDP panel (facility:card or hex)")
-    p.add_argument("employee_id")
-    p.add_argument("number", help="12:3456 (26-bit Wiegand facility:card), hex digits, or - to clear")
