@@ -54,6 +54,32 @@ def test_far_jump_starts_a_new_track():
     assert tr.update([box(300)]) == [2]
 
 
+def test_the_iou_floor_follows_time_not_frames():
+    """Two frames 0.2 s apart (5 frames/s) whose boxes overlap by IoU 0.2: one face that moved
+    further in the longer gap, so one track; 1/30 s apart the same overlap is another face."""
+    shift = 100 * (1 - 0.2) / (1 + 0.2)                    # IoU 0.2 for 100 px boxes
+    assert iou_matrix([box(0)], [box(shift)])[0, 0] == pytest.approx(0.2)
+    slow, fast = IouTracker(), IouTracker()
+    assert slow.update([box(0)], 0.0) == [1] and slow.update([box(shift)], 0.2) == [1]
+    assert fast.update([box(0)], 0.0) == [1] and fast.update([box(shift)], 1 / 30) == [2]
+    never = IouTracker()                                    # a long gap: still a third of the floor
+    assert never.update([box(0)], 0.0) == [1] and never.update([box(90)], 0.15) == [2]
+
+
+@pytest.mark.parametrize("step", [1, 3, 6])
+def test_the_singer_is_one_track_at_30_10_and_5_fps(clip_results, step):
+    """The shared clip's singer gestures; at 5 frames/s (every 6th frame) the frame-counted IoU
+    floor broke his face into 2-3 tracks, each starting its photo check anew. Every frame phase
+    keeps him on one track as long as at 30 frames/s."""
+    for phase in range(min(step, 3)):
+        tracker, frames = IouTracker(), {}
+        for f in clip_results[phase::step]:
+            for tid, r in zip(tracker.update([r.face.box for r in f.results], f.t), f.results, strict=True):
+                if r.face.box[2] - r.face.box[0] >= 60:
+                    frames[tid] = frames.get(tid, 0) + 1
+        assert max(frames.values()) * step >= 190, (step, phase, sorted(frames.values()))
+
+
 def crossing_frames(steps: int = 11):
     """Ana walks right, Bob walks left, one head a little higher; their boxes overlap heavily
     (IoU up to 0.54) in the middle frames. Detector order is shuffled every frame."""

@@ -179,7 +179,7 @@ class Decider:
         if textures is not None and (len(textures) != len(observations) or self.texture_threshold is None):
             raise ValueError("one texture score per face, or none, and a texture threshold")
         boxes = [as_box(box) for box, _ in observations]
-        track_ids = self.tracker.update(boxes)
+        track_ids = self.tracker.update(boxes, t)
         for tid in self.tracker.ended:
             self._tracks.pop(tid, None)
         self.board.clear()

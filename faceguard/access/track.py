@@ -7,6 +7,13 @@ Predicting the motion is what keeps two people apart when they walk past each ot
 moment their boxes overlap, each detection still lies nearer its own track's prediction.
 A track that has no detection for more than ``max_missed`` frames ends; its id is never reused.
 
+Given the frames' timestamps (``update(boxes, t)``), the IoU floor is judged per time, not per
+frame: a face moves further between two frames 0.2 s apart (a PC checking 5 frames a second)
+than between two 1/30 s apart, so the floor ``min_iou`` holds for gaps up to ``FLOOR_GAP_S`` and
+falls in proportion beyond it (to a third of it at most). On the shared clip the singer's face, seen at 5 frames a second,
+otherwise broke into 2-3 tracks (IoU 0.2-0.3 between frames as he gestures) where 30 and 10 frames
+a second keep one, and every piece started its photo check anew.
+
 Boxes are [x1, y1, x2, y2] in pixels.
 """
 
@@ -20,6 +27,8 @@ import numpy as np
 # How much of the newest frame-to-frame motion enters the velocity estimate; the rest is the
 # previous estimate, which smooths detector jitter.
 _VELOCITY_GAIN = 0.6
+FLOOR_GAP_S = 0.1   # up to this gap between a track's frames (10 frames/s) the floor is min_iou
+MIN_FLOOR_SHARE = 1 / 3   # and never below this part of it, however long the gap
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -58,6 +67,7 @@ class Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))  # px per frame, per edge
     missed: int = 0                     # frames since the last detection
     hits: int = 1                       # frames with a detection
+    seen_at: float | None = None        # the last detection's time (when the frames have times)
 
     def predicted(self) -> np.ndarray:
         """Where the box should be in the next frame."""
@@ -76,26 +86,29 @@ class IouTracker:
         self.ended: list[int] = []          # ids of tracks that ended in the last update
         self._next_id = 1
 
-    def update(self, boxes: Sequence[Sequence[float]] | np.ndarray) -> list[int]:
-        """Assign a track id to each box of this frame (same order as ``boxes``)."""
+    def update(self, boxes: Sequence[Sequence[float]] | np.ndarray, t: float | None = None) -> list[int]:
+        """Assign a track id to each box of this frame (same order as ``boxes``); ``t``: the
+        frame's time in seconds (the IoU floor then follows the time since each track's last
+        detection)."""
         det = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         track_ids = list(self.tracks)
         assigned: list[int | None] = [None] * len(det)
         if track_ids and len(det):
             predicted = np.stack([self.tracks[t].predicted() for t in track_ids])
             ious = iou_matrix(predicted, det)
-            # Greedy: take the highest remaining IoU pair until none reaches min_iou.
+            floors = [self._floor(self.tracks[tid], t) for tid in track_ids]
+            # Greedy: take the highest remaining IoU pair, down to each track's floor.
             used_tracks: set[int] = set()
             for flat in np.argsort(-ious, axis=None, kind="stable"):
                 ti, di = np.unravel_index(flat, ious.shape)
-                if ious[ti, di] < self.min_iou:
-                    break
+                if ious[ti, di] < floors[ti]:
+                    continue
                 if assigned[di] is None and ti not in used_tracks:
                     assigned[di] = track_ids[ti]
                     used_tracks.add(int(ti))
             for di, tid in enumerate(assigned):
                 if tid is not None:
-                    self._continue(self.tracks[tid], det[di])
+                    self._continue(self.tracks[tid], det[di], t)
         self.ended = []
         for tid in track_ids:
             if tid not in assigned:
@@ -108,7 +121,7 @@ class IouTracker:
             if assigned[di] is None:
                 tid = self._next_id
                 self._next_id += 1
-                self.tracks[tid] = Track(tid, det[di].copy())
+                self.tracks[tid] = Track(tid, det[di].copy(), seen_at=t)
                 assigned[di] = tid
         return [int(t) for t in assigned if t is not None]   # every box has an id by now
 
@@ -125,10 +138,17 @@ class IouTracker:
         self.ended = list(self.tracks)
         self.tracks.clear()
 
+    def _floor(self, track: Track, t: float | None) -> float:
+        """The least IoU that continues ``track`` in a frame at ``t``."""
+        if t is None or track.seen_at is None or t - track.seen_at <= FLOOR_GAP_S:
+            return self.min_iou
+        return self.min_iou * max(FLOOR_GAP_S / (t - track.seen_at), MIN_FLOOR_SHARE)
+
     @staticmethod
-    def _continue(track: Track, box: np.ndarray) -> None:
+    def _continue(track: Track, box: np.ndarray, t: float | None) -> None:
         step = (box - track.box) / (track.missed + 1)
         track.velocity = _VELOCITY_GAIN * step + (1 - _VELOCITY_GAIN) * track.velocity
         track.box = box.copy()
         track.missed = 0
         track.hits += 1
+        track.seen_at = t
