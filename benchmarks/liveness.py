@@ -46,7 +46,7 @@ def tracks(frames: list[tuple[float, list]]) -> dict[int, list[tuple[float, np.n
     """(time, landmarks) per face track, as an IouTracker over these frames finds them."""
     tracker, out = IouTracker(), {}
     for t, faces in frames:
-        for tid, (_, lm) in zip(tracker.update([b for b, _ in faces]), faces, strict=True):
+        for tid, (_, lm) in zip(tracker.update([b for b, _ in faces], t), faces, strict=True):
             out.setdefault(tid, []).append((t, lm))
     return out
 
@@ -70,8 +70,8 @@ def near(samples: list) -> bool:
 
 def as_seen(frames: list, rate: int) -> dict:
     """Tracks as a door at ``rate`` fps finds them, over every phase: the tracks with at least
-    1 s of frames near enough to measure, and how many pass. (At 5 fps the IoU tracker splits
-    the clip's fast-moving face into several tracks; each fragment is its own photo check.)"""
+    1 s of frames near enough to measure, and how many pass (the tracker judges its IoU floor
+    on the frames' times, so the clip's gesturing singer stays one track at 5 fps too)."""
     step, rows = RATES[rate], []
     for phase in range(step):
         for tid, samples in tracks(frames[phase::step]).items():
