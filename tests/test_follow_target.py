@@ -180,8 +180,8 @@ def test_a_head_that_circles_or_sways_without_stopping_does_not_pass(period_s):
 
 
 def test_a_slow_circle_is_rarely_let_in():
-    """The known weakness, bounded: a head circling once in 3.3 s passes in at most 1 visit in 5
-    (measured 13 of 80 at 10 frames/s); without the rival paths it was 20 of 80."""
+    """The known weakness, bounded: a head circling once in 3.3 s matches the paths whose turns
+    all go its way; it passes in at most 1 visit in 5 (measured 5 of 40 at 10 frames/s)."""
     passed = 0
     for seed in range(20):
         for sense in (1, -1):
