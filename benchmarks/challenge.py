@@ -13,6 +13,8 @@
 * (c) direction-matching replay: the attacker owns clips of the employee (the same 3-D head,
   with the clip's fidget) turning in each of the 8 directions, and plays the one matching the
   path's first move 0.5 s after the dot appears (the turn: out 0.6 s, hold 0.5 s, back 0.6 s).
+* null: the clip's head movement at full strength with no follower (a replayed recording
+  of a fidgeting head, from a random moment) against the door's random paths: its APCER.
 * (d) retrying attacker: attack (c) again and again for 5 simulated minutes (leaving the
   camera 2 s between tries); the per-person retry bound (access/attempts.py) applies.
 
@@ -207,6 +209,18 @@ def replay_attacks(table, matcher, fidget_at, length, seeds: int, fps: float) ->
     return {"runs": seeds, "granted": granted, "apcer": round(granted / seeds, 4)}
 
 
+def fidget_only(table, matcher, fidget_at, length, seeds: int, fps: float) -> dict:
+    """The null: the clip's head movement at full strength and no follower (a replayed
+    recording), from a random moment of the clip, against the door's random paths."""
+    granted = 0
+    for seed in range(seeds):
+        rng = np.random.default_rng(40_000 + seed)
+        move = fidget_at(float(rng.uniform(0, length)), 1.0)
+        d, _, _ = closed_loop(table, matcher, Settings(), seed, fps, move)
+        granted += d is not None and d.kind == "GRANTED"
+    return {"runs": seeds, "granted": granted, "apcer": round(granted / seeds, 4)}
+
+
 def retrying_attacks(table, matcher, fidget_at, length, runs: int, fps: float, minutes: float = 5.0) -> dict:
     """Attack (c) again after every DENIED, for ``minutes`` of door time, on one door."""
     got_in, tries = 0, []
@@ -330,6 +344,9 @@ def main() -> int:
         r = replay_attacks(table, matcher, fidget_at, length, args.genuine, fps)
         report["replay_attacker"][f"{fps} fps"] = r
         print(f"(c) direction-matching replay at {fps:>2} fps: granted {r['granted']}/{r['runs']}")
+        r = fidget_only(table, matcher, fidget_at, length, args.genuine, fps)
+        report.setdefault("fidget_only", {})[f"{fps} fps"] = r
+        print(f"null: the clip's head movement, no follower, at {fps:>2} fps: granted {r['granted']}/{r['runs']}")
     r = retrying_attacks(table, matcher, fidget_at, length, args.retry, 10.0)
     report["retrying_attacker_5_min"] = r
     print(f"(d) retrying for 5 minutes (10 fps): {r['got_in']}/{r['runs']} got in, "

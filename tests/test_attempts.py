@@ -179,14 +179,16 @@ def following_visit(verdict: str, matcher: Matcher, fps: float = 10.0):
 def test_a_live_texture_verdict_lets_a_follower_in_with_its_evidence(matcher):
     (d,) = following_visit("live", matcher)
     assert d.kind == "GRANTED" and d.texture == {"verdict": "live", "mean_score": 0.1, "frames": 5}
-    assert [c["outcome"] for c in d.challenges] == ["passed"]
+    # (a path of two moves is not enough on its own: the first move counts little; the visit's
+    # evidence goes on over the next path)
+    assert [c["outcome"] for c in d.challenges] in (["passed"], ["continued", "passed"])
 
 
 def test_a_screen_verdict_asks_again_and_counts_but_never_denies_alone(matcher):
     (d,) = following_visit("screen", matcher)
     # each followed path doubted by the texture asked a new one and counted against the person;
     # the 3rd suspends face entry (a second factor, not a plain DENIED by the texture)
-    assert [c["outcome"] for c in d.challenges] == ["screen", "screen", "screen"]
+    assert [c["outcome"] for c in d.challenges if c["outcome"] != "continued"] == ["screen"] * 3
     assert d.kind == DENIED and d.attack_suspected and "texture signal said screen" in d.reason
     assert d.attempts["state"] == "suspended" and "second factor" in d.reason
     assert d.texture["verdict"] == "screen"

@@ -22,7 +22,9 @@ from faceguard.settings import Settings
 from faceguard.vision.image import load_image
 
 sys.path.insert(0, str(REPO / "benchmarks"))
+from challenge import clip_fidget  # noqa: E402
 from head3d import Follower, Head  # noqa: E402
+from test_follow_target import visit  # noqa: E402
 
 FPS = 30.0
 
@@ -107,7 +109,7 @@ def test_a_person_who_follows_the_dot_is_let_in(pipeline, lin_matcher, shared_da
         assert decision is not None and decision.kind == GRANTED, (seed, decision)
         assert decision.time - asked_at <= 4.0
         c = decision.challenges[-1]
-        assert c["outcome"] == "passed" and c["score"] >= 0.7 and 0.15 <= c["lag_s"] <= 0.7
+        assert c["outcome"] == "passed" and c["z"] >= 1.1 and 0.15 <= c["lag_s"] <= 0.7
         assert c["path"]["directions"] and c["samples_per_s"] >= 4
         assert "path " in decision.reason and "passed" in decision.reason
 
@@ -169,3 +171,70 @@ def test_the_window_shows_the_moving_dot_then_the_denied_reason(qtbot, pipeline,
         (event,) = EventLog(gallery).events(limit=None)
         assert event.decision == "DENIED" and event.evidence["motion"] < 0.3
         assert event.evidence["attempts"]["state"] == "ok" and event.evidence["challenges"]
+
+
+@pytest.fixture(scope="module")
+def clip_head_movement(clip_results, lin_matcher):
+    """The shared clip's real head movement (the enrolled man's, in degrees, as the benchmark's
+    fidget): ``at(offset)`` gives (yaw, pitch) over time, looping over the clip."""
+    matcher, _ = lin_matcher
+    return clip_fidget([(f.t, f.results) for f in clip_results], matcher)
+
+
+def fidgeting_person(movement, seed: int, follow: bool = True):
+    """The benchmark's genuine responder (head3d.Follower: lag 0.2-0.6 s, 12-20° per marker
+    unit) on top of the clip's head movement at FULL strength, as landmark tracks: yaw/pitch in
+    degrees to pose units as the benchmark's clip_fidget reads them (0.2 of u per 10° yaw,
+    0.12 of v per 10° pitch). ``follow=False``: the clip's movement alone, a replayed video."""
+    at, length = movement
+    rng = np.random.default_rng(500 + seed)
+    fidget, lag, gain = at(float(rng.uniform(0, length))), rng.uniform(0.2, 0.6), rng.uniform(12.0, 20.0)
+    shown: list = []
+
+    def motion(t, run):
+        if run.current is not None and (not shown or shown[-1] is not run.current.path):
+            shown.append(run.current.path)
+        yaw, pitch = fidget(t)
+        seen = [p for p in shown if p.shown_at <= t - lag]
+        if seen and follow:
+            x, y = seen[-1].position(t - lag)
+            yaw, pitch = yaw - gain * x, pitch - gain * y
+        return np.array([-yaw / 50.0, -1.6 * pitch / 83.0])
+    return motion
+
+
+@pytest.mark.parametrize("fps", [30, 10, 5])
+def test_a_follower_fidgeting_as_much_as_the_clip_is_let_in_within_the_visit(clip_head_movement, fps):
+    """Issue 20's genuine case: the clip's natural head movement at full strength is as fast as
+    the following itself, so one path proves little; the evidence over the visit's paths lets
+    most in within the 8 s photo check: measured 17/16/16 of 20 at 30/10/5 fps (the old rule,
+    one path at a time, correlation ≥ 0.7 per path: 12/11/11)."""
+    runs = [visit(fps, seed, fidgeting_person(clip_head_movement, seed), limit_s=8.0) for seed in range(20)]
+    assert sum(r.passed for r in runs) >= 15, [r.summary() for r in runs if not r.passed]
+    for r in runs:
+        if r.passed:
+            ev = r.done[-1].result
+            assert ev.z >= 1.1 and ev.z >= ev.rival + 0.3 and ev.moves >= 1.3 and 0.15 <= ev.lag_s <= 0.7
+
+
+@pytest.mark.parametrize("fps", [30, 10, 5])
+def test_the_clips_head_movement_alone_is_not_let_in(clip_head_movement, fps):
+    """The null: the same movement without a follower (a recording) against 20 visits' random
+    paths: at most 1 let in (measured 0 of 20 at each rate)."""
+    runs = [visit(fps, seed, fidgeting_person(clip_head_movement, seed, follow=False), limit_s=8.0)
+            for seed in range(20)]
+    assert sum(r.passed for r in runs) <= 1, [r.summary() for r in runs if r.passed]
+    # (within 8 s: the photo check's time limit ends a visit whose last path is still running)
+    assert all({c.outcome for c in r.done} <= {"continued", "not followed"} for r in runs if not r.passed)
+
+
+def test_a_fidgeting_visit_gets_the_same_answer_at_5_10_and_30_fps(clip_head_movement):
+    """The same person and movement in continuous time, checked at 5, 10 and 30 frames/s: the
+    evidence is judged at the same check times on the same grid, so the answer is the same but
+    for visits at the bar's edge (measured 18 of 20)."""
+    same = 0
+    for seed in range(20):
+        answers = {visit(fps, seed, fidgeting_person(clip_head_movement, seed), limit_s=8.0).passed
+                   for fps in (30, 10, 5)}
+        same += len(answers) == 1
+    assert same >= 16

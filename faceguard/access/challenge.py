@@ -1,27 +1,31 @@
 """Follow the target: the door moves a dot along a random path drawn for this visit, and the
 head must follow it. A recording cannot know the path; a person can follow it with a human lag.
 
-The path (``TargetPath``) starts at the centre of the marker and makes 2 or 3 straight moves,
-each one of the 8 compass directions and each at a right angle to the one before (never
-straight on, never back: a clip that turns one way and back, or keeps turning, cannot follow
-the second move). Each move takes 0.5-0.7 s with a smooth start and stop. Everything is drawn
-from the gate's random generator, so a seed reproduces a run.
+The path (``TargetPath``) starts where the dot is and makes 2 or 3 straight moves among the 8
+compass directions, each at a right angle to the one before, 0.45-0.65 s each with a smooth
+start and stop, and a stop of random length between moves. While the visit is undecided the
+dot goes on with a next path (after a stop, at a right angle again), up to ``MAX_PATHS``. All
+drawn from the gate's random generator: a seed reproduces a run.
 
-The head's pose comes from the five landmarks (``liveness.nose_position``), turned into the
-marker's frame as the person sees the screen: x grows to their right (the nose moves to the
-image's left, u falls), y downwards (the nose drops from the eye line, v grows). Pitch moves
-the nose less than yaw, so v is scaled up by ``PITCH_GAIN``.
+The head's pose comes from the five landmarks (``liveness.nose_position``), in the marker's
+frame as the person sees the screen: x to their right, y down; v scaled by ``PITCH_GAIN``.
 
-Judging (``agreement``) is done on TIMESTAMPS, never on frame counts: the head's samples are
-interpolated onto a fixed 20 Hz grid, velocities are taken over a 0.2 s baseline (the same
-for every frame rate), and for every human lag from 0.15 to 0.7 s the target's velocity
-profile is compared with the head's: the score is the correlation of the two 2-D velocity
-profiles, and every move must also be made the right way (the head's displacement over the
-lagged move within 55° of the target's) and far enough (``MIN_STEP``). A lag that meets all
-three passes the path. The path is decided once the window has passed (move time + the
-largest lag), or earlier as soon as a lag passes; fidgets only make the path fail, and the
-visit then gets a second (and a third) path (``ChallengeRun``). Too few pose samples per second in the
-window (a slow PC) is its own outcome, ``too slow``: never a pass.
+Judging (``evidence``) uses TIMESTAMPS only: the poses are interpolated onto a fixed 20 Hz grid,
+velocities are taken over 0.2 s, and the evidence is judged at fixed check times (every
+``CHECK_S`` from the first path), the same at 5 or 30 frames/s. A fidget is as fast as the
+following itself, so one path proves little: the evidence is ACCUMULATED over the visit's paths
+(from any one of them on: a person who looked away is judged on the paths after) at one common
+human lag (0.15-0.7 s, the best): the correlation ``score`` of the head's 2-D velocity with the
+dot's, and the dot motion it covers (``moves``, of 1 marker unit). A follower's score stays
+near 0.5 with such fidget while a recording's wanders around 0 with a spread of about
+0.4/√moves, so the visit passes once ``z = score × √moves ≥ MIN_Z`` over ``MIN_MOVES``, the
+head moving the right way (``gain``), and z beats by ``RIVAL_MARGIN`` the best z of the same
+path turned by 90/180/270° or mirrored (``RIVALS``: as likely a draw, so a head that does not
+see the path matches them as well; this is what stops a clip that turns the way of the first
+move, which its mirror image shares, and a head circling once a second or faster). A path
+whose window (its end + the largest lag) is over without a pass is "continued", the last one
+"not followed". Too few pose samples per second (a slow PC) is its own outcome, ``too slow``.
+Measured: benchmarks/challenge.py, README "Photo check".
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,17 +50,21 @@ MOVES = (2, 3)
 MOVE_S = (0.45, 0.65)
 HOLD_S = (0.25, 0.45)       # a stop of random length between moves: a head that never stops
                             # (a clip circling or swaying) cannot match it
-MAX_HOLD_DRIFT = 0.45       # during a stop the head moves at most this part of its mean move
 MAX_REACH = 1.5             # the path stays within this distance of the centre (marker units)
 LAG_S = (0.15, 0.7)         # a human's lag behind a moving target
 GRID_S = 0.05               # the fixed time grid the samples are interpolated onto
 BASELINE_S = 0.2            # velocities over this span: the same at 5 and at 30 frames/s
-MIN_SCORE = 0.7             # the least velocity correlation of a followed path
-MIN_COS = math.cos(math.radians(55))   # each move made the right way
-MIN_STEP = 0.06             # each move at least this far (pose units, about 3° of yaw)
-MIN_RATE = 4.0              # pose samples per second the window needs; fewer: "too slow"
+CHECK_S = 0.25              # the evidence is judged at these fixed steps from the first path
+MIN_Z = 1.1                 # pass: score × √moves at least this ...
+MIN_MOVES = 1.3             # ... over at least this much dot motion (moves of 1 marker unit:
+                            # the weighted first move and one more) ...
+RIVAL_MARGIN = 0.3          # ... and by this much more than the path turned or mirrored (RIVALS)
+MIN_GAIN = 0.1              # ... and the head moved this far per marker unit, the right way
+FIRST_WEIGHT = 0.6          # the first move of a visit (a clip turning the right way matches it)
+MIN_RATE = 4.0              # pose samples per second a path's window needs; fewer: "too slow"
 MAX_GAP_S = 0.45            # and no hole longer than this in the samples
-HISTORY_S = 6.0
+MAX_PATHS = 4               # paths a visit shows at most (about 7.5 s: within the 8 s photo check)
+HISTORY_S = 12.0            # the poses kept: the longest visit's paths and lags
 
 
 def _ease(x: np.ndarray) -> np.ndarray:
@@ -68,8 +75,8 @@ def _ease(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class TargetPath:
-    """Where the dot is: at ``points[0]`` (the centre) at ``shown_at``, then moving to each next
-    point in ``durations[i]`` seconds. Points in marker units (the first move is 1 long)."""
+    """Where the dot is: at ``points[0]`` until ``shown_at``, then moving to each next point in
+    ``durations[i]`` seconds. Points in marker units (a move is 1 long)."""
 
     shown_at: float
     directions: tuple[str, ...]
@@ -83,6 +90,11 @@ class TargetPath:
     @property
     def ends_at(self) -> float:
         return self.shown_at + self.length_s
+
+    @property
+    def window_ends_at(self) -> float:
+        """When the slowest human's answer to the last move is in."""
+        return self.ends_at + LAG_S[1] + BASELINE_S / 2
 
     def _starts(self) -> np.ndarray:
         return self.shown_at + np.concatenate([[0.0], np.cumsum(self.durations)])
@@ -98,9 +110,12 @@ class TargetPath:
         return out[0] if np.ndim(t) == 0 else out
 
     def move_at(self, t: float) -> str | None:
-        """The direction of the move under way at ``t`` (HOLD during a stop); None once over."""
+        """The direction of the move under way at ``t`` (HOLD during a stop or before the
+        start); None once over."""
         if t >= self.ends_at:
             return None
+        if t < self.shown_at:
+            return HOLD
         k = int(np.clip(np.searchsorted(self._starts(), t, side="right") - 1, 0, len(self.durations) - 1))
         return self.directions[k]
 
@@ -110,18 +125,22 @@ class TargetPath:
                 "durations": [round(d, 3) for d in self.durations]}
 
 
-def draw_path(rng: random.Random, t0: float, origin: tuple[float, float] = (0.0, 0.0)) -> TargetPath:
+def draw_path(rng: random.Random, t0: float, origin: tuple[float, float] = (0.0, 0.0),
+              after: str | None = None) -> TargetPath:
     """A random path shown from ``t0``: 2-3 moves at right angles with a stop of random length
-    between them, within ``MAX_REACH`` of the centre. A second path starts where the first
-    ended, so the dot never jumps."""
+    between them, within ``MAX_REACH`` of the centre. A next path starts where the last one
+    ended (the dot never jumps) and turns at a right angle to its last move ``after``."""
     while True:
-        k = rng.randrange(len(DIRECTIONS))
+        if after is None:
+            k = rng.randrange(len(DIRECTIONS))
+        else:
+            k = (DIRECTIONS.index(after) + rng.choice((-2, 2))) % len(DIRECTIONS)
         names = [DIRECTIONS[k]]
         for _ in range(rng.choice(MOVES) - 1):
             k = (k + rng.choice((-2, 2))) % len(DIRECTIONS)
             names.append(DIRECTIONS[k])
         pts = np.cumsum([np.array(origin, np.float64)] + [VECTORS[n] for n in names], axis=0)
-        if np.max(np.linalg.norm(pts, axis=1)) <= MAX_REACH:
+        if np.max(np.linalg.norm(pts, axis=1)) <= MAX_REACH + 1e-9:
             break
     segments, points, durations = [], [pts[0]], []
     for k, name in enumerate(names):
@@ -141,116 +160,152 @@ def head_point(landmarks: np.ndarray) -> np.ndarray:
     return np.array([-u, PITCH_GAIN * v])
 
 
+def _unit_move_energy() -> float:
+    """The dot's squared grid velocity summed over one move of 1 marker unit (mean duration)."""
+    move = TargetPath(0.0, ("RIGHT",), ((0.0, 0.0), (1.0, 0.0)), (sum(MOVE_S) / 2,))
+    grid = np.arange(-BASELINE_S, move.ends_at + BASELINE_S, GRID_S)
+    v = (move.position(grid + BASELINE_S / 2) - move.position(grid - BASELINE_S / 2)) / BASELINE_S
+    return float(np.sum(v * v))
+
+
+UNIT_MOVE = _unit_move_energy()
+# The path turned by a quarter, a half and three quarters, and mirrored in the four axes of the
+# square (the other members of its symmetry group): as likely a draw as the path itself.
+RIVALS = tuple(np.array(m, np.float64) for m in (
+    [[0, -1], [1, 0]], [[-1, 0], [0, -1]], [[0, 1], [-1, 0]],
+    [[1, 0], [0, -1]], [[-1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1], [-1, 0]]))
+
+
 @dataclass(frozen=True)
-class Agreement:
-    """How well the head followed one path (the best lag), and whether it counts."""
+class Evidence:
+    """How well the head followed the visit's paths so far, at the best common lag."""
 
-    score: float                # velocity correlation at ``lag_s`` (-1 … 1)
+    score: float                # velocity correlation (-1 … 1)
     lag_s: float
-    moves_ok: tuple[bool, ...]  # per move: the right way and far enough
-    steps: tuple[float, ...]    # per move: how far the head went along it (pose units)
-    samples: int                # pose samples in the window
-    rate: float                 # samples per second in the window
-    max_gap_s: float
+    moves: float                # dot motion covered, in moves of 1 marker unit (the first weighted)
+    gain: float                 # head velocity per dot velocity along the dot (pose units/marker unit)
+    z: float                    # score × √moves: what the bar MIN_Z is set on
     passed: bool
-    complete: bool              # every lag could be judged (the window is over)
+    paths: int = 1              # the visit's last paths it spans
+    rival: float = 0.0          # the best z of the path turned by 90°/180°/270° or mirrored
 
-    @property
-    def too_slow(self) -> bool:
-        return self.rate < MIN_RATE or self.max_gap_s > MAX_GAP_S
-
-
-def _velocity(pos_at: Callable[[np.ndarray], np.ndarray], grid: np.ndarray) -> np.ndarray:
-    half = BASELINE_S / 2
-    return (pos_at(grid + half) - pos_at(grid - half)) / BASELINE_S
+    def to_dict(self) -> dict:
+        return {"score": self.score, "lag_s": self.lag_s, "moves": self.moves, "gain": self.gain,
+                "z": self.z, "over_paths": self.paths, "rival_z": self.rival}
 
 
-def agreement(path: TargetPath, times: np.ndarray, points: np.ndarray) -> Agreement | None:
+def dot_position(paths: list[TargetPath], t: np.ndarray) -> np.ndarray:
+    """Where the dot is at times ``t`` over consecutive paths (each starts where the last ended)."""
+    out = np.repeat(np.array(paths[0].points[:1], np.float64), len(t), axis=0)
+    for p in paths:
+        later = t >= p.shown_at
+        out[later] = p.position(t[later])
+    return out
+
+
+def evidence(paths: list[TargetPath], times: np.ndarray, points: np.ndarray, upto: float,
+             first_weight: float = FIRST_WEIGHT) -> Evidence | None:
     """Judge the head's samples (``times`` ascending, ``points`` from ``head_point``) against
-    ``path`` over every lag the samples already cover; None while not even the smallest lag can
-    be judged. Only timestamps count: any frame rate gives the same grid."""
+    the dot over ``paths`` (consecutive, the first one opening the visit), using only what is
+    known at ``upto``; None while not even the smallest lag has a grid point. Only timestamps
+    count: any frame rate gives the same grid."""
     times, points = np.asarray(times, np.float64), np.asarray(points, np.float64).reshape(-1, 2)
     half = BASELINE_S / 2
-    if len(times) < 2 or times[0] > path.shown_at + LAG_S[0] - half:
+    first = paths[0]
+    grid = np.arange(first.shown_at, paths[-1].ends_at + 1e-9, GRID_S)
+    dot_v = (dot_position(paths, grid + half) - dot_position(paths, grid - half)) / BASELINE_S
+    weight = np.where(grid < first.shown_at + first.durations[0] + half, first_weight, 1.0)[:, None]
+    if len(times) < 2:
         return None
-    lags = np.arange(LAG_S[0], LAG_S[1] + 1e-9, GRID_S)
-    ready = [lag for lag in lags if times[-1] >= path.ends_at + lag + half]
-    if not ready:
+    rows = []                   # per lag: (lag, cross-products head × dot (2×2), Σ|head|², Σ|dot|²)
+    for lag in np.arange(LAG_S[0], LAG_S[1] + 1e-9, GRID_S):
+        at = grid + lag
+        seen = (at + half <= min(upto, times[-1])) & (at - half >= times[0])
+        if not seen.any():
+            continue
+        head_v = np.stack([np.interp(at[seen] + half, times, points[:, i])
+                           - np.interp(at[seen] - half, times, points[:, i]) for i in (0, 1)], axis=1) / BASELINE_S
+        dv, w = dot_v[seen], weight[seen]
+        rows.append((float(lag), (w * head_v).T @ dv, float(np.sum(w * head_v ** 2)), float(np.sum(w * dv ** 2))))
+    if not rows:
         return None
-    grid = np.arange(path.shown_at, path.ends_at + 1e-9, GRID_S)
-    target_v = _velocity(path.position, grid)
 
-    def head_at(t: np.ndarray) -> np.ndarray:
-        return np.stack([np.interp(t, times, points[:, 0]), np.interp(t, times, points[:, 1])], axis=1)
+    def z_of(sxy: float, sxx: float, syy: float) -> tuple[float, float]:
+        score = sxy / math.sqrt(sxx * syy) if sxx * syy > 1e-12 else 0.0
+        return score, score * math.sqrt(syy / UNIT_MOVE)
 
-    starts = path.shown_at + np.concatenate([[0.0], np.cumsum(path.durations)])
-    moves = [VECTORS[n] for n in path.directions]
-    best: tuple | None = None
-    for lag in ready:
-        head_v = _velocity(head_at, grid + lag)
-        norm = math.sqrt(float(np.sum(target_v ** 2)) * float(np.sum(head_v ** 2)))
-        score = float(np.sum(target_v * head_v)) / norm if norm > 1e-12 else 0.0
-        ends = head_at(starts + lag)
-        steps = [float(np.dot(ends[i + 1] - ends[i], m)) for i, m in enumerate(moves)]
-        lengths = [float(np.linalg.norm(ends[i + 1] - ends[i])) for i in range(len(moves))]
-        moved = [s for s, name in zip(steps, path.directions, strict=True) if name != HOLD]
-        drift = MAX_HOLD_DRIFT * max(float(np.mean(moved)), MIN_STEP)
-        ok = tuple(n <= drift if name == HOLD else (s >= MIN_STEP and s >= MIN_COS * n)
-                   for s, n, name in zip(steps, lengths, path.directions, strict=True))
+    # The head's best match with the path turned or mirrored (same timing): a head that does not
+    # see the path matches the true one no better than these (the path's draw is symmetric).
+    rival = max(z_of(float(np.sum(m * cross)), sxx, syy)[1] for _, cross, sxx, syy in rows for m in RIVALS)
+    best: Evidence | None = None
+    for lag, cross, sxx, syy in rows:
+        sxy = float(np.trace(cross))
+        score, z = z_of(sxy, sxx, syy)
+        moves = syy / UNIT_MOVE
+        gain = sxy / syy if syy > 1e-12 else 0.0
+        passed = moves >= MIN_MOVES and z >= MIN_Z and gain >= MIN_GAIN and z >= rival + RIVAL_MARGIN
+        here = Evidence(round(score, 4), round(lag, 3), round(moves, 3), round(gain, 4),
+                        round(z, 4), passed, len(paths), round(rival, 4))
+        if best is None or (here.passed, here.z) > (best.passed, best.z):
+            best = here
+    return best
 
-        passed = score >= MIN_SCORE and all(ok)
-        key = (passed, score)
-        if best is None or key > best[0]:
-            best = (key, lag, ok, steps)
-    assert best is not None
-    (passed, score), lag, ok, steps = best
-    end = path.ends_at + float(lag) + half
-    inside = times[(times >= path.shown_at) & (times <= end)]
-    span = np.concatenate([[path.shown_at], inside, [min(end, times[-1])]])
-    rate = len(inside) / max(end - path.shown_at, 1e-9)
-    result = Agreement(round(score, 4), round(float(lag), 3), ok, tuple(round(s, 4) for s in steps),
-                       len(inside), round(rate, 2), round(float(np.max(np.diff(span))), 3), passed,
-                       len(ready) == len(lags))
-    return result
+
+def sampling(start: float, end: float, times: np.ndarray) -> tuple[int, float, float]:
+    """(pose samples, samples per second, longest hole in s) between ``start`` and ``end``."""
+    inside = times[(times >= start) & (times <= end)]
+    span = np.concatenate([[start], inside, [end]])
+    return len(inside), len(inside) / max(end - start, 1e-9), float(np.max(np.diff(span)))
+
+
+def _slow(rate: float, gap: float) -> bool:
+    return rate < MIN_RATE or gap > MAX_GAP_S
 
 
 @dataclass
 class PathTry:
-    """One path shown to one face, and how it went."""
+    """One path shown to one face, and how the visit stood when it was decided."""
 
     path: TargetPath
-    outcome: str | None = None        # None while open; passed | not followed | too slow | screen
+    outcome: str | None = None        # None while open; passed | continued | not followed |
+                                      # too slow | face not seen | screen
     decided_at: float | None = None
-    result: Agreement | None = None
+    result: Evidence | None = None    # the visit's evidence (all its paths so far) then
+    samples: int = 0                  # pose samples in this path's window
+    rate: float = 0.0
+    max_gap_s: float = 0.0
 
     def to_dict(self) -> dict:
-        r = self.result
         out = {"path": self.path.to_dict(), "shown_at": round(self.path.shown_at, 3),
                "outcome": self.outcome,
                "answered_after_s": None if self.decided_at is None
                else round(self.decided_at - self.path.shown_at, 3)}
-        if r is not None:
-            out.update(score=r.score, lag_s=r.lag_s, moves_ok=list(r.moves_ok), steps=list(r.steps),
-                       samples=r.samples, samples_per_s=r.rate, max_gap_s=r.max_gap_s)
+        if self.result is not None:
+            out.update(self.result.to_dict(), samples=self.samples, samples_per_s=round(self.rate, 2),
+                       max_gap_s=round(self.max_gap_s, 3))
         return out
 
 
 @dataclass
 class ChallengeRun:
-    """One visit's paths on one tracked face: one followed path lets the face through; after a
-    path that was not followed a new one is shown, and ``max_failures`` of them end it."""
+    """One visit's paths on one tracked face. The dot goes from path to path (up to
+    ``max_failures`` paths) while the evidence over all of them is judged; the visit passes
+    once it clears the bar, and fails when the last path's window is over without that."""
 
     rng: random.Random
-    max_failures: int = 3
+    max_failures: int = MAX_PATHS     # paths per ask (the name kept: a path not followed is a try)
     done: list[PathTry] = field(default_factory=list)
-    current: PathTry | None = None
+    current: PathTry | None = None    # the path the dot is on now
+    ask: list[PathTry] = field(default_factory=list)   # this ask's paths: the evidence spans them
+    _next_check: float = 0.0
+    _failed: bool = False
     _times: deque = field(default_factory=deque)
     _points: deque = field(default_factory=deque)
     _frames: deque = field(default_factory=deque)     # every frame of the face, posed or not
 
     @property
     def failures(self) -> int:
-        return sum(c.outcome not in ("passed", "screen") for c in self.done)
+        return sum(c.outcome in ("not followed", "face not seen", "too slow") for c in self.done)
 
     @property
     def passed(self) -> bool:
@@ -258,7 +313,7 @@ class ChallengeRun:
 
     @property
     def failed(self) -> bool:
-        return self.failures >= self.max_failures or self.too_slow
+        return self._failed or self.too_slow
 
     @property
     def too_slow(self) -> bool:
@@ -274,19 +329,20 @@ class ChallengeRun:
             self._open(t)
 
     def doubt(self, why: str) -> None:
-        """A passed path that another signal doubts (the texture says "screen")."""
+        """A passed visit that another signal doubts (the texture says "screen")."""
         if self.done and self.done[-1].outcome == "passed":
             self.done[-1].outcome = why
 
     def reask(self, t: float, why: str) -> None:
-        """... and a new path for it."""
+        """... and a new ask for it: new paths, the evidence from nothing."""
         self.doubt(why)
-        if self.current is None:
+        if self.current is None and not self.failed:
+            self.ask = []
             self._open(t)
 
     def observe(self, t: float, landmarks: np.ndarray) -> PathTry | None:
         """One frame of the face (before and after the start); returns the path this frame
-        decided, if any. The next path opens at once while neither passed nor failed."""
+        decided, if any."""
         lm = np.asarray(landmarks, np.float64)
         if np.linalg.norm(lm[1] - lm[0]) >= MIN_EYE_DISTANCE_PX:   # else too far to measure
             if not self._times or t > self._times[-1]:
@@ -298,54 +354,95 @@ class ChallengeRun:
         return self.judge(t)
 
     def judge(self, t: float) -> PathTry | None:
-        """Decide the open path if its window is over (or a lag already passed). Called on
-        every frame of the face, including frames without a usable pose."""
+        """Judge the evidence at every check time now covered by pose samples, close the paths
+        whose window is over, and move the dot on to a next path. Called on every frame of the
+        face, including frames without a usable pose; returns the last path decided, if any."""
         if not self._frames or t > self._frames[-1]:
             self._frames.append(t)
             while t - self._frames[0] > HISTORY_S:
                 self._frames.popleft()
-        c = self.current
-        if c is None:
+        if self.current is None:
             return None
-        r = agreement(c.path, np.array(self._times), np.array(self._points)) if self._times else None
-        window_over = t >= c.path.ends_at + LAG_S[1] + BASELINE_S / 2 + MAX_GAP_S
-        if r is not None:
-            c.result = r
-        if r is not None and r.passed and not r.too_slow:
-            c.outcome = "passed"
-        elif r is not None and r.complete:
-            c.outcome = self._short_of_samples(c.path) if r.too_slow else "not followed"
-        elif window_over:
-            c.outcome = self._short_of_samples(c.path)   # the samples never covered the window
-        else:
-            return None
-        c.decided_at = t
-        self.done.append(c)
-        self.current = None
-        if not (self.passed or self.failed):
+        times, points = np.array(self._times), np.array(self._points)
+        decided = None
+        while self._next_check <= t and len(times) and times[-1] >= self._next_check:
+            decided = self._check(self._next_check, times, points) or decided
+            self._next_check += CHECK_S
+            if self.current is None:
+                return decided
+        for c in self.ask:       # windows the poses never covered (face lost, or no frames)
+            if c.outcome is None and t >= c.path.window_ends_at + MAX_GAP_S and (
+                    not len(times) or times[-1] < c.path.window_ends_at):
+                decided = self._close(c, self._short_of_samples(c.path), t)
+        if self.current is not None and t >= self.current.path.ends_at and len(self.ask) < self.max_failures:
             self._open(t)
+        return decided
+
+    def _check(self, at: float, times: np.ndarray, points: np.ndarray) -> PathTry | None:
+        ev = self._evidence(times, points, at)
+        for c in self.ask:
+            if c.outcome is None:
+                c.result = ev
+                c.samples, c.rate, c.max_gap_s = sampling(c.path.shown_at, min(at, c.path.window_ends_at), times)
+        if ev is not None and ev.passed and not _slow(*sampling(self.ask[0].path.shown_at, at, times)[1:]):
+            # (a next path that no answer could be judged on yet had no part in it)
+            self.ask = [c for c in self.ask if c.path.shown_at + LAG_S[0] + BASELINE_S / 2 < at]
+            last = self.ask[-1]
+            for c in self.ask[:-1]:
+                if c.outcome is None:
+                    self._close(c, "continued", at)
+            return self._close(last, "passed", at)
+        decided = None
+        for c in self.ask:
+            if c.outcome is None and at >= c.path.window_ends_at:
+                outcome = (self._short_of_samples(c.path) if _slow(c.rate, c.max_gap_s)
+                           else "not followed" if c is self.ask[-1] else "continued")
+                decided = self._close(c, outcome, at)
+        return decided
+
+    def _evidence(self, times: np.ndarray, points: np.ndarray, at: float) -> Evidence | None:
+        """The best evidence over this ask's paths from any one of them on: a person who looked
+        away during a path is judged on the paths after it (the first move of the ask counts
+        ``FIRST_WEIGHT`` only when the span starts there)."""
+        paths = [c.path for c in self.ask if c.path.shown_at + LAG_S[0] + BASELINE_S / 2 < at]
+        found = [evidence(paths[k:], times, points, at, FIRST_WEIGHT if k == 0 else 1.0)
+                 for k in range(len(paths))]
+        return max((e for e in found if e is not None), key=lambda e: (e.passed, e.z), default=None)
+
+    def _close(self, c: PathTry, outcome: str, t: float) -> PathTry:
+        c.outcome, c.decided_at = outcome, t
+        self.done.append(c)
+        if outcome in ("passed", "too slow") or c is self.ask[-1]:    # the run is over
+            self._failed = outcome not in ("passed", "too slow")
+            self.current = None
         return c
 
     def _short_of_samples(self, path: TargetPath) -> str:
         """Too few poses in the window: "too slow" when the PC checked too few frames (not the
         person's doing), "face not seen" when frames came but the face was not measured in them."""
         frames = np.array(self._frames)
-        end = path.ends_at + LAG_S[1]
-        inside = frames[(frames >= path.shown_at) & (frames <= end)]
-        span = np.concatenate([[path.shown_at], inside, [end]])
-        slow = len(inside) / (end - path.shown_at) < MIN_RATE or float(np.max(np.diff(span))) > MAX_GAP_S
-        return "too slow" if slow else "face not seen"
+        _, rate, gap = sampling(path.shown_at, path.ends_at + LAG_S[1], frames)
+        return "too slow" if _slow(rate, gap) else "face not seen"
 
     def _open(self, t: float) -> None:
-        origin = self.done[-1].path.points[-1] if self.done else (0.0, 0.0)
-        self.current = PathTry(draw_path(self.rng, t, origin))
+        if self.ask:
+            last = self.ask[-1].path
+            moves = [d for d in last.directions if d != HOLD]
+            shown = last.ends_at + self.rng.uniform(*HOLD_S)   # (a frame comes within the stop)
+            path = draw_path(self.rng, shown, last.points[-1], after=moves[-1])
+        else:
+            origin = self.done[-1].path.points[-1] if self.done else (0.0, 0.0)
+            path = draw_path(self.rng, t, origin)
+            self._next_check = t + CHECK_S
+        self.current = PathTry(path)
+        self.ask.append(self.current)
 
     def summary(self) -> str:
-        """For the reason sentence: e.g. "path LEFT→UP: passed (score 0.91, lag 0.35 s)"."""
+        """For the reason sentence: e.g. "path LEFT→UP: passed (score 0.61 over 2.4 moves, ...)"."""
         parts = []
         for c in self.done:
             r = c.result
-            nums = "" if r is None else (f" (score {r.score:.2f}, lag {r.lag_s:.2f} s, "
-                                         f"{r.rate:.0f} samples/s)")
-            parts.append(f"path {'→'.join(c.path.directions)}: {c.outcome}{nums}")
+            nums = "" if r is None else (f" (score {r.score:.2f} over {r.moves:.1f} moves, z {r.z:.2f}, "
+                                         f"lag {r.lag_s:.2f} s, {c.rate:.0f} samples/s)")
+            parts.append(f"path {'→'.join(d for d in c.path.directions if d != HOLD)}: {c.outcome}{nums}")
         return "; ".join(parts)

@@ -4,7 +4,7 @@ Two tests, both from the landmarks the detector already finds:
 * parallax (liveness.py): the face must move like a head, not like a flat picture;
 * follow the target (challenge.py, when on): a dot moves along a random path drawn for this
   visit and the head must follow it, judged on timestamps. A replayed video cannot know the
-  path; a fidget costs a second path, not the visit.
+  path; the evidence accumulates over the visit's paths, so a fidget costs time, not the visit.
 A texture signal (``track.texture``, when present: ``verdict()`` "live" | "screen" | "unsure",
 ``evidence()``) is evidence inside the gate: a "screen" verdict on a followed path asks for a
 new path and counts as a failed attempt; it never denies on its own.
@@ -26,7 +26,7 @@ import random
 from collections.abc import Hashable
 
 from faceguard.access.attempts import Attempts, Standing
-from faceguard.access.challenge import ChallengeRun
+from faceguard.access.challenge import MAX_PATHS, ChallengeRun
 from faceguard.access.liveness import MotionCheck
 from faceguard.access.records import DENIED, Decision, TrackState, TrackStatus
 from faceguard.access.track_state import FaceTrack, PhotoEvidence, PhotoWait, StatusBoard
@@ -38,7 +38,7 @@ TOO_SLOW = "this PC is too slow for the photo check right now"
 
 class PhotoGate:
     def __init__(self, enabled: bool, min_motion: float, timeout_s: float, board: StatusBoard, *,
-                 challenge: bool = False, seed: int | None = None, challenge_failures: int = 3,
+                 challenge: bool = False, seed: int | None = None, challenge_failures: int = MAX_PATHS,
                  attempts: Attempts | None = None):
         self.enabled = enabled
         self.min_motion = min_motion
