@@ -207,10 +207,11 @@ def fidgeting_person(movement, seed: int, follow: bool = True):
 def test_a_follower_fidgeting_as_much_as_the_clip_is_let_in_within_the_visit(clip_head_movement, fps):
     """Issue 20's genuine case: the clip's natural head movement at full strength is as fast as
     the following itself, so one path proves little; the evidence over the visit's paths lets
-    most in within the 8 s photo check: measured 17/16/16 of 20 at 30/10/5 fps (the old rule,
-    one path at a time, correlation ≥ 0.7 per path: 12/11/11)."""
+    most in within the 8 s photo check: measured 13 of 20 at 30, 10 and 5 fps (the old rule,
+    one path at a time, correlation ≥ 0.7 per path: 12/11/11; 17/16/16 before the slow-circle
+    rivals, which let a circling head in 5 of 40 times: a stranger's recording weighs more)."""
     runs = [visit(fps, seed, fidgeting_person(clip_head_movement, seed), limit_s=8.0) for seed in range(20)]
-    assert sum(r.passed for r in runs) >= 15, [r.summary() for r in runs if not r.passed]
+    assert sum(r.passed for r in runs) >= 12, [r.summary() for r in runs if not r.passed]
     for r in runs:
         if r.passed:
             ev = r.done[-1].result

@@ -165,27 +165,15 @@ def test_evidence_waits_for_the_smallest_lag_and_a_still_head_scores_nothing():
     assert r is not None and not r.passed and r.score == 0.0 and r.moves >= 1.2
 
 
-@pytest.mark.parametrize("period_s", [1.2, 2.0])
+@pytest.mark.parametrize("period_s", [1.2, 2.0, 3.3, 4.0])
 def test_a_head_that_circles_or_sways_without_stopping_does_not_pass(period_s):
     """A recording of a head circling turns every way in turn, so it matches the path turned a
-    quarter as well as the path itself: the rival paths catch it. (A slow circle, 3 s a turn,
-    is outside the lags that make a turned path a rival: it matches paths whose turns all go
-    its way; see test_a_slow_circle_is_rarely_let_in.)"""
+    quarter as well as the path itself (a quarter-turn later): the rival paths catch it. A slow
+    circle (3-4 s a turn) needs the quarter-turned rivals at lags beyond a human's (RIVAL_LAG_S):
+    with the human lags alone 5 of 40 visits at 3.3 s a turn passed."""
     for seed in range(20):
         for sense in (1, -1):
             def motion(t, run, ph=0.37 * seed, w=sense * 2 * np.pi / period_s):
                 return 0.15 * np.array([np.cos(w * t + ph), np.sin(w * t + ph)])
             run = visit(10, seed, motion)
             assert not run.passed, run.summary()
-
-
-def test_a_slow_circle_is_rarely_let_in():
-    """The known weakness, bounded: a head circling once in 3.3 s matches the paths whose turns
-    all go its way; it passes in at most 1 visit in 5 (measured 5 of 40 at 10 frames/s)."""
-    passed = 0
-    for seed in range(20):
-        for sense in (1, -1):
-            def motion(t, run, ph=0.37 * seed, w=sense * 2 * np.pi / 3.3):
-                return 0.15 * np.array([np.cos(w * t + ph), np.sin(w * t + ph)])
-            passed += visit(10, seed, motion).passed
-    assert passed <= 8, passed

@@ -22,7 +22,8 @@ near 0.5 with such fidget while a recording's wanders around 0 with a spread of 
 head moving the right way (``gain``), and z beats by ``RIVAL_MARGIN`` the best z of the same
 path turned by 90/180/270° or mirrored (``RIVALS``: as likely a draw, so a head that does not
 see the path matches them as well; this is what stops a clip that turns the way of the first
-move, which its mirror image shares, and a head circling once a second or faster). A path
+move, which its mirror image shares, and a head circling; the quarter turns are also tried at
+lags up to ``RIVAL_LAG_S``, as a slow circle matches the turned path a quarter-turn later). A path
 whose window (its end + the largest lag) is over without a pass is "continued", the last one
 "not followed". Too few pose samples per second (a slow PC) is its own outcome, ``too slow``.
 Measured: benchmarks/challenge.py, README "Photo check".
@@ -63,6 +64,9 @@ MIN_GAIN = 0.1              # ... and the head moved this far per marker unit, t
 FIRST_WEIGHT = 0.6          # the first move of a visit (a clip turning the right way matches it)
 MIN_RATE = 4.0              # pose samples per second a path's window needs; fewer: "too slow"
 MAX_GAP_S = 0.45            # and no hole longer than this in the samples
+RIVAL_LAG_S = 1.5           # the quarter-turned rivals are also tried at lags beyond a human's,
+                            # up to this: a head circling slowly (3-4 s a turn) matches the path
+                            # turned a quarter a quarter-turn later (5 of 40 such visits passed)
 MAX_PATHS = 4               # paths a visit shows at most (about 7.5 s: within the 8 s photo check)
 HISTORY_S = 12.0            # the poses kept: the longest visit's paths and lags
 
@@ -174,6 +178,7 @@ UNIT_MOVE = _unit_move_energy()
 RIVALS = tuple(np.array(m, np.float64) for m in (
     [[0, -1], [1, 0]], [[-1, 0], [0, -1]], [[0, 1], [-1, 0]],
     [[1, 0], [0, -1]], [[-1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1], [-1, 0]]))
+QUARTER_TURNS = (0, 2)      # RIVALS' indices of the path turned by ±90°
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,7 @@ def evidence(paths: list[TargetPath], times: np.ndarray, points: np.ndarray, upt
     if len(times) < 2:
         return None
     rows = []                   # per lag: (lag, cross-products head × dot (2×2), Σ|head|², Σ|dot|²)
-    for lag in np.arange(LAG_S[0], LAG_S[1] + 1e-9, GRID_S):
+    for lag in np.arange(LAG_S[0], RIVAL_LAG_S + 1e-9, GRID_S):
         at = grid + lag
         seen = (at + half <= min(upto, times[-1])) & (at - half >= times[0])
         if not seen.any():
@@ -236,9 +241,12 @@ def evidence(paths: list[TargetPath], times: np.ndarray, points: np.ndarray, upt
 
     # The head's best match with the path turned or mirrored (same timing): a head that does not
     # see the path matches the true one no better than these (the path's draw is symmetric).
-    rival = max(z_of(float(np.sum(m * cross)), sxx, syy)[1] for _, cross, sxx, syy in rows for m in RIVALS)
+    rival = max(z_of(float(np.sum(m * cross)), sxx, syy)[1] for lag, cross, sxx, syy in rows
+                for k, m in enumerate(RIVALS) if lag <= LAG_S[1] + 1e-9 or k in QUARTER_TURNS)
     best: Evidence | None = None
     for lag, cross, sxx, syy in rows:
+        if lag > LAG_S[1] + 1e-9:
+            continue            # (a rival's lag only)
         sxy = float(np.trace(cross))
         score, z = z_of(sxy, sxx, syy)
         moves = syy / UNIT_MOVE
