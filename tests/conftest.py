@@ -583,3 +583,22 @@ def site(site_url, tmp_path, pipeline):
     assert s.let_in() == {"E001", "E002"}
     yield s
     s.close()
+
+
+def challenge_visit(fps: float, seed: int, motion, *, limit_s: float = 12.0):
+    """The follow-the-target challenge (access/challenge.ChallengeRun) over one visit sampled at
+    ``fps`` (with a seed-fixed phase): ``motion(t, run) -> (x, y)`` is the head's pose in
+    continuous time (``pose_landmarks`` makes the frames' landmarks)."""
+    import random
+
+    from faceguard.access.challenge import ChallengeRun  # (only the tests that use it load it)
+
+    rng = np.random.default_rng(seed)
+    run = ChallengeRun(random.Random(seed))
+    t = float(rng.uniform(0, 1 / fps))
+    run.observe(t, pose_landmarks(*motion(t, run)))
+    run.start(t)
+    while t < limit_s and not (run.passed or run.failed):
+        t += 1 / fps
+        run.observe(t, pose_landmarks(*motion(t, run)))
+    return run

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import HANG_MS, REPO
+from conftest import challenge_visit as visit
 
 from faceguard.access.decide import DENIED, GRANTED, Decider
 from faceguard.camera import FrameSource
@@ -24,7 +25,6 @@ from faceguard.vision.image import load_image
 sys.path.insert(0, str(REPO / "benchmarks"))
 from challenge import clip_fidget  # noqa: E402
 from head3d import Follower, Head  # noqa: E402
-from test_follow_target import visit  # noqa: E402
 
 FPS = 30.0
 

@@ -12,6 +12,7 @@ import random
 
 import numpy as np
 import pytest
+from conftest import challenge_visit as visit
 from conftest import pose_landmarks as landmarks
 
 from faceguard.access.challenge import (
@@ -26,20 +27,6 @@ from faceguard.access.challenge import (
 )
 
 FPS_LIST = (5, 10, 30)
-
-
-def visit(fps: float, seed: int, motion, *, limit_s: float = 12.0) -> ChallengeRun:
-    """One visit sampled at ``fps`` (with a seed-fixed phase): ``motion(t, run) -> (x, y)``
-    is the head's pose in continuous time."""
-    rng = np.random.default_rng(seed)
-    run = ChallengeRun(random.Random(seed))
-    t = float(rng.uniform(0, 1 / fps))
-    run.observe(t, landmarks(*motion(t, run)))
-    run.start(t)
-    while t < limit_s and not (run.passed or run.failed):
-        t += 1 / fps
-        run.observe(t, landmarks(*motion(t, run)))
-    return run
 
 
 def follower(seed: int, lag: float = 0.35, gain: float = 0.2, noise: float = 0.01, fidget: float = 0.0):
