@@ -239,3 +239,27 @@ def test_a_fidgeting_visit_gets_the_same_answer_at_5_10_and_30_fps(clip_head_mov
                    for fps in (30, 10, 5)}
         same += len(answers) == 1
     assert same >= 16
+
+
+def test_the_marker_shows_an_arrow_while_the_dot_moves_and_none_while_it_stops(qtbot):
+    """The arrow hint points the way the dot moves; during a stop there is no way to point (a
+    zero-length arrow used to paint a stray wedge beside the dot)."""
+    import random
+
+    from PySide6.QtGui import QColor
+
+    from faceguard.access.challenge import HOLD, draw_path
+    from faceguard.ui.target_marker import HINT, TargetMarker
+
+    marker = TargetMarker()
+    qtbot.addWidget(marker)
+    marker.resize(150, 150)
+    path = draw_path(random.Random(4), 0.0)
+    starts = [sum(path.durations[:k]) for k in range(len(path.durations))]
+    white = {}
+    for k, name in enumerate(path.directions[:2]):
+        marker.show_path(path, starts[k] + path.durations[k] / 2)
+        image = marker.grab().toImage()
+        white[name] = sum(QColor(image.pixel(x, y)) == HINT for x in range(0, 150, 2) for y in range(0, 150, 2))
+    assert path.directions[1] == HOLD
+    assert white[path.directions[0]] > 20 and white[HOLD] == 0, white

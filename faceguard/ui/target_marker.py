@@ -17,7 +17,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QWidget
 
-from faceguard.access.challenge import MAX_REACH, VECTORS, TargetPath
+from faceguard.access.challenge import HOLD, MAX_REACH, VECTORS, TargetPath
 
 REACH = MAX_REACH + 0.3
 DOT = QColor(255, 200, 0)          # amber: readable on the red/amber/green banner styles
@@ -87,7 +87,7 @@ class TargetMarker(QWidget):
         dot = self.dot_position(t)
         radius = box.width() / 14
         move = self.path.move_at(t)
-        if move is not None:       # the arrow hint: from the dot, the way it moves
+        if move not in (None, HOLD):   # the arrow hint: from the dot, the way it moves
             dx, dy = VECTORS[move]
             tip = QPointF(dot.x() + dx * radius * 3.2, dot.y() + dy * radius * 3.2)
             pen = QPen(HINT)
