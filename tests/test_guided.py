@@ -34,11 +34,17 @@ def guided_run(pipeline, clip_frames, clip_results):
 
 
 def test_guided_faces_agree_with_the_full_detector(guided_run):
+    """On the frames between full searches, the faces being followed (found in the frame
+    before) are found where the full detector finds them. (A face new to the picture near a
+    followed person may wait for the next full search: see the tests of that bound below.)"""
     ious, landmark_errors, missed, extra, faces_in_guided = [], [], 0, 0, 0
+    before = np.zeros((0, 4))
     for kind, faces, full in guided_run:
+        followed = [r for r in full if len(before) and iou_matrix(np.asarray(r.box, np.float64)[None], before)[0].max() >= 0.3]
+        before = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
         if kind not in ("guided", "region"):
             continue
-        faces_in_guided += len(full)
+        faces_in_guided += len(followed)
         boxes = np.array([r.box for r in full], np.float64).reshape(-1, 4)
         for face in faces:
             overlap = iou_matrix(face.box[None].astype(np.float64), boxes)[0]
@@ -50,10 +56,12 @@ def test_guided_faces_agree_with_the_full_detector(guided_run):
             side = float(full[k].box[2] - full[k].box[0])
             err = np.linalg.norm(face.landmarks - full[k].landmarks, axis=1).mean() / side
             landmark_errors.append(err)
-        missed += max(0, len(full) - len(faces))
+        found = np.array([f.box for f in faces], np.float64).reshape(-1, 4)
+        missed += sum(not len(found) or iou_matrix(np.asarray(r.box, np.float64)[None], found)[0].max() < 0.3
+                      for r in followed)
     assert faces_in_guided >= 80, "too few guided frames for the comparison to mean anything"
-    # Measured (2026-12-06): median IoU 0.92, 5th percentile 0.76; landmark error median 3 %
-    # of the face's size, 95th percentile 10 %; 1 face missed and 5 extra of about 140.
+    # Measured (2026-12-06): median IoU 0.91, 5th percentile 0.73; landmark error median 3 %
+    # of the face's size, 95th percentile 10 %; 4 followed faces missed and 3 extra of 358.
     assert np.median(ious) >= 0.85 and np.percentile(ious, 5) >= 0.65
     assert np.median(landmark_errors) <= 0.05 and np.percentile(landmark_errors, 95) <= 0.15
     assert missed <= 0.03 * faces_in_guided and extra <= 0.06 * faces_in_guided
@@ -68,13 +76,14 @@ def test_the_full_search_runs_at_least_every_n_frames(guided_run):
 
 
 def test_a_gesturing_person_does_not_start_full_searches(guided_run):
-    """The clip's singer waves his arms and turns his shoulders beyond his face: a change away
-    from the followed face, but one the changed regions' search answers, not the whole picture.
-    Before (a full search on any such change) 172 of the 275 frames were searched whole; now the
-    every-5th-frame searches (55) and the camera cuts. Measured 2026-12-06: 62."""
+    """The clip's singer waves his arms and turns his shoulders beyond his face: his own body,
+    no reason to search. Before (a full search on any such change) 172 of the 275 frames were
+    searched whole; now the every-5th-frame searches (55) and the camera cuts (measured
+    2026-12-06: 62), and the changed regions are searched on 23 frames (159 when the body was
+    taken to reach 1 face width to each side of the face, not 3)."""
     kinds = [k for k, _, _ in guided_run]
     assert kinds.count("full") <= 75
-    assert kinds.count("region") >= 100
+    assert kinds.count("region") <= 40 and kinds.count("guided") >= 150
 
 
 def test_a_waving_hand_beside_a_followed_face_searches_only_where_it_moved(pipeline, face_photo):

@@ -8,18 +8,21 @@ detector (the P-Net pyramid over the whole picture) is most of a frame's cost. S
   track predictions and the faces of the previous frame): ``MtcnnDetector.refine``;
 * where O-Net no longer sees a followed face (turned, moved fast, a poor starting box), the
   whole cascade searches the region around it; a face not found there either has left;
-* where the picture changed since the last full search, away from the faces being followed
-  (someone stepping in), the whole cascade searches the changed regions only (a cheap test on
+* where the picture changed since the last full search, away from the people being followed
+  (their faces and the ``BODY_SIDE`` face widths to each side that their arms reach: someone
+  stepping in), the whole cascade searches the changed regions only (a cheap test on
   a small grey thumbnail finds them); when they cover much of the picture (a camera cut, the
   lights), the whole picture is searched at once.
 
-A new face is thus found on the frame it changes the picture, and at the latest on the next
-full search: within ``full_every`` frames.
+A new face away from the people followed is thus found on the frame it changes the picture;
+one that steps in right beside them, at the latest on the next full search: within
+``full_every`` frames.
 
 Why regions, not a full search on any change: a followed person's own arms and shoulders move
 beyond their face (a wave, a hand to the door handle) and changed the picture on 159 of the
 shared clip's 275 frames, each then searched whole; a new face can only be where the picture
-changed, so searching there finds it as early at a fraction of the cost.
+changed, so searching there finds it as early at a fraction of the cost. Why not around the
+followed people: their gestures alone would start such a search on most frames.
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ REGION_MARGIN = 1.0
 # Changed regions (margins included) covering more than this share of the picture are searched
 # as the whole picture: one pyramid is cheaper than many overlapping crops.
 REGION_SHARE_FULL = 0.4
+# A followed person's own shoulders and arms reach this many face widths to each side of their
+# face: changes there are no reason to search (a wave, a shrug). On the shared clip the singer's
+# gestures within 1 face width started a region search on 159 of 275 frames, within 3 on 33
+# (a new face that close is found by the next full search instead: at most FULL_EVERY - 1
+# frames later; measured on the clip: 1 frame at most).
+BODY_SIDE = 3.0
 # Guided faces that overlap this much (intersection over the smaller box) are one face found
 # from two hints (a track's prediction and the previous frame's box).
 _SAME_FACE = 0.5
@@ -64,14 +73,15 @@ def thumbnail(rgb: np.ndarray) -> np.ndarray:
 
 
 def followed_region(shape: tuple[int, int], boxes: Sequence[np.ndarray]) -> np.ndarray:
-    """Thumbnail mask [h, w] of where followed people are: each face box widened by its width
-    on both sides, from half its height above it down to the bottom of the picture (the
-    person's shoulders and hands move with them and are no reason for a full search)."""
+    """Thumbnail mask [h, w] of where followed people are: each face box widened by
+    ``BODY_SIDE`` times its width on both sides, from half its height above it down to the
+    bottom of the picture (the person's shoulders and arms move with them and are no reason to
+    search)."""
     mask = np.zeros(shape, bool)
     for box in boxes:
         x1, y1, x2, y2 = (float(v) / THUMB_SHRINK for v in box)
         w, h = x2 - x1, y2 - y1
-        xa, xb = int(max(0, np.floor(x1 - w))), int(max(0, np.ceil(x2 + w)))
+        xa, xb = int(max(0, np.floor(x1 - BODY_SIDE * w))), int(max(0, np.ceil(x2 + BODY_SIDE * w)))
         ya = int(max(0, np.floor(y1 - h / 2)))
         mask[ya:, xa:xb] = True
     return mask
