@@ -228,7 +228,7 @@ class Settings:
     # and follow a dot moving on a random path (not a replayed video).
     photo_check: bool = True
     photo_check_min_motion: float = DEFAULT_MIN_MOTION   # see faceguard/access/liveness.py
-    photo_check_timeout_s: float = 8.0    # recognised but not moved for this long: DENIED
+    photo_check_timeout_s: float = 12.0    # recognised but not moved for this long: DENIED
     challenge: bool = True            # with the photo check: follow a dot on a random path per visit
     door: DoorSettings = field(default_factory=DoorSettings)
     admin_pin_hash: str = ""          # scrypt hash; "" = no PIN set

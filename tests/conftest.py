@@ -585,7 +585,7 @@ def site(site_url, tmp_path, pipeline):
     s.close()
 
 
-def challenge_visit(fps: float, seed: int, motion, *, limit_s: float = 12.0):
+def challenge_visit(fps: float, seed: int, motion, *, limit_s: float = 20.0):
     """The follow-the-target challenge (access/challenge.ChallengeRun) over one visit sampled at
     ``fps`` (with a seed-fixed phase): ``motion(t, run) -> (x, y)`` is the head's pose in
     continuous time (``pose_landmarks`` makes the frames' landmarks)."""

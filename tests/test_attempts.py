@@ -70,6 +70,36 @@ def test_three_failures_of_one_person_on_different_tracks_suspend_face_entry(mat
     assert not fourth.challenges           # not asked again: no path shown while suspended
 
 
+def left_visit(decider: Decider, matcher: Matcher, t0: float, stay_s: float, box_x: float = 0.0) -> float:
+    """A still face of E001 in front of the camera for ``stay_s``, then gone (its track ends)
+    before the photo check's time limit: no decision."""
+    t = t0
+    while t < t0 + stay_s:
+        assert decider.update(t, [((100 + box_x, 100, 260 + box_x, 260), matcher.nearest(EMB))],
+                              [still_face()], [EMB]) == []
+        t += 0.1
+    for _ in range(8):
+        decider.update(t, [], [], [])
+        t += 0.1
+    return t
+
+
+def test_leaving_during_the_photo_check_is_a_failed_try_once_it_could_have_passed(matcher):
+    """Walking away just before the DENIED and coming back must not be a free new try (the
+    retrying attacker of issue 20 got in 4 times in 20 five-minute runs that way); leaving
+    before any check could have let the face in costs nothing (a person who changed their mind)."""
+    decider = Decider.from_settings(Settings(), threshold=0.5, seed=1)
+    t = 0.0
+    for k in range(5):                    # 0.8 s each: the dot has not moved enough to judge
+        t = left_visit(decider, matcher, t, 0.8, box_x=40 * k)
+    assert decider.photo.attempts.standing("E001", t).failures == 0
+    for k in range(3):                    # 5 s each, then away: three failed tries
+        t = left_visit(decider, matcher, t + (31.0 if k == 2 else 0.0), 5.0, box_x=40 * k)
+    assert decider.photo.attempts.standing("E001", t).state == "suspended"
+    _, (back,) = failed_visit(decider, matcher, t + 5.0)
+    assert back.kind == DENIED and "face entry is suspended" in back.reason
+
+
 def test_a_suspended_person_is_asked_for_their_pin_not_turned_away(matcher):
     """docs/decision-rule.md step 2: once face entry is suspended, the face alone never opens,
     but the employee is not locked out either: the door asks the second factor (their PIN), and

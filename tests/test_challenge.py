@@ -207,25 +207,29 @@ def fidgeting_person(movement, seed: int, follow: bool = True):
 def test_a_follower_fidgeting_as_much_as_the_clip_is_let_in_within_the_visit(clip_head_movement, fps):
     """Issue 20's genuine case: the clip's natural head movement at full strength is as fast as
     the following itself, so one path proves little; the evidence over the visit's paths lets
-    most in within the 8 s photo check: measured 13 of 20 at 30, 10 and 5 fps (the old rule,
-    one path at a time, correlation ≥ 0.7 per path: 12/11/11; 17/16/16 before the slow-circle
-    rivals, which let a circling head in 5 of 40 times: a stranger's recording weighs more)."""
-    runs = [visit(fps, seed, fidgeting_person(clip_head_movement, seed), limit_s=8.0) for seed in range(20)]
-    assert sum(r.passed for r in runs) >= 12, [r.summary() for r in runs if not r.passed]
+    them in within the 12 s photo check (6 paths, the bar raised from the 5th): measured 19 of 20
+    at 30, 10 and 5 fps (13 of 20 within 8 s and 4 paths; the old rule, one path at a time,
+    correlation ≥ 0.7 per path: 12/11/11)."""
+    runs = [visit(fps, seed, fidgeting_person(clip_head_movement, seed), limit_s=12.0) for seed in range(20)]
+    assert sum(r.passed for r in runs) >= 18, [r.summary() for r in runs if not r.passed]
+    late = 0
     for r in runs:
         if r.passed:
             ev = r.done[-1].result
-            assert ev.z >= 1.1 and ev.z >= ev.rival + 0.3 and ev.moves >= 1.3 and 0.15 <= ev.lag_s <= 0.7
+            late += len(r.done) > 4                  # let in on the 5th path or later: the higher bar
+            assert ev.z >= (1.25 if len(r.done) > 4 else 1.1) and ev.z >= ev.rival + 0.3
+            assert ev.moves >= 1.3 and 0.15 <= ev.lag_s <= 0.7
+    assert late >= 1
 
 
 @pytest.mark.parametrize("fps", [30, 10, 5])
 def test_the_clips_head_movement_alone_is_not_let_in(clip_head_movement, fps):
     """The null: the same movement without a follower (a recording) against 20 visits' random
     paths: at most 1 let in (measured 0 of 20 at each rate)."""
-    runs = [visit(fps, seed, fidgeting_person(clip_head_movement, seed, follow=False), limit_s=8.0)
+    runs = [visit(fps, seed, fidgeting_person(clip_head_movement, seed, follow=False), limit_s=12.0)
             for seed in range(20)]
     assert sum(r.passed for r in runs) <= 1, [r.summary() for r in runs if r.passed]
-    # (within 8 s: the photo check's time limit ends a visit whose last path is still running)
+    # (within 12 s: the photo check's time limit ends a visit whose last path is still running)
     assert all({c.outcome for c in r.done} <= {"continued", "not followed"} for r in runs if not r.passed)
 
 
@@ -235,7 +239,7 @@ def test_a_fidgeting_visit_gets_the_same_answer_at_5_10_and_30_fps(clip_head_mov
     for visits at the bar's edge (measured 18 of 20)."""
     same = 0
     for seed in range(20):
-        answers = {visit(fps, seed, fidgeting_person(clip_head_movement, seed), limit_s=8.0).passed
+        answers = {visit(fps, seed, fidgeting_person(clip_head_movement, seed), limit_s=12.0).passed
                    for fps in (30, 10, 5)}
         same += len(answers) == 1
     assert same >= 16

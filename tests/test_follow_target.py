@@ -18,6 +18,7 @@ from conftest import pose_landmarks as landmarks
 from faceguard.access.challenge import (
     DIRECTIONS,
     HOLD,
+    MAX_PATHS,
     MAX_REACH,
     VECTORS,
     ChallengeRun,
@@ -97,7 +98,7 @@ def test_still_fidgeting_and_late_faces_do_not_pass_at_any_rate(fps):
         for motion in (follower(seed, gain=0.0), follower(seed, gain=0.0, fidget=0.1)):
             run = visit(fps, seed, motion)
             assert run.failed and not run.passed, run.summary()
-            assert [c.outcome for c in run.done] == ["continued"] * 3 + ["not followed"]
+            assert [c.outcome for c in run.done] == ["continued"] * (MAX_PATHS - 1) + ["not followed"]
         late = visit(fps, seed, follower(seed, lag=1.6))       # longer than any human lag
         assert not late.passed and late.done[0].outcome == "continued", late.summary()
 

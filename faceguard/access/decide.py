@@ -72,7 +72,7 @@ class Decider:
         claim_timeout_s: float = 10.0,
         photo_check: bool = False,
         min_motion: float = DEFAULT_MIN_MOTION,
-        photo_check_timeout_s: float = 8.0,
+        photo_check_timeout_s: float = 12.0,
         challenge: bool = False,
         seed: int | None = None,
         attempts: Attempts | None = None,
@@ -181,7 +181,9 @@ class Decider:
         boxes = [as_box(box) for box, _ in observations]
         track_ids = self.tracker.update(boxes, t)
         for tid in self.tracker.ended:
-            self._tracks.pop(tid, None)
+            ended = self._tracks.pop(tid, None)
+            if ended is not None:
+                self.photo.left(t, ended)
         self.board.clear()
         seen = []
         for k, (tid, box, (_, result)) in enumerate(zip(track_ids, boxes, observations, strict=True)):

@@ -136,6 +136,18 @@ class PhotoGate:
             return None
         return str(texture.evidence())
 
+    def left(self, t: float, track: FaceTrack) -> None:
+        """The face left during its photo check, undecided, after the check could have let it in:
+        a failed try of that person all the same (else walking away just before the DENIED and
+        coming back would be a free new try, again and again)."""
+        run, w = track.photo.challenge, track.photo.wait
+        if (not self.enabled or w is None or run is None or track.settled is not None or run.passed
+                or run.failed or not run.had_a_chance):
+            return
+        standing = self.attempts.failed(w.person, t)
+        log.warning("%s left the camera during the photo check (%s): counted as a failed try, now %s",
+                    w.label, run.summary(), standing.state)
+
     def _failed(self, t: float, tid: int, track: FaceTrack, w: PhotoWait, reason: str) -> Decision:
         """A failed photo check: counted against the person; the 3rd in a row suspends."""
         standing = self.attempts.failed(w.person, t)
