@@ -89,3 +89,19 @@ def test_the_running_door_keeps_the_wal_bounded(lin_enrolled, pipeline, monkeypa
         check._enforce_retention()           # what every frame does
         assert grown > 1 << 20 and wal.stat().st_size <= 1 << 20, (grown, wal.stat().st_size)
         check.close()
+
+
+def test_the_stale_check_reads_a_replica_state_written_meanwhile_at_once():
+    """The state is cached for a second (read on every frame), but not past a change of the file:
+    a door started again at once (or a catch-up) must not decide from the old time."""
+    from faceguard import paths
+    from faceguard.site.config import ReplicaState, SiteConfig
+    from faceguard.site.stale import stale_reason
+
+    SiteConfig("postgresql://nobody@127.0.0.1:1/none", "s1", "front").save()
+    ReplicaState("s1", last_sync=time.time() - 60).save(paths.data_dir())
+    assert stale_reason(paths.data_dir(), 300) is None
+    ReplicaState("s1", last_sync=time.time() - 600).save(paths.data_dir())
+    assert "has not heard from the site since" in stale_reason(paths.data_dir(), 300)
+    ReplicaState("s1", last_sync=time.time()).save(paths.data_dir())
+    assert stale_reason(paths.data_dir(), 300) is None

@@ -15,15 +15,17 @@ from faceguard.site import SiteError
 from faceguard.site.config import ReplicaState, SiteConfig
 
 _CACHE_S = 1.0
-_cache: dict[Path, tuple[float, float | None, bool]] = {}
+_cache: dict[Path, tuple[float, float | None, bool, int | None]] = {}
 
 
 def last_heard(data_dir: Path) -> tuple[bool, float | None]:
-    """(joined a site, time of the last successful catch-up or None), read at most once a second."""
+    """(joined a site, time of the last successful catch-up or None), read at most once a second
+    unless the replica state file changed meanwhile (a catch-up, or a door started anew)."""
     root = Path(data_dir)
     now = time.monotonic()
+    stamp = _stamp(root)
     hit = _cache.get(root)
-    if hit is not None and now - hit[0] < _CACHE_S:
+    if hit is not None and now - hit[0] < _CACHE_S and hit[3] == stamp:
         return hit[2], hit[1]
     try:
         config = SiteConfig.load()
@@ -31,8 +33,15 @@ def last_heard(data_dir: Path) -> tuple[bool, float | None]:
         heard = ReplicaState.load(root, config.site_id).last_sync if config is not None else None
     except SiteError:
         joined, heard = True, None        # a damaged state: as never heard
-    _cache[root] = (now, heard, joined)
+    _cache[root] = (now, heard, joined, stamp)
     return joined, heard
+
+
+def _stamp(root: Path) -> int | None:
+    try:
+        return ReplicaState.path(root).stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def stale_reason(data_dir: Path, cap_s: float, now: float | None = None) -> str | None:
