@@ -26,7 +26,8 @@ move, which its mirror image shares, and a head circling; the quarter turns are 
 lags up to ``RIVAL_LAG_S``, as a slow circle matches the turned path a quarter-turn later).
 From the visit's 5th path on the bar is ``LATE_MIN_Z``: each check is one more chance for a head
 that does not see the path to cross it. A path whose window (its end + the largest lag) is over
-without a pass is "continued", the last one "not followed". Too few pose samples per second (a slow PC) is its own outcome, ``too slow``.
+without a pass is "continued", the last one "not followed". Too few pose samples per second (a
+slow PC) is its own outcome, ``too slow``.
 Measured: benchmarks/challenge.py, README "Photo check".
 """
 
