@@ -314,3 +314,16 @@ def test_verify_timeout_after_unconvincing_frames_reports_the_distance():
     assert got[0][1].reason == ("no face matched Ana within 1 s of the claim "
                                 "(median distance 0.55 > threshold 0.40)")
     assert got[0][1].distance == pytest.approx(0.55)
+
+
+@pytest.mark.parametrize("fps", [5, 10, 30])
+def test_a_track_ends_after_the_same_time_at_any_frame_rate(fps):
+    """Lost for 0.3 s (a head turned away from the detector): the same track at 5, 10 and 30
+    frames a second (after 5 missed frames it ended at 30 but not at 5); lost for 0.8 s: ended."""
+    for gap, same in ((0.3, True), (0.8, False)):
+        tr, t = IouTracker(), 0.0
+        assert tr.update([box(0)], t) == [1]
+        while t + 1 / fps < gap:
+            t += 1 / fps
+            tr.update([], t)
+        assert tr.update([box(0)], gap + 0.01) == ([1] if same else [2]), (fps, gap)

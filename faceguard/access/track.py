@@ -5,14 +5,17 @@ predicts where its box will be next from its recent motion (constant velocity), 
 are matched to those predictions by IoU, best pair first (greedy), never below ``min_iou``.
 Predicting the motion is what keeps two people apart when they walk past each other: at the
 moment their boxes overlap, each detection still lies nearer its own track's prediction.
-A track that has no detection for more than ``max_missed`` frames ends; its id is never reused.
+A track that has no detection for more than ``MAX_MISSED_S`` seconds ends (more than
+``max_missed`` frames when the frames have no times); its id is never reused. In seconds, because
+a door counts a visit left during its photo check as a try: a face lost for 0.2 s would end its
+track at 30 frames a second (after 5 frames) but not at 5.
 
 Given the frames' timestamps (``update(boxes, t)``), the IoU floor is judged per time, not per
 frame: a face moves further between two frames 0.2 s apart (a PC checking 5 frames a second)
 than between two 1/30 s apart, so the floor ``min_iou`` holds for gaps up to ``FLOOR_GAP_S`` and
-falls in proportion beyond it (to a third of it at most). On the shared clip the singer's face, seen at 5 frames a second,
-otherwise broke into 2-3 tracks (IoU 0.2-0.3 between frames as he gestures) where 30 and 10 frames
-a second keep one, and every piece started its photo check anew.
+falls in proportion beyond it (to a third of it at most). On the shared clip the singer's face,
+seen at 5 frames a second, otherwise broke into 2-3 tracks (IoU 0.2-0.3 between frames as he
+gestures) where 30 and 10 frames a second keep one, and every piece started its photo check anew.
 
 Boxes are [x1, y1, x2, y2] in pixels.
 """
@@ -27,6 +30,7 @@ import numpy as np
 # How much of the newest frame-to-frame motion enters the velocity estimate; the rest is the
 # previous estimate, which smooths detector jitter.
 _VELOCITY_GAIN = 0.6
+MAX_MISSED_S = 0.5  # a track not seen for longer than this has ended (5 frames at 10 frames/s)
 FLOOR_GAP_S = 0.1   # up to this gap between a track's frames (10 frames/s) the floor is min_iou
 MIN_FLOOR_SHARE = 1 / 3   # and never below this part of it, however long the gap
 
@@ -114,7 +118,7 @@ class IouTracker:
             if tid not in assigned:
                 track = self.tracks[tid]
                 track.missed += 1
-                if track.missed > self.max_missed:
+                if self._gone(track, t):
                     del self.tracks[tid]
                     self.ended.append(tid)
         for di in range(len(det)):
@@ -137,6 +141,11 @@ class IouTracker:
     def reset(self) -> None:
         self.ended = list(self.tracks)
         self.tracks.clear()
+
+    def _gone(self, track: Track, t: float | None) -> bool:
+        if t is None or track.seen_at is None:
+            return track.missed > self.max_missed
+        return t - track.seen_at > MAX_MISSED_S
 
     def _floor(self, track: Track, t: float | None) -> float:
         """The least IoU that continues ``track`` in a frame at ``t``."""
