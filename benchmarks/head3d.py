@@ -108,8 +108,10 @@ class PoseTable:
         self.boxes, self.landmarks, self.embeddings = boxes, landmarks, embeddings
 
     @classmethod
-    def build(cls, head: Head, pipeline, yaw_max: float = 30.0, pitch_max: float = 20.0,
+    def build(cls, head: Head, pipeline, yaw_max: float = 44.0, pitch_max: float = 28.0,
               step: float = 2.0) -> PoseTable:
+        # (a follower turns up to 1.5 marker units × 20° = 30°, plus the fidget; beyond about
+        # 42° of yaw and 26° of pitch the rendered head's landmarks no longer move: the edge)
         yaws = np.arange(-yaw_max, yaw_max + 1e-9, step)
         pitches = np.arange(-pitch_max, pitch_max + 1e-9, step)
         boxes = np.full((len(yaws), len(pitches), 4), np.nan)
