@@ -21,6 +21,14 @@ from faceguard.tools.today import Row, day_bounds, summarise, to_dict  # noqa: E
 TODAY = date.today()
 
 
+@pytest.fixture(autouse=True)
+def _today():
+    """The day each test runs, not the day its module was imported: a run that passes midnight
+    (a slow CI) wrote yesterday's visits and asked the door for today's."""
+    global TODAY
+    TODAY = date.today()
+
+
 def unit(seed: int) -> np.ndarray:
     v = np.random.default_rng(seed).normal(size=128).astype(np.float32)
     return v / np.linalg.norm(v)
