@@ -244,9 +244,12 @@ def test_output_that_is_a_folder_is_one_line_naming_the_problem(lfw, tmp_path):
 def _door_on_a_loop(*limit: str, started=lambda proc: None) -> subprocess.Popen:
     # Lin enrolled (the callers ask for lin_enrolled): decision lines keep coming as the clip
     # loops (him after each cool-down, the audience as strangers). An empty gallery decides nothing.
+    # (SIGINT at its default, as in a terminal: a test run started in the background inherits it
+    # ignored, and Python then never raises KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-m", "faceguard.cli", "door", "--camera", str(CLIP),
                              "--headless", "--loop", "--provider", "cpu", *limit],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     started(proc)
     first = proc.stdout.readline()
     assert json.loads(first)["decision"] in ("GRANTED", "DENIED"), proc.stderr.read()
