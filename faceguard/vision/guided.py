@@ -56,8 +56,8 @@ REGION_SHARE_FULL = 0.4
 # A followed person's own shoulders and arms reach this many face widths to each side of their
 # face: changes there are no reason to search (a wave, a shrug). On the shared clip the singer's
 # gestures within 1 face width started a region search on 159 of 275 frames, within 3 on 33
-# (with the door's 60 px smallest face; a new face that close is found by the next full search instead: at most FULL_EVERY - 1
-# frames later; measured on the clip: 1 frame at most).
+# (with the door's 60 px smallest face; a new face that close is found by the next full search
+# instead: at most FULL_EVERY - 1 frames later; measured on the clip: 1 frame at most).
 BODY_SIDE = 3.0
 # Guided faces that overlap this much (intersection over the smaller box) are one face found
 # from two hints (a track's prediction and the previous frame's box).
